@@ -1,0 +1,119 @@
+"""The one error tree of mcpctl.
+
+    McpctlError                      500 internal
+    ├── InvalidError                 400 invalid            (bad input, bad reference, bad TTL …)
+    │   └── UsageError               400 invalid            (a malformed flag value, e.g. --roleBindings)
+    ├── UnauthenticatedError         401 unauthenticated    (missing/unknown/expired credentials)
+    ├── ForbiddenError               403 forbidden
+    │   └── LimitExceededError       403 <code of the limit> (e.g. token_limit_exceeded)
+    ├── NotFoundError                404 not_found
+    ├── ConflictError                409 conflict
+    │   └── AlreadyExistsError       409 already_exists
+    ├── PayloadTooLargeError         413 payload_too_large
+    └── UpstreamError                502 upstream_error
+        └── UpstreamTimeoutError     504 upstream_timeout
+
+`STATUS_BY_ERROR` is the one table from error class to HTTP status; mcpd renders every error as
+``{"error": {"code", "message", "details"}, "requestId"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class McpctlError(Exception):
+    """Base of every error mcpctl raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if code is not None:
+            self.code = code
+
+
+class InvalidError(McpctlError):
+    code = "invalid"
+
+
+class UsageError(InvalidError):
+    code = "invalid"
+
+
+class UnauthenticatedError(McpctlError):
+    code = "unauthenticated"
+
+
+class ForbiddenError(McpctlError):
+    code = "forbidden"
+
+
+class LimitExceededError(ForbiddenError):
+    code = "limit_exceeded"
+
+
+class NotFoundError(McpctlError):
+    code = "not_found"
+
+
+class ConflictError(McpctlError):
+    code = "conflict"
+
+
+class AlreadyExistsError(ConflictError):
+    code = "already_exists"
+
+
+class PayloadTooLargeError(McpctlError):
+    code = "payload_too_large"
+
+
+class UpstreamError(McpctlError):
+    code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    code = "upstream_timeout"
+
+
+# Most specific classes first: the first isinstance match wins.
+STATUS_BY_ERROR: tuple[tuple[type[McpctlError], int], ...] = (
+    (UsageError, 400),
+    (InvalidError, 400),
+    (UnauthenticatedError, 401),
+    (LimitExceededError, 403),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (AlreadyExistsError, 409),
+    (ConflictError, 409),
+    (PayloadTooLargeError, 413),
+    (UpstreamTimeoutError, 504),
+    (UpstreamError, 502),
+    (McpctlError, 500),
+)
+
+
+def status_for(error: McpctlError) -> int:
+    """HTTP status for an error, from the one table."""
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 500  # pragma: no cover - McpctlError is the last row
+
+
+# kubectl-style reason phrases, used by the CLI: "Error from server (Forbidden): …".
+REASON_BY_STATUS: dict[int, str] = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "AlreadyExists",
+    413: "RequestEntityTooLarge",
+    500: "InternalError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}

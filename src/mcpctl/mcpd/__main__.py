@@ -1,0 +1,2 @@
+def main() -> None:  # placeholder until mcpd lands
+    raise SystemExit("mcpd: not built yet")
