@@ -129,4 +129,4 @@ def bindings_for(subjects: Iterable[str], definitions: Iterable[tuple[Iterable[s
     for def_subjects, def_bindings in definitions:
         if wanted.intersection(def_subjects):
             out.update(def_bindings)
-    return tuple(sorted(out))
+    return tuple(sorted(out, key=str))

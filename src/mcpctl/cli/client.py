@@ -1,0 +1,93 @@
+"""The one way the CLI talks to mcpd: HTTP with a bearer, mcpd's error body turned into ServerError."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mcpctl.cli.errors import CliError, NotLoggedInError, ServerError, UnreachableError
+
+USER_AGENT = "mcpctl/0.1"
+API = "/api/v1"
+
+
+def api_path(*parts: str) -> str:
+    """`/api/v1/<parts…>` with every part percent-encoded, so a name can never change the route."""
+    return "/".join([API, *(quote(part, safe="") for part in parts)])
+
+
+def error_from_response(response: httpx.Response) -> ServerError:
+    """Read mcpd's `{"error": {code, message}}` body; fall back to whatever the body says."""
+    code: str | None = None
+    message = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code") if isinstance(error.get("code"), str) else None
+            message = str(error.get("message") or "")
+        elif isinstance(body.get("detail"), str):
+            message = body["detail"]
+    if not message:
+        message = response.text.strip()[:200] or response.reason_phrase or f"HTTP {response.status_code}"
+    return ServerError(response.status_code, code, message)
+
+
+class ApiClient:
+    """A thin synchronous client bound to one mcpd URL and (optionally) one bearer token."""
+
+    def __init__(self, base_url: str, token: str | None, *,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
+                                  headers={"User-Agent": USER_AGENT})
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                json: Any = None, auth: bool = True) -> httpx.Response:
+        """Send one request; raise ServerError for an error status, UnreachableError for no answer."""
+        headers: dict[str, str] = {}
+        if auth:
+            if not self._token:
+                raise NotLoggedInError()
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = self._http.request(method, path, params=params, json=json, headers=headers)
+        except httpx.TransportError as exc:
+            raise UnreachableError(self.base_url, str(exc) or type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def json(self, method: str, path: str, *, params: dict[str, str] | None = None,
+             json: Any = None, auth: bool = True) -> Any:
+        """Like request(), returning the decoded JSON body (None for an empty one)."""
+        response = self.request(method, path, params=params, json=json, auth=auth)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(f"mcpd answered {method} {path} with a body that is not JSON") from exc
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether /healthz answers 2xx, and a short note saying why not."""
+        try:
+            self.request("GET", "/healthz", auth=False)
+        except UnreachableError as exc:
+            return False, exc.detail
+        except ServerError as exc:
+            return False, f"/healthz answered {exc.status}"
+        return True, "ok"

@@ -1,0 +1,50 @@
+"""CLI nouns → kinds (via the one table in core.kinds) and the API paths that serve them."""
+
+from __future__ import annotations
+
+import click
+from click.shell_completion import CompletionItem
+
+from mcpctl.cli.client import api_path
+from mcpctl.cli.errors import CliError, usage_error
+from mcpctl.core.kinds import KINDS, KindInfo, kind_for_noun
+
+AUDIT = "AuditEvent"
+
+
+def _known() -> str:
+    return ", ".join(info.plural for info in KINDS if info.served)
+
+
+def resolve_noun(noun: str, *, writable: bool = False) -> KindInfo:
+    """The kind a noun names. Unknown nouns are usage errors; kinds mcpd does not serve yet, or
+    read-only kinds asked to change, are errors naming the kind."""
+    info = kind_for_noun(noun)
+    if info is None:
+        raise usage_error(f'unknown resource type "{noun}" (known: {_known()})')
+    if not info.served:
+        raise CliError(f"{info.plural} are not served by this version of mcpd yet")
+    if writable and info.read_only:
+        raise usage_error(f"{info.plural} are read-only")
+    return info
+
+
+def collection_path(info: KindInfo) -> str:
+    return api_path("audit", "events") if info.kind == AUDIT else api_path(info.plural)
+
+
+def object_path(info: KindInfo, name: str) -> str:
+    if info.kind == AUDIT:
+        raise usage_error(f"{info.plural} cannot be addressed by name; filter them with flags instead")
+    return api_path(info.plural, name)
+
+
+def ref(info: KindInfo, name: str) -> str:
+    """`kind/name` as mutations print it: the lowercase singular noun."""
+    return f"{info.singular}/{name}"
+
+
+def complete_noun(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion for a NOUN argument: the plural nouns mcpd serves."""
+    return [CompletionItem(info.plural) for info in KINDS
+            if info.served and info.plural.startswith(incomplete.lower())]

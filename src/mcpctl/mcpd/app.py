@@ -1,0 +1,86 @@
+"""The composition root: create_app(settings) builds mcpd; the lifespan opens and closes resources."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+
+import mcpctl
+from mcpctl.core.errors import McpctlError
+from mcpctl.core.crypto import SecretCipher
+from mcpctl.mcpd import audit, errors
+from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
+from mcpctl.mcpd.kinds import HANDLERS
+from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
+from mcpctl.mcpd.routers import audit as audit_router
+from mcpctl.mcpd.routers import auth as auth_router
+from mcpctl.mcpd.routers import ops
+from mcpctl.mcpd.routers import projects as projects_router
+from mcpctl.mcpd.routers.resources import resource_router
+from mcpctl.mcpd.schemas import ErrorOut
+from mcpctl.mcpd.settings import Settings
+from mcpctl.mcpd.state import AppState
+from mcpctl.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in ((400, "Invalid request"), (401, "Unauthenticated"), (403, "Forbidden"),
+                         (404, "Not found"), (409, "Conflict"), (413, "Payload too large"))
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build an mcpd application. Nothing is opened until the lifespan starts."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            state = AppState(settings=settings, db=db, cipher=SecretCipher(load_secret_key(settings)),
+                             metrics=metrics)
+            app.state.mcpd = state
+            public_url = f"http://{settings.host}:{settings.port}"
+            await bootstrap_admin(db, settings, public_url=public_url)
+            logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(title="mcpd", version=mcpctl.__version__, lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+                  description="mcpctl control plane API. See docs/api.md.")
+
+    api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
+    api.include_router(auth_router.router)
+    api.include_router(audit_router.router)
+    api.include_router(projects_router.router)
+    for handler in HANDLERS:
+        api.include_router(resource_router(handler))
+    app.include_router(api)
+    app.include_router(ops.router)
+
+    async def on_forbidden(request: Request, error: McpctlError) -> None:
+        state: AppState | None = getattr(request.app.state, "mcpd", None)
+        result = getattr(request.state, "auth", None)
+        if state is None or result is None:
+            return
+        try:
+            async with state.db.write() as session:
+                audit.record(session, "rbac_denied", outcome="denied", user=result.principal.email,
+                             target=f"{request.method} {request.url.path}"[:500],
+                             request_id=getattr(request.state, "request_id", None),
+                             client_addr=request.client.host if request.client else None)
+        except Exception:
+            logger.exception("could not record an rbac_denied audit event")
+
+    errors.install(app, on_forbidden=on_forbidden)
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app

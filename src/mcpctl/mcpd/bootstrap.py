@@ -1,0 +1,99 @@
+"""First start: the secret key, and the first admin with group and RbacDefinition `admins`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+
+from mcpctl.core.crypto import SecretCipher, generate_password, hash_password
+from mcpctl.core.names import check_email
+from mcpctl.core.rbac import parse_binding
+from mcpctl.mcpd.settings import Settings
+from mcpctl.storage import tables
+from mcpctl.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADMIN_EMAIL = "admin@mcpctl.local"
+ADMIN_BINDINGS = ("role:edit,resource:*", "role:create,resource:*", "role:delete,resource:*",
+                  "role:run,resource:*", "action:*")
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Write a file only its owner can read (0600), in a directory only its owner can enter (0700)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_secret_key(settings: Settings) -> str:
+    """MCPD_SECRET_KEY, else `<dataDir>/secret.key`, generated (0600) on first start."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        write_private_file(path, SecretCipher.generate_key() + "\n")
+        logger.info("generated the secret encryption key at %s (keep it with the database)", path)
+    return path.read_text().strip()
+
+
+def credentials_path(settings: Settings) -> Path:
+    return settings.data_dir / "admin-credentials"
+
+
+def _admin_password(settings: Settings) -> tuple[str, bool]:
+    if settings.bootstrap_admin_password is not None:
+        return settings.bootstrap_admin_password.get_secret_value(), False
+    if settings.bootstrap_admin_password_file is not None:
+        return settings.bootstrap_admin_password_file.read_text().strip(), False
+    return generate_password(), True
+
+
+def _user_name(email: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", email.split("@")[0].lower()).strip("-")[:63].strip("-")
+    return name or "admin"
+
+
+async def bootstrap_admin(db: Database, settings: Settings, *, public_url: str) -> None:
+    """Create the first admin when the database has no user; say where its credentials are."""
+    async with db.write() as session:
+        if (await session.execute(sa.select(sa.func.count()).select_from(tables.User))).scalar():
+            if credentials_path(settings).exists():
+                logger.info("admin credentials from the first start are in %s", credentials_path(settings))
+            return
+        email = check_email(settings.bootstrap_admin_email or DEFAULT_ADMIN_EMAIL)
+        password, generated = _admin_password(settings)
+        user = tables.User(name=_user_name(email), email=email, password_hash=hash_password(password),
+                           labels={}, display_name="Administrator")
+        session.add(user)
+        await session.flush()
+        group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
+        if group is None:
+            group = tables.Group(name="admins", labels={}, description="mcpd administrators")
+            session.add(group)
+        group.memberships = [*group.memberships, tables.GroupMember(user_id=user.id,
+                                                                    position=len(group.memberships))]
+        if (await session.execute(sa.select(tables.RbacDefinition)
+                                  .where(tables.RbacDefinition.name == "admins"))).scalar() is None:
+            session.add(tables.RbacDefinition(
+                name="admins", labels={}, description="full access for the admins group",
+                role_bindings=[parse_binding(b).to_dict() for b in ADMIN_BINDINGS],
+                subject_rows=[tables.RbacSubject(subject="Group:admins", position=0)],
+            ))
+    if generated:
+        path = credentials_path(settings)
+        write_private_file(path, yaml.safe_dump({"mcpdUrl": public_url, "email": email, "password": password}))
+        logger.warning("created the first admin %s; generated credentials written to %s (0600). "
+                       "Log in with: mcpctl login --mcpd-url %s --email %s", email, path, public_url, email)
+    else:
+        logger.info("created the first admin %s from the bootstrap settings", email)

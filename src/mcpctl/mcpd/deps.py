@@ -1,0 +1,36 @@
+"""FastAPI dependencies: the app state, the authenticated principal, a kind context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from mcpctl.core.errors import UnauthenticatedError
+from mcpctl.core.policy import ANONYMOUS, Principal
+from mcpctl.mcpd.auth import AuthResult
+from mcpctl.mcpd.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.mcpd
+    return state
+
+
+def auth_result(request: Request) -> AuthResult:
+    result: AuthResult | None = getattr(request.state, "auth", None)
+    return result or AuthResult(ANONYMOUS)
+
+
+def require_principal(request: Request) -> Principal:
+    """The caller, or 401 (missing, malformed, unknown or expired bearer)."""
+    result = auth_result(request)
+    if not result.principal.is_authenticated:
+        reason = result.error or "missing"
+        message = "authentication required" if reason == "missing" else f"invalid bearer token ({reason})"
+        raise UnauthenticatedError(message, details={"reason": reason})
+    return result.principal
+
+
+State = Annotated[AppState, Depends(get_state)]
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]

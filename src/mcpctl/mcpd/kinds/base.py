@@ -1,0 +1,127 @@
+"""The generic part of every kind: lookup, the object shape, create-or-replace with change detection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcpctl.core.crypto import SecretCipher
+from mcpctl.core.errors import NotFoundError
+from mcpctl.core.kinds import KindInfo
+from mcpctl.core.policy import Principal
+from mcpctl.storage import tables
+
+RowT = TypeVar("RowT", bound=tables.Base)
+SpecT = TypeVar("SpecT", bound=BaseModel)
+ApplyResult = Literal["created", "configured", "unchanged"]
+
+
+@dataclass
+class KindContext:
+    """What a handler may use during one unit of work."""
+
+    session: AsyncSession
+    cipher: SecretCipher
+    principal: Principal
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class KindHandler(Generic[RowT, SpecT]):
+    info: ClassVar[KindInfo]
+    table: ClassVar[type[Any]]
+    spec_model: ClassVar[type[BaseModel]]
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    async def get(self, session: AsyncSession, name: str) -> RowT | None:
+        result = await session.execute(sa.select(self.table).where(self.table.name == name))
+        row: RowT | None = result.scalars().first()
+        return row
+
+    async def require(self, session: AsyncSession, name: str) -> RowT:
+        row = await self.get(session, name)
+        if row is None:
+            raise self.not_found(name)
+        return row
+
+    def not_found(self, name: str) -> NotFoundError:
+        return NotFoundError(f'{self.info.plural} "{name}" not found',
+                             details={"kind": self.info.kind, "name": name})
+
+    async def list(self, session: AsyncSession) -> list[RowT]:
+        result = await session.execute(sa.select(self.table).order_by(self.table.name))
+        return list(result.scalars().all())
+
+    async def to_object(self, ctx: KindContext, row: RowT, *, show_values: bool = False) -> dict[str, Any]:
+        r: Any = row
+        metadata: dict[str, Any] = {"name": r.name}
+        if r.labels:
+            metadata["labels"] = dict(r.labels)
+        metadata.update(id=r.id, createdAt=iso(r.created_at), updatedAt=iso(r.updated_at))
+        spec = await self.spec_of(ctx, row, show_values=show_values)
+        if r.description is not None:
+            spec["description"] = r.description
+        return {"kind": self.info.kind, "metadata": metadata, "spec": spec,
+                "status": await self.status_of(ctx, row)}
+
+    async def spec_of(self, ctx: KindContext, row: RowT, *, show_values: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def status_of(self, ctx: KindContext, row: RowT) -> dict[str, Any]:
+        return {}
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def canonical(self, spec: SpecT) -> dict[str, Any]:
+        """The spec as it will read back (without description), for change detection."""
+        return spec.model_dump(mode="json", exclude_none=True, exclude={"description"})
+
+    async def differs(self, ctx: KindContext, row: RowT, spec: SpecT) -> bool:
+        return await self.spec_of(ctx, row, show_values=True) != self.canonical(spec)
+
+    async def write(self, ctx: KindContext, row: RowT, spec: SpecT) -> None:
+        """Validate references and set the row's kind-specific columns from the spec."""
+        raise NotImplementedError
+
+    async def apply(self, ctx: KindContext, row: RowT | None, name: str, labels: dict[str, str],
+                    spec: SpecT) -> tuple[RowT, ApplyResult]:
+        """Create (row None) or replace, reporting whether anything changed."""
+        description = getattr(spec, "description", None)
+        if row is None:
+            new: Any = self.table(name=name, labels=labels, description=description)
+            await self.write(ctx, new, spec)
+            ctx.session.add(new)
+            await ctx.session.flush()
+            return new, "created"
+        r: Any = row
+        if (dict(r.labels or {}) == labels and r.description == description
+                and not await self.differs(ctx, row, spec)):
+            return row, "unchanged"
+        r.labels, r.description = labels, description
+        await self.write(ctx, row, spec)
+        r.updated_at = tables.utcnow()
+        await ctx.session.flush()
+        return row, "configured"
+
+    async def delete(self, ctx: KindContext, row: RowT, *, force: bool) -> None:
+        await self.before_delete(ctx, row, force=force)
+        await ctx.session.delete(row)
+        await ctx.session.flush()
+
+    async def before_delete(self, ctx: KindContext, row: RowT, *, force: bool) -> None:
+        """Refuse (ConflictError) or detach what depends on the row."""
+
+
+async def replace_children(ctx: KindContext, row: Any, attribute: str) -> None:
+    """Delete a persistent row's child rows before new ones with the same keys are added."""
+    if sa.inspect(row).persistent and getattr(row, attribute):
+        setattr(row, attribute, [])
+        await ctx.session.flush()

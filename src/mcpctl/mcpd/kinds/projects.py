@@ -1,0 +1,47 @@
+"""Projects: an ordered list of servers plus the settings the project endpoint will use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from mcpctl.core.errors import InvalidError
+from mcpctl.core.kinds import kind_for_noun
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children
+from mcpctl.mcpd.schemas import ProjectSpec
+from mcpctl.storage import tables
+
+
+class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
+    info = kind_for_noun("projects")  # type: ignore[assignment]
+    table = tables.Project
+    spec_model = ProjectSpec
+
+    async def spec_of(self, ctx: KindContext, row: tables.Project, *, show_values: bool) -> dict[str, Any]:
+        return {
+            "servers": [link.server.name for link in row.server_links],
+            "proxyModel": row.proxy_model,
+            "toolPrefixMode": row.tool_prefix_mode,
+            "toolNameSeparator": row.tool_name_separator,
+        }
+
+    def canonical(self, spec: ProjectSpec) -> dict[str, Any]:
+        data = super().canonical(spec)
+        data["servers"] = list(dict.fromkeys(spec.servers))
+        return data
+
+    async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
+        names = list(dict.fromkeys(spec.servers))
+        found: dict[str, tables.Server] = {}
+        if names:
+            result = await ctx.session.execute(sa.select(tables.Server).where(tables.Server.name.in_(names)))
+            found = {server.name: server for server in result.scalars()}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise InvalidError(f'unknown server "{missing[0]}" in servers', details={"missing": missing})
+        row.proxy_model = spec.proxyModel
+        row.tool_prefix_mode = spec.toolPrefixMode
+        row.tool_name_separator = spec.toolNameSeparator
+        await replace_children(ctx, row, "server_links")
+        row.server_links = [tables.ProjectServer(server=found[n], position=i) for i, n in enumerate(names)]

@@ -1,0 +1,59 @@
+"""Users: e-mail identity, Argon2id password (write-only), `disabled`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from mcpctl.core.crypto import hash_password, verify_password
+from mcpctl.core.errors import AlreadyExistsError
+from mcpctl.core.kinds import kind_for_noun
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler
+from mcpctl.mcpd.schemas import UserSpec
+from mcpctl.storage import tables
+
+
+class UserHandler(KindHandler[tables.User, UserSpec]):
+    info = kind_for_noun("users")  # type: ignore[assignment]
+    table = tables.User
+    spec_model = UserSpec
+
+    async def spec_of(self, ctx: KindContext, row: tables.User, *, show_values: bool) -> dict[str, Any]:
+        spec: dict[str, Any] = {"email": row.email}
+        if row.display_name is not None:
+            spec["displayName"] = row.display_name
+        spec["disabled"] = row.disabled
+        return spec
+
+    async def status_of(self, ctx: KindContext, row: tables.User) -> dict[str, Any]:
+        result = await ctx.session.execute(
+            sa.select(tables.Group.name)
+            .join(tables.GroupMember, tables.GroupMember.group_id == tables.Group.id)
+            .where(tables.GroupMember.user_id == row.id)
+            .order_by(tables.Group.name)
+        )
+        return {"groups": list(result.scalars()), "hasPassword": row.password_hash is not None}
+
+    def canonical(self, spec: UserSpec) -> dict[str, Any]:
+        return spec.model_dump(mode="json", exclude_none=True, exclude={"description", "password"})
+
+    async def differs(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> bool:
+        if spec.password is not None and not verify_password(row.password_hash, spec.password):
+            return True
+        return await super().differs(ctx, row, spec)
+
+    async def write(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> None:
+        email = spec.email.lower()
+        if email != row.email:
+            clash = await ctx.session.execute(
+                sa.select(tables.User.name).where(tables.User.email == email, tables.User.id != row.id)
+            )
+            if (other := clash.scalar()) is not None:
+                raise AlreadyExistsError(f'email "{email}" already belongs to user "{other}"',
+                                         details={"field": "email"})
+        row.email = email
+        row.display_name = spec.displayName
+        row.disabled = spec.disabled
+        if spec.password is not None and not verify_password(row.password_hash, spec.password):
+            row.password_hash = hash_password(spec.password)

@@ -1,0 +1,115 @@
+"""ASGI middleware: request id, Prometheus metrics, body size limit, and authentication."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcpctl.core.errors import PayloadTooLargeError
+from mcpctl.core.policy import ANONYMOUS
+from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header
+from mcpctl.mcpd.context import principal_var, request_id_var
+from mcpctl.mcpd.errors import error_response
+
+if TYPE_CHECKING:
+    from mcpctl.mcpd.state import AppState
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Metrics:
+    """The Prometheus instruments of one app (own registry: several apps may live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mcpd_http_requests_total", "HTTP requests served.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("mcpd_http_request_duration_seconds", "HTTP request latency.",
+                                 ["method", "route"], registry=self.registry)
+
+
+class RequestContextMiddleware:
+    """Request id (X-Request-Id in and out), metrics, and the request body size limit."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        try:
+            length = Headers(scope=scope).get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body:
+                error = PayloadTooLargeError(f"request body larger than {self.max_body} bytes")
+                await error_response(error, request_id)(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, self._limited(receive), send_wrapper)
+        finally:
+            route: Any = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, path, str(status)).inc()
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise PayloadTooLargeError(f"request body larger than {self.max_body} bytes")
+            return message
+
+        return receive_limited
+
+
+class AuthMiddleware:
+    """Authenticate once: `scope["state"]["auth"]` holds an AuthResult for every API request."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        token = bearer_from_header(Headers(scope=scope).get("authorization"))
+        if token is None:
+            result = AuthResult(ANONYMOUS)
+        elif token == "":
+            result = AuthResult(ANONYMOUS, "malformed")
+        else:
+            state: AppState = scope["app"].state.mcpd
+            async with state.db.read() as session:
+                result = await authenticate(session, token)
+        scope.setdefault("state", {})["auth"] = result
+        ctx_token = principal_var.set(result.principal.email or None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            principal_var.reset(ctx_token)

@@ -1,0 +1,59 @@
+"""Login sessions: POST /auth/login, POST /auth/logout, GET /auth/me."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+
+from mcpctl.core.errors import UnauthenticatedError
+from mcpctl.mcpd import audit
+from mcpctl.mcpd import auth as auth_service
+from mcpctl.mcpd.deps import CurrentPrincipal, State, auth_result
+from mcpctl.mcpd.kinds import KindContext
+from mcpctl.mcpd.kinds.users import UserHandler
+from mcpctl.mcpd.schemas import LoginIn, LoginOut, MeOut
+from mcpctl.storage import tables
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+_users = UserHandler()
+
+
+@router.post("/login", response_model=LoginOut, summary="Log in with e-mail and password")
+async def login(body: LoginIn, request: Request, state: State) -> Any:
+    client = request.client.host if request.client else None
+    request_id = getattr(request.state, "request_id", None)
+    ttl = timedelta(seconds=state.settings.session_ttl_seconds)
+    async with state.db.write() as session:
+        outcome = await auth_service.login(session, body.email, body.password, ttl)
+        audit.record(session, "login", outcome="ok" if outcome else "denied",
+                     user=body.email.strip().lower()[:320], request_id=request_id, client_addr=client)
+        if outcome is None:
+            failed = True
+        else:
+            failed = False
+            token, record, user = outcome
+            principal = await auth_service.principal_for_user(session, user)
+            user_obj = await _users.to_object(KindContext(session, state.cipher, principal), user)
+    if failed:
+        raise UnauthenticatedError("invalid email or password", details={"reason": "invalid_credentials"})
+    return {"token": token, "expiresAt": record.expires_at, "user": user_obj}
+
+
+@router.post("/logout", status_code=204, summary="End the current login session")
+async def logout(request: Request, state: State, principal: CurrentPrincipal) -> Response:
+    session_id = auth_result(request).session_id
+    async with state.db.write() as session:
+        await session.execute(sa.delete(tables.LoginSession).where(tables.LoginSession.id == session_id))
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=MeOut, summary="Who am I: user, groups and effective bindings")
+async def me(state: State, principal: CurrentPrincipal) -> Any:
+    async with state.db.read() as session:
+        user = await _users.require(session, principal.name or "")
+        user_obj = await _users.to_object(KindContext(session, state.cipher, principal), user)
+    return {"user": user_obj, "groups": sorted(principal.groups),
+            "bindings": [b.to_dict() for b in principal.bindings]}

@@ -1,0 +1,116 @@
+"""mcpd settings: one object, precedence flag > environment (MCPD_*) > config file > default.
+
+Every setting carries a description (its help text); a test fails when one is missing or when
+docs/configuration.md does not list it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mcpctl.core.durations import parse_duration
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "mcpctl"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCPD_", extra="forbid", validate_default=True)
+
+    config_file: Path | None = Field(
+        None, description="YAML file of settings (keys are the setting names); flags and env win over it."
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(3000, ge=0, le=65535, description="Port the HTTP API listens on.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Directory for the embedded SQLite database, the generated secret key and admin "
+        "credentials.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; default sqlite+aiosqlite:///<dataDir>/mcpd.db. "
+        "Use postgresql+asyncpg://… for production.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts secrets at rest (a Fernet key or any passphrase). Default: "
+        "generated once into <dataDir>/secret.key (0600).",
+    )
+    bootstrap_admin_email: str | None = Field(
+        None, description="E-mail of the first admin, created when the database has no user."
+    )
+    bootstrap_admin_password: SecretStr | None = Field(
+        None, description="Password of the first admin (default: generated and written to "
+        "<dataDir>/admin-credentials, 0600)."
+    )
+    bootstrap_admin_password_file: Path | None = Field(
+        None, description="File holding the first admin's password (instead of the variable)."
+    )
+    session_ttl: str = Field("7d", description="Lifetime of a login session bearer (e.g. 12h, 7d).")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_json: bool = Field(False, description="Write logs as JSON lines (one object per record).")
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _check_ttl(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return value.lower()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'mcpd.db'}"
+
+    @property
+    def session_ttl_seconds(self) -> float:
+        return parse_duration(self.session_ttl).total_seconds()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls, init_settings))
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the YAML file named by the `config_file` flag or MCPD_CONFIG_FILE."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config_file") or os.environ.get("MCPD_CONFIG_FILE")
+        self._values: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"config file {path} must hold a mapping of settings")
+            self._values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
