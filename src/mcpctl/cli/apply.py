@@ -13,8 +13,15 @@ _RESULTS = ("created", "configured", "unchanged")
 
 
 @click.command()
-@click.option("-f", "--filename", "targets", multiple=True, metavar="FILE",
-              type=click.Path(allow_dash=True), help="Manifest file, directory, or - for stdin.")
+@click.option(
+    "-f",
+    "--filename",
+    "targets",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(allow_dash=True),
+    help="Manifest file, directory, or - for stdin.",
+)
 @click.option("--dry-run", is_flag=True, help="Validate on the server; store nothing.")
 @pass_state
 def apply(state: AppState, /, targets: tuple[str, ...], dry_run: bool) -> None:
@@ -31,8 +38,9 @@ def apply(state: AppState, /, targets: tuple[str, ...], dry_run: bool) -> None:
     failed = False
     for manifest in manifests:
         try:
-            response = client.request("PUT", object_path(manifest.info, manifest.name),
-                                      params=params, json=manifest.body)
+            response = client.request(
+                "PUT", object_path(manifest.info, manifest.name), params=params, json=manifest.body
+            )
         except ServerError as exc:
             exc.message = f"{ref(manifest.info, manifest.name)}: {exc.message}"
             click.echo(exc.format(), err=True)

@@ -13,9 +13,14 @@ USER_AGENT = "mcpctl/0.1"
 API = "/api/v1"
 
 
+def _segment(part: str) -> str:
+    encoded = quote(part, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded  # no dot-segment removal
+
+
 def api_path(*parts: str) -> str:
     """`/api/v1/<parts…>` with every part percent-encoded, so a name can never change the route."""
-    return "/".join([API, *(quote(part, safe="") for part in parts)])
+    return "/".join([API, *(_segment(part) for part in parts)])
 
 
 def error_from_response(response: httpx.Response) -> ServerError:
@@ -41,12 +46,19 @@ def error_from_response(response: httpx.Response) -> ServerError:
 class ApiClient:
     """A thin synchronous client bound to one mcpd URL and (optionally) one bearer token."""
 
-    def __init__(self, base_url: str, token: str | None, *,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.base_url = base_url
         self._token = token
-        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout,
-                                  headers={"User-Agent": USER_AGENT})
+        self._http = httpx.Client(
+            base_url=base_url, transport=transport, timeout=timeout, headers={"User-Agent": USER_AGENT}
+        )
 
     @property
     def has_token(self) -> bool:
@@ -55,8 +67,15 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                json: Any = None, auth: bool = True) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        auth: bool = True,
+    ) -> httpx.Response:
         """Send one request; raise ServerError for an error status, UnreachableError for no answer."""
         headers: dict[str, str] = {}
         if auth:
@@ -71,8 +90,15 @@ class ApiClient:
             raise error_from_response(response)
         return response
 
-    def json(self, method: str, path: str, *, params: dict[str, str] | None = None,
-             json: Any = None, auth: bool = True) -> Any:
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        auth: bool = True,
+    ) -> Any:
         """Like request(), returning the decoded JSON body (None for an empty one)."""
         response = self.request(method, path, params=params, json=json, auth=auth)
         if not response.content:

@@ -33,8 +33,7 @@ class AppState:
     def client(self, url_flag: str | None = None, *, anonymous: bool = False) -> ApiClient:
         """A client for the effective URL, carrying the effective bearer unless `anonymous`."""
         resolved = self.resolved(url_flag)
-        client = ApiClient(resolved.mcpd_url, None if anonymous else resolved.token,
-                           transport=self.transport)
+        client = ApiClient(resolved.mcpd_url, None if anonymous else resolved.token, transport=self.transport)
         self._clients.append(client)
         return client
 

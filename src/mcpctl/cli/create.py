@@ -21,14 +21,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def common_options(func: F) -> F:
     """Flags every `create` subcommand takes, meaning the same everywhere."""
-    for decorator in reversed((
-        click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label (repeatable)."),
-        click.option("--description", help="Free-text description."),
-        click.option("--dry-run", is_flag=True, help="Validate on the server; store nothing."),
-        click.option("--force", is_flag=True, help="Replace the object if it already exists."),
-        click.option("-o", "--output", type=click.Choice(["json", "yaml", "name"]),
-                     help="Print the created object instead of a summary line."),
-    )):
+    for decorator in reversed(
+        (
+            click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label (repeatable)."),
+            click.option("--description", help="Free-text description."),
+            click.option("--dry-run", is_flag=True, help="Validate on the server; store nothing."),
+            click.option("--force", is_flag=True, help="Replace the object if it already exists."),
+            click.option(
+                "-o",
+                "--output",
+                type=click.Choice(["json", "yaml", "name"]),
+                help="Print the created object instead of a summary line.",
+            ),
+        )
+    ):
         func = decorator(func)
     return func
 
@@ -77,8 +83,9 @@ def submit(state: AppState, kind: str, name: str, spec: dict[str, Any], opts: di
     client = state.client()
     if opts["force"]:
         response = client.request("PUT", object_path(info, name), params=params, json=body)
-        verb = response.headers.get("Mcpctl-Result") or ("created" if response.status_code == 201
-                                                         else "configured")
+        verb = response.headers.get("Mcpctl-Result") or (
+            "created" if response.status_code == 201 else "configured"
+        )
     else:
         response = client.request("POST", collection_path(info), params=params, json=body)
         verb = "created"
@@ -108,12 +115,23 @@ def create() -> None:
 @click.option("--tool-name-separator", metavar="SEP", help="Between server and tool name (default __).")
 @common_options
 @pass_state
-def create_project(state: AppState, /, name: str, servers: tuple[str, ...], proxy_model: str | None,
-                   tool_prefix_mode: str | None, tool_name_separator: str | None, **opts: Any) -> None:
+def create_project(
+    state: AppState,
+    /,
+    name: str,
+    servers: tuple[str, ...],
+    proxy_model: str | None,
+    tool_prefix_mode: str | None,
+    tool_name_separator: str | None,
+    **opts: Any,
+) -> None:
     """Create a project grouping servers behind one MCP endpoint."""
     spec: dict[str, Any] = {"servers": list(servers)}
-    for key, value in (("proxyModel", proxy_model), ("toolPrefixMode", tool_prefix_mode),
-                       ("toolNameSeparator", tool_name_separator)):
+    for key, value in (
+        ("proxyModel", proxy_model),
+        ("toolPrefixMode", tool_prefix_mode),
+        ("toolNameSeparator", tool_name_separator),
+    ):
         if value is not None:
             spec[key] = value
     submit(state, "Project", name, spec, opts)
@@ -126,8 +144,9 @@ def create_project(state: AppState, /, name: str, servers: tuple[str, ...], prox
 @click.option("--password-stdin", is_flag=True, help="Read the password (one line) from stdin.")
 @common_options
 @pass_state
-def create_user(state: AppState, /, name: str, email: str, display_name: str | None, password_stdin: bool,
-                **opts: Any) -> None:
+def create_user(
+    state: AppState, /, name: str, email: str, display_name: str | None, password_stdin: bool, **opts: Any
+) -> None:
     """Create a user (without --password-stdin the user cannot log in yet)."""
     spec: dict[str, Any] = {"email": email}
     if display_name is not None:
@@ -159,14 +178,27 @@ def create_secret(state: AppState, /, name: str, data: tuple[str, ...], **opts: 
 
 @create.command("rbac")
 @click.argument("name")
-@click.option("--subject", "subjects", multiple=True, required=True, metavar="KIND:NAME",
-              help="User:<email>, Group:<name> or McpToken:<sha256> (repeatable).")
-@click.option("--roleBindings", "--role-bindings", "bindings", multiple=True, metavar="BINDING",
-              help="role:<role>,resource:<res|*>[,name:<n>] or action:<op> (repeatable).")
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    required=True,
+    metavar="KIND:NAME",
+    help="User:<email>, Group:<name> or McpToken:<sha256> (repeatable).",
+)
+@click.option(
+    "--roleBindings",
+    "--role-bindings",
+    "bindings",
+    multiple=True,
+    metavar="BINDING",
+    help="role:<role>,resource:<res|*>[,name:<n>] or action:<op> (repeatable).",
+)
 @common_options
 @pass_state
-def create_rbac(state: AppState, /, name: str, subjects: tuple[str, ...], bindings: tuple[str, ...],
-                **opts: Any) -> None:
+def create_rbac(
+    state: AppState, /, name: str, subjects: tuple[str, ...], bindings: tuple[str, ...], **opts: Any
+) -> None:
     """Create an RBAC definition binding roles to subjects."""
     parsed_subjects = []
     for text in subjects:

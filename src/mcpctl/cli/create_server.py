@@ -11,8 +11,14 @@ from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.create import common_options, create, parse_pairs, parse_secret_refs, submit
 from mcpctl.cli.errors import usage_error
 
-_STDIO_ONLY = {"command": "--command", "args": "--arg", "env": "--env", "env_secret": "--env-secret",
-               "replicas": "--replicas", "cwd": "--cwd"}
+_STDIO_ONLY = {
+    "command": "--command",
+    "args": "--arg",
+    "env": "--env",
+    "env_secret": "--env-secret",
+    "replicas": "--replicas",
+    "cwd": "--cwd",
+}
 _HTTP_ONLY = {"url": "--url", "headers": "--header", "header_secret": "--header-secret"}
 
 
@@ -29,8 +35,13 @@ def _server_spec(transport: str, flags: dict[str, Any]) -> dict[str, Any]:
             if key in env:
                 raise usage_error(f"--env-secret: {key!r} is also given with --env")
             env[key] = value
-        pairs = (("command", flags["command"]), ("args", list(flags["args"])), ("env", env),
-                 ("cwd", flags["cwd"]), ("replicas", flags["replicas"]))
+        pairs = (
+            ("command", flags["command"]),
+            ("args", list(flags["args"])),
+            ("env", env),
+            ("cwd", flags["cwd"]),
+            ("replicas", flags["replicas"]),
+        )
     else:
         headers: dict[str, Any] = parse_pairs(flags["headers"], "--header", sep=":")
         for key, value in parse_secret_refs(flags["header_secret"], "--header-secret").items():
@@ -48,14 +59,22 @@ def _server_spec(transport: str, flags: dict[str, Any]) -> dict[str, Any]:
 @click.option("--command", help="stdio: the program to run.")
 @click.option("--arg", "args", multiple=True, metavar="ARG", help="stdio: an argument (repeatable).")
 @click.option("--env", multiple=True, metavar="KEY=VALUE", help="stdio: an environment variable.")
-@click.option("--env-secret", multiple=True, metavar="KEY=SECRET:KEY",
-              help="stdio: an environment variable taken from a secret's key.")
+@click.option(
+    "--env-secret",
+    multiple=True,
+    metavar="KEY=SECRET:KEY",
+    help="stdio: an environment variable taken from a secret's key.",
+)
 @click.option("--cwd", help="stdio: working directory.")
 @click.option("--replicas", type=int, help="stdio: number of instances (default 1).")
 @click.option("--url", help="http: the upstream MCP endpoint.")
 @click.option("--header", "headers", multiple=True, metavar="'KEY: VALUE'", help="http: a request header.")
-@click.option("--header-secret", multiple=True, metavar="KEY=SECRET:KEY",
-              help="http: a request header taken from a secret's key.")
+@click.option(
+    "--header-secret",
+    multiple=True,
+    metavar="KEY=SECRET:KEY",
+    help="http: a request header taken from a secret's key.",
+)
 @click.option("--project", metavar="PROJECT", help="Also append the server to this project.")
 @common_options
 @pass_state

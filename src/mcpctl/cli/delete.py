@@ -12,8 +12,7 @@ from mcpctl.cli.nouns import complete_noun, object_path, ref, resolve_noun
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("names", nargs=-1, required=True)
-@click.option("--force", is_flag=True,
-              help="Delete even if in use (a server is detached from its projects).")
+@click.option("--force", is_flag=True, help="Delete even if in use (a server is detached from its projects).")
 @pass_state
 def delete(state: AppState, /, noun: str, names: tuple[str, ...], force: bool) -> None:
     """Delete the named objects; each failure is reported and the others still deleted."""

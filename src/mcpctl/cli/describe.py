@@ -100,8 +100,13 @@ def describe_text(obj: Mapping[str, Any], now: datetime) -> str:
     lines.append((0, "Labels", labels_text(obj)))
     if spec.get("description"):
         lines.append((0, "Description", str(spec["description"])))
-    lines.append((0, "Created", f"{format_timestamp(created)} ({format_age(created, now)} ago)"
-                  if created else "<unknown>"))
+    lines.append(
+        (
+            0,
+            "Created",
+            f"{format_timestamp(created)} ({format_age(created, now)} ago)" if created else "<unknown>",
+        )
+    )
     if metadata.get("updatedAt"):
         lines.append((0, "Updated", format_timestamp(metadata["updatedAt"])))
     lines += _spec_lines(str(obj.get("kind")), spec, status)

@@ -13,12 +13,24 @@ from mcpctl.cli.nouns import AUDIT, collection_path, complete_noun, object_path,
 from mcpctl.cli.printers import OUTPUTS, print_objects
 from mcpctl.core.kinds import KindInfo
 
-_AUDIT_FLAGS = {"token_name": "--token", "event_kind": "--kind", "event_user": "--user",
-                "since": "--since", "until": "--until", "limit": "--limit"}
+_AUDIT_FLAGS = {
+    "token_name": "--token",
+    "event_kind": "--kind",
+    "event_user": "--user",
+    "since": "--since",
+    "until": "--until",
+    "limit": "--limit",
+}
 
 
-def _check_flags(info: KindInfo, names: tuple[str, ...], project: str | None, selector: str | None,
-                 show_values: bool, audit: dict[str, Any]) -> None:
+def _check_flags(
+    info: KindInfo,
+    names: tuple[str, ...],
+    project: str | None,
+    selector: str | None,
+    show_values: bool,
+    audit: dict[str, Any],
+) -> None:
     is_audit = info.kind == AUDIT
     for key, flag in _AUDIT_FLAGS.items():
         if audit.get(key) is not None and not is_audit:
@@ -28,11 +40,16 @@ def _check_flags(info: KindInfo, names: tuple[str, ...], project: str | None, se
     if show_values and info.kind != "Secret":
         raise usage_error("--show-values applies only to secrets")
     if selector is not None and (names or is_audit):
-        raise usage_error("a selector (-l) cannot be combined with names" if names
-                          else "-l/--selector does not apply to auditevents")
+        raise usage_error(
+            "a selector (-l) cannot be combined with names"
+            if names
+            else "-l/--selector does not apply to auditevents"
+        )
     if names and is_audit:
-        raise usage_error("auditevents cannot be fetched by name; filter them with --token, --kind, "
-                          "--since, --until and --limit")
+        raise usage_error(
+            "auditevents cannot be fetched by name; filter them with --token, --kind, "
+            "--since, --until and --limit"
+        )
 
 
 def _items(body: Any) -> list[dict[str, Any]]:
@@ -51,8 +68,9 @@ def _params(**values: Any) -> dict[str, str]:
     return out
 
 
-def _fetch_names(client: ApiClient, info: KindInfo, names: tuple[str, ...],
-                 params: dict[str, str]) -> tuple[list[dict[str, Any]], list[CliError]]:
+def _fetch_names(
+    client: ApiClient, info: KindInfo, names: tuple[str, ...], params: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[CliError]]:
     found: list[dict[str, Any]] = []
     errors: list[CliError] = []
     for name in names:
@@ -65,14 +83,16 @@ def _fetch_names(client: ApiClient, info: KindInfo, names: tuple[str, ...],
     return found, errors
 
 
-def _project_servers(client: ApiClient, project: str, names: tuple[str, ...],
-                     params: dict[str, str]) -> tuple[list[dict[str, Any]], list[CliError]]:
+def _project_servers(
+    client: ApiClient, project: str, names: tuple[str, ...], params: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[CliError]]:
     items = _items(client.json("GET", api_path("projects", project, "servers"), params=params))
     if not names:
         return items, []
     by_name = {item.get("metadata", {}).get("name"): item for item in items}
-    missing = [CliError(f'server "{name}" is not in project "{project}"') for name in names
-               if name not in by_name]
+    missing = [
+        CliError(f'server "{name}" is not in project "{project}"') for name in names if name not in by_name
+    ]
     return [by_name[name] for name in names if name in by_name], missing
 
 
@@ -90,8 +110,17 @@ def _project_servers(client: ApiClient, project: str, names: tuple[str, ...],
 @click.option("--until", metavar="WHEN", help="Audit events: not newer than (duration or ISO-8601).")
 @click.option("--limit", type=click.IntRange(1, 1000), help="Audit events: at most N (default 100).")
 @pass_state
-def get(state: AppState, /, noun: str, names: tuple[str, ...], project: str | None, selector: str | None,
-        output: str, show_values: bool, **audit: Any) -> None:
+def get(
+    state: AppState,
+    /,
+    noun: str,
+    names: tuple[str, ...],
+    project: str | None,
+    selector: str | None,
+    output: str,
+    show_values: bool,
+    **audit: Any,
+) -> None:
     """List objects of a kind, or fetch the named ones.
 
     NOUN is users, groups, rbac, projects (proj), servers (srv), secrets or auditevents (audit).
@@ -101,9 +130,15 @@ def get(state: AppState, /, noun: str, names: tuple[str, ...], project: str | No
     client = state.client()
     errors: list[CliError] = []
     if info.kind == AUDIT:
-        params = _params(project=project, tokenName=audit["token_name"], kind=audit["event_kind"],
-                         user=audit["event_user"], since=audit["since"], until=audit["until"],
-                         limit=audit["limit"])
+        params = _params(
+            project=project,
+            tokenName=audit["token_name"],
+            kind=audit["event_kind"],
+            user=audit["event_user"],
+            since=audit["since"],
+            until=audit["until"],
+            limit=audit["limit"],
+        )
         objects = _items(client.json("GET", collection_path(info), params=params))
     elif project is not None:
         objects, errors = _project_servers(client, project, names, _params(labelSelector=selector))

@@ -45,8 +45,9 @@ def login(state: AppState, /, url: str | None, email: str | None, password_stdin
     config = state.config()
     email, password = _credentials(email, password_stdin, config.email)
     client = state.client(url, anonymous=True)
-    body: Any = client.json("POST", "/api/v1/auth/login", json={"email": email, "password": password},
-                            auth=False)
+    body: Any = client.json(
+        "POST", "/api/v1/auth/login", json={"email": email, "password": password}, auth=False
+    )
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise CliError("mcpd answered the login without a token")

@@ -28,13 +28,18 @@ from mcpctl.cli.status import status
 class _Root(click.Group):
     """Renders every error the kubectl way, both from `main()` and under click's CliRunner."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(args, prog_name or "mcpctl", complete_var, standalone_mode=False,
-                                **extra)
+            code = super().main(args, prog_name or "mcpctl", complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
             if exc.ctx is not None:
@@ -56,8 +61,12 @@ class _Root(click.Group):
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--mcpd-url", metavar="URL", envvar=None,
-              help="mcpd to talk to (default: $MCPCTL_MCPD_URL, the config file, http://127.0.0.1:3000).")
+@click.option(
+    "--mcpd-url",
+    metavar="URL",
+    envvar=None,
+    help="mcpd to talk to (default: $MCPCTL_MCPD_URL, the config file, http://127.0.0.1:3000).",
+)
 @click.version_option(package_name="mcpctl", prog_name="mcpctl")
 @click.pass_context
 def cli(ctx: click.Context, mcpd_url: str | None) -> None:

@@ -46,5 +46,8 @@ def ref(info: KindInfo, name: str) -> str:
 
 def complete_noun(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Shell completion for a NOUN argument: the plural nouns mcpd serves."""
-    return [CompletionItem(info.plural) for info in KINDS
-            if info.served and info.plural.startswith(incomplete.lower())]
+    return [
+        CompletionItem(info.plural)
+        for info in KINDS
+        if info.served and info.plural.startswith(incomplete.lower())
+    ]

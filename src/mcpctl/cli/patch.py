@@ -62,7 +62,7 @@ def build_merge_patch(assignments: Iterable[str]) -> dict[str, Any]:
             _set(patch, ["metadata", "labels", label_key], label_value, key)
         else:
             path = key.removeprefix("spec.").split(".")
-            if key.startswith("metadata.") or key in ("spec", "kind", "status") or "" in path:
+            if key == "spec" or path[0] in ("metadata", "kind", "status") or "" in path:
                 raise usage_error(f"{key!r}: only spec fields and labels can be patched")
             _set(patch, ["spec", *path], parse_value(raw), key)
     return patch
@@ -74,7 +74,7 @@ def _label_key(key: str) -> str | None:
         if key == prefix:
             return ""
         if key.startswith(prefix + "."):
-            return key[len(prefix) + 1:] or None
+            return key[len(prefix) + 1 :] or None
     return None
 
 

@@ -40,8 +40,14 @@ def object_name(obj: Mapping[str, Any]) -> str:
     return str(name) if name is not None else ""
 
 
-def format_objects(objects: Sequence[Mapping[str, Any]], info: KindInfo, output: str, *,
-                   single: bool, now: datetime | None = None) -> str:
+def format_objects(
+    objects: Sequence[Mapping[str, Any]],
+    info: KindInfo,
+    output: str,
+    *,
+    single: bool,
+    now: datetime | None = None,
+) -> str:
     """The text `get` prints. `single` means one object was asked for by name (json/yaml print it
     bare rather than as a List). Empty tables come back as the empty string."""
     if output in ("json", "yaml"):
@@ -59,8 +65,9 @@ def format_objects(objects: Sequence[Mapping[str, Any]], info: KindInfo, output:
     return render_table([col.header for col in columns], rows)
 
 
-def print_objects(objects: Sequence[Mapping[str, Any]], info: KindInfo, output: str, *,
-                  single: bool = False) -> None:
+def print_objects(
+    objects: Sequence[Mapping[str, Any]], info: KindInfo, output: str, *, single: bool = False
+) -> None:
     text = format_objects(objects, info, output, single=single)
     if text:
         click.echo(text)

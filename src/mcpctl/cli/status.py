@@ -19,8 +19,11 @@ def _who(me: Any) -> str:
     if isinstance(user, dict):
         spec = user.get("spec")
         metadata = user.get("metadata")
-        email = ((spec.get("email") if isinstance(spec, dict) else None) or user.get("email")
-                 or (metadata.get("name") if isinstance(metadata, dict) else None))
+        email = (
+            (spec.get("email") if isinstance(spec, dict) else None)
+            or user.get("email")
+            or (metadata.get("name") if isinstance(metadata, dict) else None)
+        )
     elif isinstance(user, str):
         email = user
     groups = me.get("groups")

@@ -17,13 +17,19 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise InvalidError(f"invalid duration {text!r}: expected a positive number followed by "
                            "s, m, h, d or w (e.g. 30d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError as exc:
+        raise InvalidError(f"duration {text!r} is too long") from exc
 
 
 def parse_time_or_ago(text: str, *, now: datetime) -> datetime:
     """An ISO-8601 time, or a duration meaning that long before `now` (`1h` → an hour ago)."""
     if _DURATION_RE.match(text.strip()):
-        return now - parse_duration(text)
+        try:
+            return now - parse_duration(text)
+        except OverflowError as exc:
+            raise InvalidError(f"time {text!r} is too far back") from exc
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:

@@ -16,7 +16,7 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 def check_name(name: str, *, what: str = "name") -> str:
     """Return `name` if it is a DNS label, else raise InvalidError naming the rule."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidError(
             f"invalid {what} {name!r}: must be a DNS label (lowercase letters, digits and '-', "
             "1-63 characters, starting and ending with a letter or digit)",
@@ -28,15 +28,15 @@ def check_name(name: str, *, what: str = "name") -> str:
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
     """Validate a label map (Kubernetes label syntax)."""
     for key, value in labels.items():
-        if not LABEL_KEY_RE.match(key):
+        if not LABEL_KEY_RE.fullmatch(key):
             raise InvalidError(f"invalid label key {key!r}", details={"field": "labels"})
-        if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
+        if not isinstance(value, str) or not LABEL_VALUE_RE.fullmatch(value):
             raise InvalidError(f"invalid value {value!r} for label {key!r}", details={"field": "labels"})
     return labels
 
 
 def check_email(email: str) -> str:
     """Validate an e-mail address loosely (one '@', no spaces) and return it lower-cased."""
-    if not isinstance(email, str) or not EMAIL_RE.match(email):
+    if not isinstance(email, str) or not EMAIL_RE.fullmatch(email):
         raise InvalidError(f"invalid email {email!r}", details={"field": "email"})
     return email.lower()

@@ -84,7 +84,7 @@ def covers(principal: Principal, binding: Binding) -> bool:
     roles = ("edit", "view") if binding.role == "edit" else (binding.role,)
     if binding.resource == "*":
         return all(
-            any(b.resource == "*" and b.name is None and _role_grants(b.role, r)
+            any(b.resource == "*" and b.name in (None, binding.name) and _role_grants(b.role, r)
                 for b in principal.bindings if not b.is_operation)
             for r in roles
         )

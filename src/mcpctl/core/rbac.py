@@ -19,7 +19,7 @@ ACTIONS: tuple[str, ...] = ("logs", "backup", "impersonate", "audit", "*")
 SUBJECT_KINDS: tuple[str, ...] = ("User", "Group", "McpToken")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Binding:
     """A resource binding (`role` on `resource`, optionally one `name`) or an operation binding
     (`role` is always `run`, `action` set, `resource` None)."""
@@ -67,7 +67,7 @@ def _check_parts(role: str | None, resource: str | None, name: str | None, actio
     if resource != "*" and resource not in RBAC_RESOURCES:
         raise error(f"{where}: unknown resource {resource!r} (expected a plural noun such as "
                     f"'servers' or '*')")
-    if name is not None and not NAME_RE.match(name):
+    if name is not None and not NAME_RE.fullmatch(name):
         raise error(f"{where}: invalid name {name!r} (must be a DNS label)")
     return Binding(role=role, resource=resource, name=name)
 
@@ -127,7 +127,7 @@ def parse_subject(text: str) -> tuple[str, str]:
     if kind not in SUBJECT_KINDS:
         raise InvalidError(f"invalid subject {text!r}: unknown kind {kind!r} (expected one of "
                            f"{', '.join(SUBJECT_KINDS)})")
-    if kind == "Group" and not NAME_RE.match(value):
+    if kind == "Group" and not NAME_RE.fullmatch(value):
         raise InvalidError(f"invalid subject {text!r}: group name must be a DNS label")
     if kind == "McpToken" and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
         raise InvalidError(f"invalid subject {text!r}: expected a SHA-256 hex digest")

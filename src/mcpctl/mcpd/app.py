@@ -81,6 +81,25 @@ def create_app(settings: Settings) -> FastAPI:
             logger.exception("could not record an rbac_denied audit event")
 
     errors.install(app, on_forbidden=on_forbidden)
+    _document_errors_as_400(app)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _document_errors_as_400(app: FastAPI) -> None:
+    """Body validation answers 400 in the one error shape: say so in the OpenAPI document (no 422)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = original()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
