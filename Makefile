@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mcpd
 
-## make test: lint contracts + the whole suite (unit, integration on SQLite and PostgreSQL, e2e).
+## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
+## (unit, integration on SQLite and PostgreSQL, e2e with real processes).
 test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -32,25 +32,40 @@ class Api:
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
-    async def put(self, plural: str, name: str, spec: dict[str, Any], *, labels: dict[str, str] | None = None,
-                  headers: dict[str, str] | None = None) -> httpx.Response:
+    async def put(
+        self,
+        plural: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        labels: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         body = {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
         return await self.client.put(f"/api/v1/{plural}/{name}", json=body, headers=headers or self.admin)
 
     async def user_with(self, name: str, *bindings: dict[str, str]) -> dict[str, str]:
         """Create a user bound to exactly `bindings` and return its auth headers."""
         email = f"{name}@example.com"
-        assert (await self.put("users", name, {"email": email, "password": "user-password-1"})).status_code == 201
+        assert (
+            await self.put("users", name, {"email": email, "password": "user-password-1"})
+        ).status_code == 201
         if bindings:
-            response = await self.put("rbac", f"{name}-rbac", {"subjects": [f"User:{email}"],
-                                                               "roleBindings": list(bindings)})
+            response = await self.put(
+                "rbac", f"{name}-rbac", {"subjects": [f"User:{email}"], "roleBindings": list(bindings)}
+            )
             assert response.status_code == 201, response.text
         return await self.login(email, "user-password-1")
 
 
 def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    bootstrap_admin_email=ADMIN_EMAIL, bootstrap_admin_password=ADMIN_PASSWORD, **extra)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        bootstrap_admin_email=ADMIN_EMAIL,
+        bootstrap_admin_password=ADMIN_PASSWORD,
+        **extra,
+    )
 
 
 @asynccontextmanager
@@ -65,8 +80,9 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 @pytest.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
     async with running(make_settings(tmp_path, database_url)) as (app, client):
-        response = await client.post("/api/v1/auth/login",
-                                     json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
         assert response.status_code == 200, response.text
         yield Api(client=client, app=app, admin={"Authorization": f"Bearer {response.json()['token']}"})
 
@@ -85,5 +101,3 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert body["requestId"] == response.headers["x-request-id"]
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
-
-

@@ -20,8 +20,9 @@ async def test_bootstrap_admin_can_log_in_and_is_in_admins(api: Api) -> None:
 
 
 async def test_login_answers_an_opaque_token_with_expiry_and_user(api: Api) -> None:
-    response = await api.client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL.upper(),
-                                                                 "password": ADMIN_PASSWORD})
+    response = await api.client.post(
+        "/api/v1/auth/login", json={"email": ADMIN_EMAIL.upper(), "password": ADMIN_PASSWORD}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token"].startswith("mcpctl_ses_") and len(body["token"]) > 40
@@ -30,7 +31,9 @@ async def test_login_answers_an_opaque_token_with_expiry_and_user(api: Api) -> N
 
 
 async def test_wrong_password_is_401_and_recorded_as_denied_login(api: Api) -> None:
-    response = await api.client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "nope-nope"})
+    response = await api.client.post(
+        "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "nope-nope"}
+    )
     assert_error(response, 401, "unauthenticated")
     events = await api.client.get("/api/v1/audit/events", params={"kind": "login"}, headers=api.admin)
     outcomes = [e["spec"]["outcome"] for e in events.json()["items"]]
@@ -38,7 +41,9 @@ async def test_wrong_password_is_401_and_recorded_as_denied_login(api: Api) -> N
 
 
 async def test_unknown_user_is_401_like_a_wrong_password(api: Api) -> None:
-    response = await api.client.post("/api/v1/auth/login", json={"email": "who@example.com", "password": "x" * 9})
+    response = await api.client.post(
+        "/api/v1/auth/login", json={"email": "who@example.com", "password": "x" * 9}
+    )
     assert_error(response, 401, "unauthenticated")
 
 
@@ -59,11 +64,14 @@ async def test_logout_ends_the_session(api: Api) -> None:
 async def test_disabled_user_cannot_log_in_and_its_sessions_stop_working(api: Api) -> None:
     headers = await api.user_with("carol", {"role": "view", "resource": "projects"})
     assert (await api.client.get("/api/v1/projects", headers=headers)).status_code == 200
-    patched = await api.client.patch("/api/v1/users/carol", json={"spec": {"disabled": True}}, headers=api.admin)
+    patched = await api.client.patch(
+        "/api/v1/users/carol", json={"spec": {"disabled": True}}, headers=api.admin
+    )
     assert patched.status_code == 200, patched.text
     assert_error(await api.client.get("/api/v1/projects", headers=headers), 401, "unauthenticated")
-    response = await api.client.post("/api/v1/auth/login",
-                                     json={"email": "carol@example.com", "password": "user-password-1"})
+    response = await api.client.post(
+        "/api/v1/auth/login", json={"email": "carol@example.com", "password": "user-password-1"}
+    )
     assert_error(response, 401, "unauthenticated")
 
 
@@ -71,7 +79,9 @@ async def test_expired_session_is_401(tmp_path, database_url: str) -> None:  # t
     from tests.integration.conftest import make_settings, running
 
     async with running(make_settings(tmp_path, database_url, session_ttl="1s")) as (_, client):
-        login = await client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
         headers = {"Authorization": f"Bearer {login.json()['token']}"}
         import anyio
 

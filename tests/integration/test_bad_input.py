@@ -41,14 +41,18 @@ async def test_malformed_bodies_are_400_invalid(api: Api, body: Any) -> None:
 
 
 async def test_malformed_json_is_400(api: Api) -> None:
-    response = await api.client.post("/api/v1/projects", content=b'{"metadata": {', headers={
-        **api.admin, "content-type": "application/json"})
+    response = await api.client.post(
+        "/api/v1/projects",
+        content=b'{"metadata": {',
+        headers={**api.admin, "content-type": "application/json"},
+    )
     assert_error(response, 400, "invalid")
 
 
 async def test_name_in_url_and_body_must_agree(api: Api) -> None:
-    response = await api.client.put("/api/v1/projects/a", json={"metadata": {"name": "b"}, "spec": {}},
-                                    headers=api.admin)
+    response = await api.client.put(
+        "/api/v1/projects/a", json={"metadata": {"name": "b"}, "spec": {}}, headers=api.admin
+    )
     assert_error(response, 400, "invalid")
 
 
@@ -80,17 +84,22 @@ async def test_bad_name_in_path_is_400(api: Api) -> None:
 
 async def test_oversized_body_is_413(api: Api) -> None:
     body = {"metadata": {"name": "big"}, "spec": {"description": "x" * 2_000_000}}
-    assert_error(await api.client.post("/api/v1/projects", json=body, headers=api.admin), 413, "payload_too_large")
+    assert_error(
+        await api.client.post("/api/v1/projects", json=body, headers=api.admin), 413, "payload_too_large"
+    )
 
 
 async def test_unknown_route_and_method_use_the_error_shape(api: Api) -> None:
     assert_error(await api.client.get("/api/v1/widgets", headers=api.admin), 404, "not_found")
-    assert_error(await api.client.request("PATCH", "/api/v1/projects", headers=api.admin), 405,
-                 "method_not_allowed")
+    assert_error(
+        await api.client.request("PATCH", "/api/v1/projects", headers=api.admin), 405, "method_not_allowed"
+    )
 
 
 async def test_weak_password_is_400_and_creates_no_user(api: Api) -> None:
-    assert_error(await api.put("users", "weak", {"email": "weak@example.com", "password": "short"}), 400, "invalid")
+    assert_error(
+        await api.put("users", "weak", {"email": "weak@example.com", "password": "short"}), 400, "invalid"
+    )
     assert_error(await api.client.get("/api/v1/users/weak", headers=api.admin), 404, "not_found")
 
 

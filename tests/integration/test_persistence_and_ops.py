@@ -18,8 +18,9 @@ pytestmark = pytest.mark.anyio
 async def test_data_survives_a_restart(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(tmp_path, database_url)
     async with running(settings) as (_, client):
-        token = (await client.post("/api/v1/auth/login",
-                                   json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).json()["token"]
+        token = (
+            await client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        ).json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
         body = {"metadata": {"name": "s"}, "spec": {"data": {"K": "v"}}}
         assert (await client.post("/api/v1/secrets", json=body, headers=headers)).status_code == 201
@@ -36,6 +37,7 @@ async def test_migrations_match_the_table_definitions(tmp_path: Path, database_u
     async with running(make_settings(tmp_path, database_url)) as (app, _):
         engine = app.state.mcpd.db._read_engine
         async with engine.connect() as conn:
+
             def diff(sync_conn: sa.Connection) -> list[object]:
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": False})
                 return list(compare_metadata(ctx, Base.metadata))
@@ -66,5 +68,7 @@ async def test_generated_admin_credentials_are_written_0600(tmp_path: Path, data
         import yaml
 
         creds = yaml.safe_load(path.read_text())
-        login = await client.post("/api/v1/auth/login", json={"email": creds["email"], "password": creds["password"]})
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": creds["email"], "password": creds["password"]}
+        )
         assert login.status_code == 200

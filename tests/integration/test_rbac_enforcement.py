@@ -21,9 +21,12 @@ async def test_view_only_user_lists_projects_but_cannot_create_one(api: Api) -> 
     await _seed(api)
     viewer = await api.user_with("viewer", VIEW_PROJECTS)
     listed = await api.client.get("/api/v1/projects", headers=viewer)
-    assert listed.status_code == 200 and [i["metadata"]["name"] for i in listed.json()["items"]] == ["monitoring"]
-    response = await api.client.post("/api/v1/projects", json={"metadata": {"name": "new"}, "spec": {}},
-                                     headers=viewer)
+    assert listed.status_code == 200 and [i["metadata"]["name"] for i in listed.json()["items"]] == [
+        "monitoring"
+    ]
+    response = await api.client.post(
+        "/api/v1/projects", json={"metadata": {"name": "new"}, "spec": {}}, headers=viewer
+    )
     assert_error(response, 403, "forbidden")
     assert_error(await api.client.get("/api/v1/projects/new", headers=api.admin), 404, "not_found")
 
@@ -34,7 +37,9 @@ async def test_a_server_the_user_may_not_view_is_404_not_403(api: Api) -> None:
     assert_error(await api.client.get("/api/v1/servers/time", headers=viewer), 404, "not_found")
     assert_error(await api.client.get("/api/v1/servers/does-not-exist", headers=viewer), 404, "not_found")
     assert_error(await api.client.delete("/api/v1/servers/time", headers=viewer), 404, "not_found")
-    assert_error(await api.client.patch("/api/v1/servers/time", json={"spec": {}}, headers=viewer), 404, "not_found")
+    assert_error(
+        await api.client.patch("/api/v1/servers/time", json={"spec": {}}, headers=viewer), 404, "not_found"
+    )
     # the collection itself is forbidden, not hidden
     assert_error(await api.client.get("/api/v1/servers", headers=viewer), 403, "forbidden")
 
@@ -42,8 +47,9 @@ async def test_a_server_the_user_may_not_view_is_404_not_403(api: Api) -> None:
 async def test_visible_but_not_editable_is_403(api: Api) -> None:
     await _seed(api)
     viewer = await api.user_with("viewer", VIEW_PROJECTS)
-    response = await api.client.patch("/api/v1/projects/monitoring", json={"spec": {"toolPrefixMode": "never"}},
-                                      headers=viewer)
+    response = await api.client.patch(
+        "/api/v1/projects/monitoring", json={"spec": {"toolPrefixMode": "never"}}, headers=viewer
+    )
     assert_error(response, 403, "forbidden")
     assert_error(await api.client.delete("/api/v1/projects/monitoring", headers=viewer), 403, "forbidden")
 
@@ -89,14 +95,19 @@ async def test_show_values_needs_edit_on_secrets(api: Api) -> None:
     viewer = await api.user_with("viewer", {"role": "view", "resource": "secrets"})
     masked = await api.client.get("/api/v1/secrets/s", headers=viewer)
     assert masked.json()["spec"]["data"] == {"K": "********"}
-    assert_error(await api.client.get("/api/v1/secrets/s", params={"showValues": "true"}, headers=viewer),
-                 403, "forbidden")
+    assert_error(
+        await api.client.get("/api/v1/secrets/s", params={"showValues": "true"}, headers=viewer),
+        403,
+        "forbidden",
+    )
 
 
 async def test_denials_are_audited_as_rbac_denied(api: Api) -> None:
     viewer = await api.user_with("viewer", VIEW_PROJECTS)
     await api.client.post("/api/v1/projects", json={"metadata": {"name": "new"}, "spec": {}}, headers=viewer)
-    events = (await api.client.get("/api/v1/audit/events", params={"kind": "rbac_denied"}, headers=api.admin)).json()
+    events = (
+        await api.client.get("/api/v1/audit/events", params={"kind": "rbac_denied"}, headers=api.admin)
+    ).json()
     assert [e["spec"]["user"] for e in events["items"]] == ["viewer@example.com"]
     assert events["items"][0]["spec"]["outcome"] == "denied"
 
@@ -104,14 +115,23 @@ async def test_denials_are_audited_as_rbac_denied(api: Api) -> None:
 async def test_changes_are_audited_as_resource_changed(api: Api) -> None:
     await _seed(api)
     await api.client.delete("/api/v1/servers/fetch", headers=api.admin)
-    events = (await api.client.get("/api/v1/audit/events", params={"kind": "resource_changed", "since": "1h"},
-                                   headers=api.admin)).json()["items"]
+    events = (
+        await api.client.get(
+            "/api/v1/audit/events", params={"kind": "resource_changed", "since": "1h"}, headers=api.admin
+        )
+    ).json()["items"]
     seen = [(e["spec"]["target"], e["spec"]["verb"]) for e in events]
     assert seen[0] == ("servers/fetch", "deleted")
     assert ("projects/monitoring", "created") in seen
     limited = await api.client.get("/api/v1/audit/events", params={"limit": 1}, headers=api.admin)
     assert len(limited.json()["items"]) == 1
-    assert_error(await api.client.get("/api/v1/audit/events", params={"since": "yesterday"}, headers=api.admin),
-                 400, "invalid")
-    assert_error(await api.client.get("/api/v1/audit/events", params={"kind": "nope"}, headers=api.admin),
-                 400, "invalid")
+    assert_error(
+        await api.client.get("/api/v1/audit/events", params={"since": "yesterday"}, headers=api.admin),
+        400,
+        "invalid",
+    )
+    assert_error(
+        await api.client.get("/api/v1/audit/events", params={"kind": "nope"}, headers=api.admin),
+        400,
+        "invalid",
+    )

@@ -29,8 +29,9 @@ MIN_PASSWORD_LENGTH = 8
 def hash_password(password: str) -> str:
     """Argon2id hash of a password, after checking it meets the minimum length."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidError(f"password must be at least {MIN_PASSWORD_LENGTH} characters",
-                           details={"field": "password"})
+        raise InvalidError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters", details={"field": "password"}
+        )
     if len(password) > 1024:
         raise InvalidError("password must be at most 1024 characters", details={"field": "password"})
     return _hasher.hash(password)

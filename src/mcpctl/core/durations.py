@@ -15,8 +15,9 @@ def parse_duration(text: str) -> timedelta:
     """Parse `<n>s|m|h|d|w` into a timedelta; InvalidError for anything else."""
     match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise InvalidError(f"invalid duration {text!r}: expected a positive number followed by "
-                           "s, m, h, d or w (e.g. 30d)")
+        raise InvalidError(
+            f"invalid duration {text!r}: expected a positive number followed by s, m, h, d or w (e.g. 30d)"
+        )
     try:
         return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
     except OverflowError as exc:

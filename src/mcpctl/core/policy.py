@@ -84,8 +84,11 @@ def covers(principal: Principal, binding: Binding) -> bool:
     roles = ("edit", "view") if binding.role == "edit" else (binding.role,)
     if binding.resource == "*":
         return all(
-            any(b.resource == "*" and b.name in (None, binding.name) and _role_grants(b.role, r)
-                for b in principal.bindings if not b.is_operation)
+            any(
+                b.resource == "*" and b.name in (None, binding.name) and _role_grants(b.role, r)
+                for b in principal.bindings
+                if not b.is_operation
+            )
             for r in roles
         )
     return all(can_access(principal, r, binding.resource, binding.name) for r in roles)
@@ -110,8 +113,9 @@ def ensure_visible(principal: Principal, resource: str, name: str, *, kind: str)
 def ensure_operation(principal: Principal, action: str) -> None:
     """Raise ForbiddenError unless the principal may run operation `action`."""
     if not can_run_operation(principal, action):
-        raise ForbiddenError(f"{describe(principal)} cannot run operation {action!r}",
-                             details={"action": action})
+        raise ForbiddenError(
+            f"{describe(principal)} cannot run operation {action!r}", details={"action": action}
+        )
 
 
 def describe(principal: Principal) -> str:
@@ -121,8 +125,9 @@ def describe(principal: Principal) -> str:
     return "anonymous"
 
 
-def bindings_for(subjects: Iterable[str], definitions: Iterable[tuple[Iterable[str], Iterable[Binding]]]
-                 ) -> tuple[Binding, ...]:
+def bindings_for(
+    subjects: Iterable[str], definitions: Iterable[tuple[Iterable[str], Iterable[Binding]]]
+) -> tuple[Binding, ...]:
     """Union of the bindings of every definition one of whose subjects is in `subjects`."""
     wanted = set(subjects)
     out: set[Binding] = set()

@@ -48,8 +48,15 @@ class Binding:
         return f"{text},name:{self.name}" if self.name is not None else text
 
 
-def _check_parts(role: str | None, resource: str | None, name: str | None, action: str | None,
-                 *, error: type[InvalidError], where: str) -> Binding:
+def _check_parts(
+    role: str | None,
+    resource: str | None,
+    name: str | None,
+    action: str | None,
+    *,
+    error: type[InvalidError],
+    where: str,
+) -> Binding:
     if action is not None:
         if resource is not None or name is not None:
             raise error(f"{where}: 'action' cannot be combined with 'resource' or 'name'")
@@ -65,8 +72,9 @@ def _check_parts(role: str | None, resource: str | None, name: str | None, actio
     if role not in ROLES:
         raise error(f"{where}: unknown role {role!r} (expected one of {', '.join(ROLES)})")
     if resource != "*" and resource not in RBAC_RESOURCES:
-        raise error(f"{where}: unknown resource {resource!r} (expected a plural noun such as "
-                    f"'servers' or '*')")
+        raise error(
+            f"{where}: unknown resource {resource!r} (expected a plural noun such as 'servers' or '*')"
+        )
     if name is not None and not NAME_RE.fullmatch(name):
         raise error(f"{where}: invalid name {name!r} (must be a DNS label)")
     return Binding(role=role, resource=resource, name=name)
@@ -82,8 +90,9 @@ def parse_binding(text: str) -> Binding:
     `action` mixed with `resource`, an unknown role/resource/action, or an empty value.
     """
     if not isinstance(text, str) or not text.strip():
-        raise UsageError("empty binding: expected 'role:<role>,resource:<resource>[,name:<name>]' "
-                         "or 'action:<action>'")
+        raise UsageError(
+            "empty binding: expected 'role:<role>,resource:<resource>[,name:<name>]' or 'action:<action>'"
+        )
     where = f"binding {text!r}"
     parts: dict[str, str] = {}
     for raw in text.split(","):
@@ -99,8 +108,14 @@ def parse_binding(text: str) -> Binding:
         if not value:
             raise UsageError(f"{where}: empty value for {key!r}")
         parts[key] = value
-    return _check_parts(parts.get("role"), parts.get("resource"), parts.get("name"),
-                        parts.get("action"), error=UsageError, where=where)
+    return _check_parts(
+        parts.get("role"),
+        parts.get("resource"),
+        parts.get("name"),
+        parts.get("action"),
+        error=UsageError,
+        where=where,
+    )
 
 
 def binding_from_dict(data: Mapping[str, Any], *, where: str = "roleBinding") -> Binding:
@@ -114,19 +129,22 @@ def binding_from_dict(data: Mapping[str, Any], *, where: str = "roleBinding") ->
         if value is not None and (not isinstance(value, str) or not value):
             raise InvalidError(f"{where}: {key!r} must be a non-empty string")
         values[key] = value
-    return _check_parts(values["role"], values["resource"], values["name"], values["action"],
-                        error=InvalidError, where=where)
+    return _check_parts(
+        values["role"], values["resource"], values["name"], values["action"], error=InvalidError, where=where
+    )
 
 
 def parse_subject(text: str) -> tuple[str, str]:
     """Parse `User:<email>`, `Group:<name>` or `McpToken:<sha256-hex>` into (kind, value)."""
     kind, sep, value = text.partition(":") if isinstance(text, str) else ("", "", "")
     if not sep or not value:
-        raise InvalidError(f"invalid subject {text!r}: expected Kind:name with Kind one of "
-                           f"{', '.join(SUBJECT_KINDS)}")
+        raise InvalidError(
+            f"invalid subject {text!r}: expected Kind:name with Kind one of {', '.join(SUBJECT_KINDS)}"
+        )
     if kind not in SUBJECT_KINDS:
-        raise InvalidError(f"invalid subject {text!r}: unknown kind {kind!r} (expected one of "
-                           f"{', '.join(SUBJECT_KINDS)})")
+        raise InvalidError(
+            f"invalid subject {text!r}: unknown kind {kind!r} (expected one of {', '.join(SUBJECT_KINDS)})"
+        )
     if kind == "Group" and not NAME_RE.fullmatch(value):
         raise InvalidError(f"invalid subject {text!r}: group name must be a DNS label")
     if kind == "McpToken" and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):

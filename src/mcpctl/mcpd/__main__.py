@@ -20,8 +20,12 @@ from mcpctl.mcpd.settings import Settings
 @click.option("--port", type=int, help="Listen port (MCPD_PORT, default 3000).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (MCPD_DATA_DIR).")
 @click.option("--database-url", help="Database URL (MCPD_DATABASE_URL; default SQLite in the data dir).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="YAML settings file (MCPD_CONFIG_FILE).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="YAML settings file (MCPD_CONFIG_FILE).",
+)
 @click.option("--log-level", help="debug, info, warning or error (MCPD_LOG_LEVEL).")
 @click.option("--log-json/--no-log-json", default=None, help="JSON log lines (MCPD_LOG_JSON).")
 def cli(**flags: Any) -> None:
@@ -33,9 +37,16 @@ def cli(**flags: Any) -> None:
         click.echo(f"error: invalid settings: {exc}", err=True)
         sys.exit(2)
     logs.configure(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                log_level=settings.log_level, access_log=settings.log_level == "debug",
-                server_header=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 
 import mcpctl
-from mcpctl.core.errors import McpctlError
 from mcpctl.core.crypto import SecretCipher
+from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, errors
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.kinds import HANDLERS
@@ -29,8 +29,14 @@ logger = logging.getLogger(__name__)
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorOut, "description": text}
-    for status, text in ((400, "Invalid request"), (401, "Unauthenticated"), (403, "Forbidden"),
-                         (404, "Not found"), (409, "Conflict"), (413, "Payload too large"))
+    for status, text in (
+        (400, "Invalid request"),
+        (401, "Unauthenticated"),
+        (403, "Forbidden"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Payload too large"),
+    )
 }
 
 
@@ -43,8 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
         db = Database(settings.resolved_database_url)
         try:
             await db.migrate()
-            state = AppState(settings=settings, db=db, cipher=SecretCipher(load_secret_key(settings)),
-                             metrics=metrics)
+            state = AppState(
+                settings=settings, db=db, cipher=SecretCipher(load_secret_key(settings)), metrics=metrics
+            )
             app.state.mcpd = state
             public_url = f"http://{settings.host}:{settings.port}"
             await bootstrap_admin(db, settings, public_url=public_url)
@@ -53,9 +60,15 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await db.dispose()
 
-    app = FastAPI(title="mcpd", version=mcpctl.__version__, lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
-                  description="mcpctl control plane API. See docs/api.md.")
+    app = FastAPI(
+        title="mcpd",
+        version=mcpctl.__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        description="mcpctl control plane API. See docs/api.md.",
+    )
 
     api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
     api.include_router(auth_router.router)
@@ -73,10 +86,15 @@ def create_app(settings: Settings) -> FastAPI:
             return
         try:
             async with state.db.write() as session:
-                audit.record(session, "rbac_denied", outcome="denied", user=result.principal.email,
-                             target=f"{request.method} {request.url.path}"[:500],
-                             request_id=getattr(request.state, "request_id", None),
-                             client_addr=request.client.host if request.client else None)
+                audit.record(
+                    session,
+                    "rbac_denied",
+                    outcome="denied",
+                    user=result.principal.email,
+                    target=f"{request.method} {request.url.path}"[:500],
+                    request_id=getattr(request.state, "request_id", None),
+                    client_addr=request.client.host if request.client else None,
+                )
         except Exception:
             logger.exception("could not record an rbac_denied audit event")
 

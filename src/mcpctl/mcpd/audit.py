@@ -14,8 +14,17 @@ from mcpctl.storage import tables
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("tool_call", "resource_read", "prompt_get", "token_created", "token_revoked", "token_deleted",
-         "rbac_denied", "login", "resource_changed")
+KINDS = (
+    "tool_call",
+    "resource_read",
+    "prompt_get",
+    "token_created",
+    "token_revoked",
+    "token_deleted",
+    "rbac_denied",
+    "login",
+    "resource_changed",
+)
 
 
 def record(session: AsyncSession, kind: str, *, outcome: str, **fields: Any) -> None:
@@ -23,13 +32,26 @@ def record(session: AsyncSession, kind: str, *, outcome: str, **fields: Any) -> 
     session.add(tables.AuditEvent(kind=kind, outcome=outcome, **fields))
 
 
-async def query(session: AsyncSession, *, project: str | None, token_name: str | None,
-                token_sha: str | None, kind: str | None, user: str | None, since: datetime | None,
-                until: datetime | None, limit: int) -> list[tables.AuditEvent]:
+async def query(
+    session: AsyncSession,
+    *,
+    project: str | None,
+    token_name: str | None,
+    token_sha: str | None,
+    kind: str | None,
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[tables.AuditEvent]:
     stmt = sa.select(tables.AuditEvent)
-    for column, value in ((tables.AuditEvent.project, project), (tables.AuditEvent.token_name, token_name),
-                          (tables.AuditEvent.token_sha, token_sha), (tables.AuditEvent.kind, kind),
-                          (tables.AuditEvent.user, user)):
+    for column, value in (
+        (tables.AuditEvent.project, project),
+        (tables.AuditEvent.token_name, token_name),
+        (tables.AuditEvent.token_sha, token_sha),
+        (tables.AuditEvent.kind, kind),
+        (tables.AuditEvent.user, user),
+    ):
         if value is not None:
             stmt = stmt.where(column == value)
     if since is not None:
@@ -42,10 +64,19 @@ async def query(session: AsyncSession, *, project: str | None, token_name: str |
 
 def to_object(event: tables.AuditEvent) -> dict[str, Any]:
     spec = {
-        "time": iso(event.time), "kind": event.kind, "user": event.user, "tokenName": event.token_name,
-        "tokenSha": event.token_sha, "project": event.project, "server": event.server,
-        "target": event.target, "verb": event.verb, "outcome": event.outcome,
-        "durationMs": event.duration_ms, "sessionId": event.session_id, "requestId": event.request_id,
+        "time": iso(event.time),
+        "kind": event.kind,
+        "user": event.user,
+        "tokenName": event.token_name,
+        "tokenSha": event.token_sha,
+        "project": event.project,
+        "server": event.server,
+        "target": event.target,
+        "verb": event.verb,
+        "outcome": event.outcome,
+        "durationMs": event.duration_ms,
+        "sessionId": event.session_id,
+        "requestId": event.request_id,
         "clientAddr": event.client_addr,
     }
     return {"kind": "AuditEvent", "metadata": {"name": event.id}, "spec": spec, "status": {}}

@@ -37,32 +37,52 @@ def bearer_from_header(value: str | None) -> str | None:
 
 async def principal_for_user(session: AsyncSession, user: tables.User) -> Principal:
     """A user's principal: their groups and the union of bindings of every matching definition."""
-    groups = (await session.execute(
-        sa.select(tables.Group.name)
-        .join(tables.GroupMember, tables.GroupMember.group_id == tables.Group.id)
-        .where(tables.GroupMember.user_id == user.id)
-    )).scalars().all()
+    groups = (
+        (
+            await session.execute(
+                sa.select(tables.Group.name)
+                .join(tables.GroupMember, tables.GroupMember.group_id == tables.Group.id)
+                .where(tables.GroupMember.user_id == user.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     subjects = {f"User:{user.email}", *(f"Group:{g}" for g in groups)}
-    rows = (await session.execute(
-        sa.select(tables.RbacDefinition)
-        .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
-        .where(tables.RbacSubject.subject.in_(subjects))
-        .distinct()
-    )).scalars().all()
+    rows = (
+        (
+            await session.execute(
+                sa.select(tables.RbacDefinition)
+                .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
+                .where(tables.RbacSubject.subject.in_(subjects))
+                .distinct()
+            )
+        )
+        .scalars()
+        .all()
+    )
     definitions = [
         ([s.subject for s in d.subject_rows], [binding_from_dict(b) for b in d.role_bindings]) for d in rows
     ]
-    return Principal(kind="user", user_id=user.id, email=user.email, name=user.name,
-                     groups=frozenset(groups), bindings=bindings_for(subjects, definitions))
+    return Principal(
+        kind="user",
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        groups=frozenset(groups),
+        bindings=bindings_for(subjects, definitions),
+    )
 
 
 async def authenticate(session: AsyncSession, token: str) -> AuthResult:
     """Resolve a session bearer; unknown, expired or disabled → anonymous with a reason."""
-    row = (await session.execute(
-        sa.select(tables.LoginSession, tables.User)
-        .join(tables.User, tables.User.id == tables.LoginSession.user_id)
-        .where(tables.LoginSession.token_sha == sha256_hex(token))
-    )).first()
+    row = (
+        await session.execute(
+            sa.select(tables.LoginSession, tables.User)
+            .join(tables.User, tables.User.id == tables.LoginSession.user_id)
+            .where(tables.LoginSession.token_sha == sha256_hex(token))
+        )
+    ).first()
     if row is None:
         return AuthResult(ANONYMOUS, "unknown")
     login, user = row
@@ -73,21 +93,26 @@ async def authenticate(session: AsyncSession, token: str) -> AuthResult:
     return AuthResult(await principal_for_user(session, user), session_id=login.id)
 
 
-async def login(session: AsyncSession, email: str, password: str, ttl: timedelta
-                ) -> tuple[str, tables.LoginSession, tables.User] | None:
+async def login(
+    session: AsyncSession, email: str, password: str, ttl: timedelta
+) -> tuple[str, tables.LoginSession, tables.User] | None:
     """Check credentials; on success store a new session (hashed) and return its raw bearer once."""
-    user = (await session.execute(
-        sa.select(tables.User).where(tables.User.email == email.strip().lower())
-    )).scalar()
+    user = (
+        await session.execute(sa.select(tables.User).where(tables.User.email == email.strip().lower()))
+    ).scalar()
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled:
         return None
     token = new_session_token()
     now = tables.utcnow()
-    record = tables.LoginSession(token_sha=sha256_hex(token), user_id=user.id, created_at=now,
-                                 expires_at=now + ttl)
+    record = tables.LoginSession(
+        token_sha=sha256_hex(token), user_id=user.id, created_at=now, expires_at=now + ttl
+    )
     session.add(record)
     # Expired sessions of this user are dead weight: drop them while we are here.
-    await session.execute(sa.delete(tables.LoginSession).where(
-        tables.LoginSession.user_id == user.id, tables.LoginSession.expires_at <= now))
+    await session.execute(
+        sa.delete(tables.LoginSession).where(
+            tables.LoginSession.user_id == user.id, tables.LoginSession.expires_at <= now
+        )
+    )
     return token, record, user

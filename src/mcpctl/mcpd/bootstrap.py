@@ -20,8 +20,13 @@ from mcpctl.storage.database import Database
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_EMAIL = "admin@mcpctl.local"
-ADMIN_BINDINGS = ("role:edit,resource:*", "role:create,resource:*", "role:delete,resource:*",
-                  "role:run,resource:*", "action:*")
+ADMIN_BINDINGS = (
+    "role:edit,resource:*",
+    "role:create,resource:*",
+    "role:delete,resource:*",
+    "role:run,resource:*",
+    "action:*",
+)
 
 
 def write_private_file(path: Path, content: str) -> None:
@@ -73,27 +78,49 @@ async def bootstrap_admin(db: Database, settings: Settings, *, public_url: str) 
             return
         email = check_email(settings.bootstrap_admin_email or DEFAULT_ADMIN_EMAIL)
         password, generated = _admin_password(settings)
-        user = tables.User(name=_user_name(email), email=email, password_hash=hash_password(password),
-                           labels={}, display_name="Administrator")
+        user = tables.User(
+            name=_user_name(email),
+            email=email,
+            password_hash=hash_password(password),
+            labels={},
+            display_name="Administrator",
+        )
         session.add(user)
         await session.flush()
         group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
         if group is None:
             group = tables.Group(name="admins", labels={}, description="mcpd administrators")
             session.add(group)
-        group.memberships = [*group.memberships, tables.GroupMember(user_id=user.id,
-                                                                    position=len(group.memberships))]
-        if (await session.execute(sa.select(tables.RbacDefinition)
-                                  .where(tables.RbacDefinition.name == "admins"))).scalar() is None:
-            session.add(tables.RbacDefinition(
-                name="admins", labels={}, description="full access for the admins group",
-                role_bindings=[parse_binding(b).to_dict() for b in ADMIN_BINDINGS],
-                subject_rows=[tables.RbacSubject(subject="Group:admins", position=0)],
-            ))
+        group.memberships = [
+            *group.memberships,
+            tables.GroupMember(user_id=user.id, position=len(group.memberships)),
+        ]
+        if (
+            await session.execute(
+                sa.select(tables.RbacDefinition).where(tables.RbacDefinition.name == "admins")
+            )
+        ).scalar() is None:
+            session.add(
+                tables.RbacDefinition(
+                    name="admins",
+                    labels={},
+                    description="full access for the admins group",
+                    role_bindings=[parse_binding(b).to_dict() for b in ADMIN_BINDINGS],
+                    subject_rows=[tables.RbacSubject(subject="Group:admins", position=0)],
+                )
+            )
     if generated:
         path = credentials_path(settings)
-        write_private_file(path, yaml.safe_dump({"mcpdUrl": public_url, "email": email, "password": password}))
-        logger.warning("created the first admin %s; generated credentials written to %s (0600). "
-                       "Log in with: mcpctl login --mcpd-url %s --email %s", email, path, public_url, email)
+        write_private_file(
+            path, yaml.safe_dump({"mcpdUrl": public_url, "email": email, "password": password})
+        )
+        logger.warning(
+            "created the first admin %s; generated credentials written to %s (0600). "
+            "Log in with: mcpctl login --mcpd-url %s --email %s",
+            email,
+            path,
+            public_url,
+            email,
+        )
     else:
         logger.info("created the first admin %s from the bootstrap settings", email)

@@ -14,20 +14,29 @@ from mcpctl.core.errors import ForbiddenError, McpctlError, status_for
 
 logger = logging.getLogger(__name__)
 
-_CODE_BY_HTTP_STATUS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                        405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_CODE_BY_HTTP_STATUS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None, request_id: str | None
-               ) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: dict[str, Any] | None, request_id: str | None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}, "requestId": request_id}
 
 
 def error_response(error: McpctlError, request_id: str | None) -> JSONResponse:
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(error.code, error.message, error.details, request_id),
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(error.code, error.message, error.details, request_id), status_code=status, headers=headers
+    )
 
 
 def _request_id(request: Request) -> str | None:
@@ -37,8 +46,11 @@ def _request_id(request: Request) -> str | None:
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     # Never echo the input back: it may hold a password or a secret value.
     errors = [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
-         "type": str(err.get("type", ""))}
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
         for err in exc.errors()
     ]
     return {"errors": errors[:50]}
@@ -70,20 +82,26 @@ def install(app: FastAPI, *, on_forbidden: Any) -> None:
 
     async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse(error_body("invalid", _validation_message(exc), _validation_details(exc),
-                                       _request_id(request)), status_code=400)
+        return JSONResponse(
+            error_body("invalid", _validation_message(exc), _validation_details(exc), _request_id(request)),
+            status_code=400,
+        )
 
     async def handle_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return JSONResponse(error_body(code, message, None, _request_id(request)),
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, message, None, _request_id(request)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
-        return JSONResponse(error_body("internal", "internal server error", None, _request_id(request)),
-                            status_code=500)
+        return JSONResponse(
+            error_body("internal", "internal server error", None, _request_id(request)), status_code=500
+        )
 
     app.add_exception_handler(McpctlError, handle_ours)
     app.add_exception_handler(RequestValidationError, handle_validation)

@@ -35,8 +35,13 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, *, json_lines: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(principal)s] %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(principal)s] %(message)s"
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

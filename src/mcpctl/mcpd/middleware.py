@@ -28,10 +28,18 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("mcpd_http_requests_total", "HTTP requests served.",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("mcpd_http_request_duration_seconds", "HTTP request latency.",
-                                 ["method", "route"], registry=self.registry)
+        self.requests = Counter(
+            "mcpd_http_requests_total",
+            "HTTP requests served.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mcpd_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            registry=self.registry,
+        )
 
 
 class RequestContextMiddleware:

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mcpctl.core.durations import parse_duration
+from mcpctl.core.errors import InvalidError
 
 
 def _default_data_dir() -> Path:
@@ -49,8 +50,9 @@ class Settings(BaseSettings):
         None, description="E-mail of the first admin, created when the database has no user."
     )
     bootstrap_admin_password: SecretStr | None = Field(
-        None, description="Password of the first admin (default: generated and written to "
-        "<dataDir>/admin-credentials, 0600)."
+        None,
+        description="Password of the first admin (default: generated and written to "
+        "<dataDir>/admin-credentials, 0600).",
     )
     bootstrap_admin_password_file: Path | None = Field(
         None, description="File holding the first admin's password (instead of the variable)."
@@ -65,7 +67,10 @@ class Settings(BaseSettings):
     @field_validator("session_ttl")
     @classmethod
     def _check_ttl(cls, value: str) -> str:
-        parse_duration(value)
+        try:
+            parse_duration(value)
+        except InvalidError as exc:
+            raise ValueError(exc.message) from exc
         return value
 
     @field_validator("log_level")

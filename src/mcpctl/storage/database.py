@@ -18,8 +18,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from mcpctl.core.errors import ConflictError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from mcpctl.core.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One handler per resource kind: how a validated spec becomes rows, and rows become objects."""
 
-from mcpctl.mcpd.kinds.base import KindHandler, KindContext
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.kinds.groups import GroupHandler
 from mcpctl.mcpd.kinds.projects import ProjectHandler
 from mcpctl.mcpd.kinds.rbac import RbacHandler

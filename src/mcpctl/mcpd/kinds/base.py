@@ -53,8 +53,9 @@ class KindHandler(Generic[RowT, SpecT]):
         return row
 
     def not_found(self, name: str) -> NotFoundError:
-        return NotFoundError(f'{self.info.plural} "{name}" not found',
-                             details={"kind": self.info.kind, "name": name})
+        return NotFoundError(
+            f'{self.info.plural} "{name}" not found', details={"kind": self.info.kind, "name": name}
+        )
 
     async def list(self, session: AsyncSession) -> list[RowT]:
         result = await session.execute(sa.select(self.table).order_by(self.table.name))
@@ -69,8 +70,12 @@ class KindHandler(Generic[RowT, SpecT]):
         spec = await self.spec_of(ctx, row, show_values=show_values)
         if r.description is not None:
             spec["description"] = r.description
-        return {"kind": self.info.kind, "metadata": metadata, "spec": spec,
-                "status": await self.status_of(ctx, row)}
+        return {
+            "kind": self.info.kind,
+            "metadata": metadata,
+            "spec": spec,
+            "status": await self.status_of(ctx, row),
+        }
 
     async def spec_of(self, ctx: KindContext, row: RowT, *, show_values: bool) -> dict[str, Any]:
         raise NotImplementedError
@@ -91,8 +96,9 @@ class KindHandler(Generic[RowT, SpecT]):
         """Validate references and set the row's kind-specific columns from the spec."""
         raise NotImplementedError
 
-    async def apply(self, ctx: KindContext, row: RowT | None, name: str, labels: dict[str, str],
-                    spec: SpecT) -> tuple[RowT, ApplyResult]:
+    async def apply(
+        self, ctx: KindContext, row: RowT | None, name: str, labels: dict[str, str], spec: SpecT
+    ) -> tuple[RowT, ApplyResult]:
         """Create (row None) or replace, reporting whether anything changed."""
         description = getattr(spec, "description", None)
         if row is None:
@@ -102,8 +108,11 @@ class KindHandler(Generic[RowT, SpecT]):
             await ctx.session.flush()
             return new, "created"
         r: Any = row
-        if (dict(r.labels or {}) == labels and r.description == description
-                and not await self.differs(ctx, row, spec)):
+        if (
+            dict(r.labels or {}) == labels
+            and r.description == description
+            and not await self.differs(ctx, row, spec)
+        ):
             return row, "unchanged"
         r.labels, r.description = labels, description
         await self.write(ctx, row, spec)

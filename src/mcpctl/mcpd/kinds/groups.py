@@ -34,7 +34,9 @@ class GroupHandler(KindHandler[tables.Group, GroupSpec]):
         if missing:
             raise InvalidError(f'unknown user "{missing[0]}" in members', details={"missing": missing})
         await replace_children(ctx, row, "memberships")
-        row.memberships = [tables.GroupMember(user=found[email], position=i) for i, email in enumerate(emails)]
+        row.memberships = [
+            tables.GroupMember(user=found[email], position=i) for i, email in enumerate(emails)
+        ]
 
 
 def _unique(items: Any) -> list[str]:

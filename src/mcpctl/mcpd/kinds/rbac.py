@@ -33,8 +33,9 @@ class RbacHandler(KindHandler[tables.RbacDefinition, RbacSpec]):
     table = tables.RbacDefinition
     spec_model = RbacSpec
 
-    async def spec_of(self, ctx: KindContext, row: tables.RbacDefinition, *, show_values: bool
-                      ) -> dict[str, Any]:
+    async def spec_of(
+        self, ctx: KindContext, row: tables.RbacDefinition, *, show_values: bool
+    ) -> dict[str, Any]:
         return {"subjects": [s.subject for s in row.subject_rows], "roleBindings": list(row.role_bindings)}
 
     def canonical(self, spec: RbacSpec) -> dict[str, Any]:

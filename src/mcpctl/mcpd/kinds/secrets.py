@@ -45,8 +45,10 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
         for key, value in spec.data.items():
             if value == MASK:
                 if key not in current:
-                    raise InvalidError(f'secret value for "{key}" is the mask {MASK!r} but no value is '
-                                       "stored for that key", details={"key": key})
+                    raise InvalidError(
+                        f'secret value for "{key}" is the mask {MASK!r} but no value is stored for that key',
+                        details={"key": key},
+                    )
                 value = current[key]
             data[key] = value
         return dict(sorted(data.items()))
@@ -67,8 +69,10 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
         for server in (await ctx.session.execute(sa.select(tables.Server))).scalars():
             for name, key in secret_refs(server.spec):
                 if name == row.name and key not in keys:
-                    raise ConflictError(f'key "{key}" of secret "{row.name}" is used by server '
-                                        f'"{server.name}"', details={"server": server.name})
+                    raise ConflictError(
+                        f'key "{key}" of secret "{row.name}" is used by server "{server.name}"',
+                        details={"server": server.name},
+                    )
 
     async def before_delete(self, ctx: KindContext, row: tables.Secret, *, force: bool) -> None:
         from mcpctl.mcpd.kinds.servers import secret_refs
@@ -79,5 +83,8 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
             if any(name == row.name for name, _ in secret_refs(server.spec))
         )
         if users and not force:
-            raise ConflictError(f'secret "{row.name}" is used by server(s) {", ".join(users)}; use --force '
-                                "to delete it anyway", details={"servers": users})
+            raise ConflictError(
+                f'secret "{row.name}" is used by server(s) {", ".join(users)}; use --force '
+                "to delete it anyway",
+                details={"servers": users},
+            )

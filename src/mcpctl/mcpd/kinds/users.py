@@ -50,8 +50,9 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
                 sa.select(tables.User.name).where(tables.User.email == email, tables.User.id != row.id)
             )
             if (other := clash.scalar()) is not None:
-                raise AlreadyExistsError(f'email "{email}" already belongs to user "{other}"',
-                                         details={"field": "email"})
+                raise AlreadyExistsError(
+                    f'email "{email}" already belongs to user "{other}"', details={"field": "email"}
+                )
         row.email = email
         row.display_name = spec.displayName
         row.disabled = spec.disabled

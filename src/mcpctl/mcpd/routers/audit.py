@@ -38,6 +38,15 @@ async def list_events(
     since_at = parse_time_or_ago(since, now=now) if since else None
     until_at = parse_time_or_ago(until, now=now) if until else None
     async with state.db.read() as session:
-        events = await audit.query(session, project=project, token_name=tokenName, token_sha=tokenSha,
-                                   kind=kind, user=user, since=since_at, until=until_at, limit=limit)
+        events = await audit.query(
+            session,
+            project=project,
+            token_name=tokenName,
+            token_sha=tokenSha,
+            kind=kind,
+            user=user,
+            since=since_at,
+            until=until_at,
+            limit=limit,
+        )
     return {"kind": "List", "items": [audit.to_object(e) for e in events]}

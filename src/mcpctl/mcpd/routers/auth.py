@@ -28,8 +28,14 @@ async def login(body: LoginIn, request: Request, state: State) -> Any:
     ttl = timedelta(seconds=state.settings.session_ttl_seconds)
     async with state.db.write() as session:
         outcome = await auth_service.login(session, body.email, body.password, ttl)
-        audit.record(session, "login", outcome="ok" if outcome else "denied",
-                     user=body.email.strip().lower()[:320], request_id=request_id, client_addr=client)
+        audit.record(
+            session,
+            "login",
+            outcome="ok" if outcome else "denied",
+            user=body.email.strip().lower()[:320],
+            request_id=request_id,
+            client_addr=client,
+        )
         if outcome is None:
             failed = True
         else:
@@ -55,5 +61,8 @@ async def me(state: State, principal: CurrentPrincipal) -> Any:
     async with state.db.read() as session:
         user = await _users.require(session, principal.name or "")
         user_obj = await _users.to_object(KindContext(session, state.cipher, principal), user)
-    return {"user": user_obj, "groups": sorted(principal.groups),
-            "bindings": [b.to_dict() for b in principal.bindings]}
+    return {
+        "user": user_obj,
+        "groups": sorted(principal.groups),
+        "bindings": [b.to_dict() for b in principal.bindings],
+    }

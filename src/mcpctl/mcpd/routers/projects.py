@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from mcpctl.core.policy import can_access, ensure_visible
+from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd.deps import CurrentPrincipal, State
 from mcpctl.mcpd.kinds import KindContext
 from mcpctl.mcpd.kinds.projects import ProjectHandler
@@ -19,11 +20,21 @@ _projects, _servers = ProjectHandler(), ServerHandler()
 
 
 @router.get("/{name}/servers", response_model=ListOut, summary="The project's servers, in project order")
-async def project_servers(name: NamePath, state: State, principal: CurrentPrincipal) -> Any:
+async def project_servers(
+    name: NamePath,
+    state: State,
+    principal: CurrentPrincipal,
+    label_selector: Annotated[str | None, Query(alias="labelSelector", max_length=1000)] = None,
+) -> Any:
     ensure_visible(principal, "projects", name, kind="Project")
+    matches = parse_selector(label_selector or "")
     async with state.db.read() as session:
         project = await _projects.require(session, name)
         ctx = KindContext(session, state.cipher, principal)
-        items = [await _servers.to_object(ctx, link.server) for link in project.server_links
-                 if can_access(principal, "view", "servers", link.server.name)]
+        items = [
+            await _servers.to_object(ctx, link.server)
+            for link in project.server_links
+            if can_access(principal, "view", "servers", link.server.name)
+            and matches(link.server.labels or {})
+        ]
     return {"kind": "List", "items": items}

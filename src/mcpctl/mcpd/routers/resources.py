@@ -1,7 +1,6 @@
 """The generic REST routes of a kind: list, get, create, replace (apply), merge-patch, delete."""
 
-
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError, create_model
@@ -42,14 +41,19 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
     info = handler.info
     plural, kind = info.plural, info.kind
     router = APIRouter(prefix=f"/{plural}", tags=[plural])
-    body_model: type[BaseModel] = create_model(
-        f"{kind}In", __base__=Strict,
-        kind=(Literal[kind] | None, None),  # type: ignore[valid-type]
-        metadata=(Metadata, ...), spec=(handler.spec_model, ...), status=(dict[str, Any] | None, None),
+    body_model: Any = create_model(
+        f"{kind}In",
+        __base__=Strict,
+        kind=(Optional[Literal[kind]], None),  # type: ignore[arg-type]  # noqa: UP045
+        metadata=(Metadata, ...),
+        spec=(handler.spec_model, ...),
+        status=(dict[str, Any] | None, None),
     )
-    patch_model: type[BaseModel] = create_model(
-        f"{kind}Patch", __base__=Strict,
-        metadata=(MetadataPatch | None, None), spec=(dict[str, Any] | None, None),
+    patch_model: Any = create_model(
+        f"{kind}Patch",
+        __base__=Strict,
+        metadata=(MetadataPatch | None, None),
+        spec=(dict[str, Any] | None, None),
     )
 
     def ctx_for(session: Any, state: AppState, principal: Principal) -> KindContext:
@@ -61,32 +65,48 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         return show_values
 
     @router.get("", response_model=ListOut, summary=f"List {plural}")
-    async def list_objects(state: State, principal: CurrentPrincipal,
-                           label_selector: Annotated[str | None, Query(alias="labelSelector",
-                                                                       max_length=1000)] = None,
-                           show_values: Annotated[bool, Query(alias="showValues")] = False) -> Any:
+    async def list_objects(
+        state: State,
+        principal: CurrentPrincipal,
+        label_selector: Annotated[str | None, Query(alias="labelSelector", max_length=1000)] = None,
+        show_values: Annotated[bool, Query(alias="showValues")] = False,
+    ) -> Any:
         if not can_list(principal, plural):
             ensure_access(principal, "view", plural)
         matches = parse_selector(label_selector or "")
         await show_values_allowed(principal, None, show_values)
         async with state.db.read() as session:
             ctx = ctx_for(session, state, principal)
-            items = [await handler.to_object(ctx, row, show_values=show_values)
-                     for row in await handler.list(session)
-                     if can_access(principal, "view", plural, row.name) and matches(row.labels or {})]
+            items = [
+                await handler.to_object(ctx, row, show_values=show_values)
+                for row in await handler.list(session)
+                if can_access(principal, "view", plural, row.name) and matches(row.labels or {})
+            ]
         return {"kind": "List", "items": items}
 
     @router.get("/{name}", response_model=ObjectOut, summary=f"Get one of {plural}")
-    async def get_object(name: NamePath, state: State, principal: CurrentPrincipal,
-                         show_values: Annotated[bool, Query(alias="showValues")] = False) -> Any:
+    async def get_object(
+        name: NamePath,
+        state: State,
+        principal: CurrentPrincipal,
+        show_values: Annotated[bool, Query(alias="showValues")] = False,
+    ) -> Any:
         ensure_visible(principal, plural, name, kind=kind)
         await show_values_allowed(principal, name, show_values)
         async with state.db.read() as session:
             row = await handler.require(session, name)
             return await handler.to_object(ctx_for(session, state, principal), row, show_values=show_values)
 
-    async def _apply(request: Request, state: AppState, principal: Principal, name: str, body: BaseModel,
-                     *, dry_run: bool, create_only: bool) -> tuple[dict[str, Any], ApplyResult]:
+    async def _apply(
+        request: Request,
+        state: AppState,
+        principal: Principal,
+        name: str,
+        body: BaseModel,
+        *,
+        dry_run: bool,
+        create_only: bool,
+    ) -> tuple[dict[str, Any], ApplyResult]:
         metadata: Metadata = body.metadata  # type: ignore[attr-defined]
         if metadata.name != name:
             raise InvalidError(f"metadata.name {metadata.name!r} does not match the URL name {name!r}")
@@ -100,13 +120,13 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                 else:
                     if create_only:
                         ensure_access(principal, "create", plural, name)
-                        raise AlreadyExistsError(f'{plural} "{name}" already exists',
-                                                 details={"kind": kind, "name": name})
+                        raise AlreadyExistsError(
+                            f'{plural} "{name}" already exists', details={"kind": kind, "name": name}
+                        )
                     ensure_visible(principal, plural, name, kind=kind)
                     ensure_access(principal, "edit", plural, name)
                 ctx = ctx_for(session, state, principal)
-                row, result = await handler.apply(ctx, row, name, dict(metadata.labels),
-                                                  body.spec)  # type: ignore[attr-defined]
+                row, result = await handler.apply(ctx, row, name, dict(metadata.labels), body.spec)  # type: ignore[attr-defined]
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
                     _record_change(session, request, principal, plural, name, result)
@@ -117,30 +137,48 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         return answer, result
 
     @router.post("", status_code=201, response_model=ObjectOut, summary=f"Create one of {plural}")
-    async def create_object(request: Request, state: State, principal: CurrentPrincipal,
-                            body: Annotated[body_model, Body()],  # type: ignore[valid-type]
-                            dry_run: DryRun = False) -> Any:
-        name = body.metadata.name
+    async def create_object(
+        request: Request,
+        state: State,
+        principal: CurrentPrincipal,
+        body: Annotated[body_model, Body()],
+        dry_run: DryRun = False,
+    ) -> Any:
+        name = body.metadata.name  # type: ignore[attr-defined]
         answer, _ = await _apply(request, state, principal, name, body, dry_run=dry_run, create_only=True)
         return answer
 
-    @router.put("/{name}", response_model=ObjectOut,
-                responses={201: {"model": ObjectOut, "description": "Created"}},
-                summary=f"Create or replace one of {plural} (apply)")
-    async def replace_object(name: NamePath, request: Request, response: Response, state: State,
-                             principal: CurrentPrincipal,
-                             body: Annotated[body_model, Body()],  # type: ignore[valid-type]
-                             dry_run: DryRun = False) -> Any:
-        answer, result = await _apply(request, state, principal, name, body, dry_run=dry_run,
-                                      create_only=False)
+    @router.put(
+        "/{name}",
+        response_model=ObjectOut,
+        responses={201: {"model": ObjectOut, "description": "Created"}},
+        summary=f"Create or replace one of {plural} (apply)",
+    )
+    async def replace_object(
+        name: NamePath,
+        request: Request,
+        response: Response,
+        state: State,
+        principal: CurrentPrincipal,
+        body: Annotated[body_model, Body()],
+        dry_run: DryRun = False,
+    ) -> Any:
+        answer, result = await _apply(
+            request, state, principal, name, body, dry_run=dry_run, create_only=False
+        )
         response.headers[RESULT_HEADER] = result
         response.status_code = 201 if result == "created" else 200
         return answer
 
     @router.patch("/{name}", response_model=ObjectOut, summary=f"Merge-patch one of {plural}")
-    async def patch_object(name: NamePath, request: Request, state: State, principal: CurrentPrincipal,
-                           body: Annotated[patch_model, Body()],  # type: ignore[valid-type]
-                           dry_run: DryRun = False) -> Any:
+    async def patch_object(
+        name: NamePath,
+        request: Request,
+        state: State,
+        principal: CurrentPrincipal,
+        body: Annotated[patch_model, Body()],
+        dry_run: DryRun = False,
+    ) -> Any:
         ensure_visible(principal, plural, name, kind=kind)
         ensure_access(principal, "edit", plural, name)
         try:
@@ -148,20 +186,32 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                 row = await handler.require(session, name)
                 ctx = ctx_for(session, state, principal)
                 current = await handler.to_object(ctx, row, show_values=False)
-                spec = merge_patch(current["spec"], body.spec or {})
-                labels = merge_patch(current["metadata"].get("labels", {}),
-                                     (body.metadata.labels if body.metadata else None) or {})
+                spec = merge_patch(current["spec"], body.spec or {})  # type: ignore[attr-defined]
+                labels = merge_patch(
+                    current["metadata"].get("labels", {}),
+                    (body.metadata.labels if body.metadata else None) or {},  # type: ignore[attr-defined]
+                )
                 try:
-                    parsed = body_model.model_validate(
-                        {"metadata": {"name": name, "labels": labels}, "spec": spec})
+                    parsed: Any = body_model.model_validate(
+                        {"metadata": {"name": name, "labels": labels}, "spec": spec}
+                    )
                 except ValidationError as exc:
-                    raise InvalidError(f"the patched {kind} is invalid: "
-                                       f"{exc.errors()[0]['msg'].removeprefix('Value error, ')}",
-                                       details={"errors": [{"loc": [str(p) for p in e["loc"]],
-                                                            "msg": e["msg"]} for e in exc.errors()]}
-                                       ) from exc
-                row, result = await handler.apply(ctx, row, name, dict(parsed.metadata.labels),  # type: ignore[attr-defined]
-                                                  parsed.spec)  # type: ignore[attr-defined]
+                    raise InvalidError(
+                        f"the patched {kind} is invalid: "
+                        f"{exc.errors()[0]['msg'].removeprefix('Value error, ')}",
+                        details={
+                            "errors": [
+                                {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()
+                            ]
+                        },
+                    ) from exc
+                row, result = await handler.apply(
+                    ctx,
+                    row,
+                    name,
+                    dict(parsed.metadata.labels),
+                    parsed.spec,
+                )
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
                     _record_change(session, request, principal, plural, name, "patched")
@@ -172,8 +222,9 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         return answer
 
     @router.delete("/{name}", status_code=204, summary=f"Delete one of {plural}")
-    async def delete_object(name: NamePath, request: Request, state: State, principal: CurrentPrincipal,
-                            force: bool = False) -> Response:
+    async def delete_object(
+        name: NamePath, request: Request, state: State, principal: CurrentPrincipal, force: bool = False
+    ) -> Response:
         ensure_visible(principal, plural, name, kind=kind)
         ensure_access(principal, "delete", plural, name)
         async with state.db.write() as session:
@@ -185,8 +236,16 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
     return router
 
 
-def _record_change(session: Any, request: Request, principal: Principal, plural: str, name: str,
-                   verb: str) -> None:
-    audit.record(session, "resource_changed", outcome="ok", user=principal.email, target=f"{plural}/{name}",
-                 verb=verb, request_id=getattr(request.state, "request_id", None),
-                 client_addr=request.client.host if request.client else None)
+def _record_change(
+    session: Any, request: Request, principal: Principal, plural: str, name: str, verb: str
+) -> None:
+    audit.record(
+        session,
+        "resource_changed",
+        outcome="ok",
+        user=principal.email,
+        target=f"{plural}/{name}",
+        verb=verb,
+        request_id=getattr(request.state, "request_id", None),
+        client_addr=request.client.host if request.client else None,
+    )
