@@ -64,6 +64,9 @@ def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
         database_url=database_url,
         bootstrap_admin_email=ADMIN_EMAIL,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        # Cheap hashes keep the suite fast; the default cost is covered by tests/unit/test_crypto.py.
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
         **extra,
     )
 

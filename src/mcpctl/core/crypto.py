@@ -18,31 +18,52 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from mcpctl.core.errors import InvalidError, McpctlError
 
-_hasher = PasswordHasher()  # Argon2id with the library's RFC 9106 low-memory defaults
-# A real hash to verify against when the user does not exist, so timing does not reveal existence.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
 SESSION_PREFIX = "mcpctl_ses_"
 MIN_PASSWORD_LENGTH = 8
 
 
+class Passwords:
+    """Argon2id hashing with tunable cost. Verification reads the parameters stored in each hash, so
+    changing the cost never locks anyone out; `needs_rehash` tells when a stored hash is outdated."""
+
+    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65_536, parallelism: int = 4):
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        self._dummy: str | None = None
+
+    def hash(self, password: str) -> str:
+        """Argon2id hash of a password, after checking its length."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidError(
+                f"password must be at least {MIN_PASSWORD_LENGTH} characters", details={"field": "password"}
+            )
+        if len(password) > 1024:
+            raise InvalidError("password must be at most 1024 characters", details={"field": "password"})
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Check a password; with no stored hash, do the same work so timing reveals nothing."""
+        if password_hash is None and self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        try:
+            ok = self._hasher.verify(password_hash or self._dummy or "", password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return ok and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+_default = Passwords()
+
+
 def hash_password(password: str) -> str:
-    """Argon2id hash of a password, after checking it meets the minimum length."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidError(
-            f"password must be at least {MIN_PASSWORD_LENGTH} characters", details={"field": "password"}
-        )
-    if len(password) > 1024:
-        raise InvalidError("password must be at most 1024 characters", details={"field": "password"})
-    return _hasher.hash(password)
+    """Argon2id hash with the default (RFC 9106 low-memory) cost."""
+    return _default.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant-work check of a password against a stored hash (None: no password set)."""
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    return _default.verify(password_hash, password)
 
 
 def new_session_token() -> str:

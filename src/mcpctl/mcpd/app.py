@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 
 import mcpctl
-from mcpctl.core.crypto import SecretCipher
+from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, errors
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
@@ -50,11 +50,17 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await db.migrate()
             state = AppState(
-                settings=settings, db=db, cipher=SecretCipher(load_secret_key(settings)), metrics=metrics
+                settings=settings,
+                db=db,
+                cipher=SecretCipher(load_secret_key(settings)),
+                passwords=Passwords(
+                    time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+                ),
+                metrics=metrics,
             )
             app.state.mcpd = state
             public_url = f"http://{settings.host}:{settings.port}"
-            await bootstrap_admin(db, settings, public_url=public_url)
+            await bootstrap_admin(db, settings, state.passwords, public_url=public_url)
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             yield
         finally:

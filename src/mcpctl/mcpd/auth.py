@@ -12,7 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core.crypto import new_session_token, sha256_hex, verify_password
+from mcpctl.core.crypto import Passwords, new_session_token, sha256_hex
 from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for
 from mcpctl.core.rbac import binding_from_dict
 from mcpctl.storage import tables
@@ -94,15 +94,17 @@ async def authenticate(session: AsyncSession, token: str) -> AuthResult:
 
 
 async def login(
-    session: AsyncSession, email: str, password: str, ttl: timedelta
+    session: AsyncSession, passwords: Passwords, email: str, password: str, ttl: timedelta
 ) -> tuple[str, tables.LoginSession, tables.User] | None:
     """Check credentials; on success store a new session (hashed) and return its raw bearer once."""
     user = (
         await session.execute(sa.select(tables.User).where(tables.User.email == email.strip().lower()))
     ).scalar()
-    ok = verify_password(user.password_hash if user else None, password)
+    ok = passwords.verify(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled:
         return None
+    if user.password_hash and passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash(password)
     token = new_session_token()
     now = tables.utcnow()
     record = tables.LoginSession(

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
-from mcpctl.core.crypto import SecretCipher, generate_password, hash_password
+from mcpctl.core.crypto import Passwords, SecretCipher, generate_password
 from mcpctl.core.names import check_email
 from mcpctl.core.rbac import parse_binding
 from mcpctl.mcpd.settings import Settings
@@ -69,7 +69,7 @@ def _user_name(email: str) -> str:
     return name or "admin"
 
 
-async def bootstrap_admin(db: Database, settings: Settings, *, public_url: str) -> None:
+async def bootstrap_admin(db: Database, settings: Settings, passwords: Passwords, *, public_url: str) -> None:
     """Create the first admin when the database has no user; say where its credentials are."""
     async with db.write() as session:
         if (await session.execute(sa.select(sa.func.count()).select_from(tables.User))).scalar():
@@ -81,7 +81,7 @@ async def bootstrap_admin(db: Database, settings: Settings, *, public_url: str) 
         user = tables.User(
             name=_user_name(email),
             email=email,
-            password_hash=hash_password(password),
+            password_hash=passwords.hash(password),
             labels={},
             display_name="Administrator",
         )

@@ -58,6 +58,20 @@ class Settings(BaseSettings):
         None, description="File holding the first admin's password (instead of the variable)."
     )
     session_ttl: str = Field("7d", description="Lifetime of a login session bearer (e.g. 12h, 7d).")
+    password_hash_time_cost: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Argon2id iterations for new password hashes (existing hashes keep "
+        "theirs and are upgraded at the next login).",
+    )
+    password_hash_memory_kib: int = Field(
+        65_536,
+        ge=1024,
+        le=4_194_304,
+        description="Argon2id memory per password hash, in KiB "
+        "(default 64 MiB, RFC 9106's low-memory profile).",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
     )

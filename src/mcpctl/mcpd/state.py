@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mcpctl.core.crypto import SecretCipher
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcpctl.core.crypto import Passwords, SecretCipher
+from mcpctl.core.policy import Principal
+from mcpctl.mcpd.kinds.base import KindContext
 from mcpctl.mcpd.middleware import Metrics
 from mcpctl.mcpd.settings import Settings
 from mcpctl.storage.database import Database
@@ -15,4 +19,9 @@ class AppState:
     settings: Settings
     db: Database
     cipher: SecretCipher
+    passwords: Passwords
     metrics: Metrics = field(default_factory=Metrics)
+
+    def context(self, session: AsyncSession, principal: Principal) -> KindContext:
+        """What kind handlers need for one unit of work."""
+        return KindContext(session=session, cipher=self.cipher, principal=principal, passwords=self.passwords)

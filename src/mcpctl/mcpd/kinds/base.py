@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core.crypto import SecretCipher
+from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.kinds import KindInfo
 from mcpctl.core.policy import Principal
@@ -28,6 +28,7 @@ class KindContext:
     session: AsyncSession
     cipher: SecretCipher
     principal: Principal
+    passwords: Passwords
 
 
 def iso(value: datetime) -> str:

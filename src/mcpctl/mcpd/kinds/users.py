@@ -6,7 +6,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mcpctl.core.crypto import hash_password, verify_password
 from mcpctl.core.errors import AlreadyExistsError
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
@@ -39,7 +38,7 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         return spec.model_dump(mode="json", exclude_none=True, exclude={"description", "password"})
 
     async def differs(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> bool:
-        if spec.password is not None and not verify_password(row.password_hash, spec.password):
+        if spec.password is not None and not ctx.passwords.verify(row.password_hash, spec.password):
             return True
         return await super().differs(ctx, row, spec)
 
@@ -56,5 +55,5 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         row.email = email
         row.display_name = spec.displayName
         row.disabled = spec.disabled
-        if spec.password is not None and not verify_password(row.password_hash, spec.password):
-            row.password_hash = hash_password(spec.password)
+        if spec.password is not None and not ctx.passwords.verify(row.password_hash, spec.password):
+            row.password_hash = ctx.passwords.hash(spec.password)

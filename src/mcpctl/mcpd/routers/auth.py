@@ -12,7 +12,6 @@ from mcpctl.core.errors import UnauthenticatedError
 from mcpctl.mcpd import audit
 from mcpctl.mcpd import auth as auth_service
 from mcpctl.mcpd.deps import CurrentPrincipal, State, auth_result
-from mcpctl.mcpd.kinds import KindContext
 from mcpctl.mcpd.kinds.users import UserHandler
 from mcpctl.mcpd.schemas import LoginIn, LoginOut, MeOut
 from mcpctl.storage import tables
@@ -27,7 +26,7 @@ async def login(body: LoginIn, request: Request, state: State) -> Any:
     request_id = getattr(request.state, "request_id", None)
     ttl = timedelta(seconds=state.settings.session_ttl_seconds)
     async with state.db.write() as session:
-        outcome = await auth_service.login(session, body.email, body.password, ttl)
+        outcome = await auth_service.login(session, state.passwords, body.email, body.password, ttl)
         audit.record(
             session,
             "login",
@@ -42,7 +41,7 @@ async def login(body: LoginIn, request: Request, state: State) -> Any:
             failed = False
             token, record, user = outcome
             principal = await auth_service.principal_for_user(session, user)
-            user_obj = await _users.to_object(KindContext(session, state.cipher, principal), user)
+            user_obj = await _users.to_object(state.context(session, principal), user)
     if failed:
         raise UnauthenticatedError("invalid email or password", details={"reason": "invalid_credentials"})
     return {"token": token, "expiresAt": record.expires_at, "user": user_obj}
@@ -60,7 +59,7 @@ async def logout(request: Request, state: State, principal: CurrentPrincipal) ->
 async def me(state: State, principal: CurrentPrincipal) -> Any:
     async with state.db.read() as session:
         user = await _users.require(session, principal.name or "")
-        user_obj = await _users.to_object(KindContext(session, state.cipher, principal), user)
+        user_obj = await _users.to_object(state.context(session, principal), user)
     return {
         "user": user_obj,
         "groups": sorted(principal.groups),

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 from mcpctl.core.policy import can_access, ensure_visible
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd.deps import CurrentPrincipal, State
-from mcpctl.mcpd.kinds import KindContext
 from mcpctl.mcpd.kinds.projects import ProjectHandler
 from mcpctl.mcpd.kinds.servers import ServerHandler
 from mcpctl.mcpd.routers.resources import NamePath
@@ -30,7 +29,7 @@ async def project_servers(
     matches = parse_selector(label_selector or "")
     async with state.db.read() as session:
         project = await _projects.require(session, name)
-        ctx = KindContext(session, state.cipher, principal)
+        ctx = state.context(session, principal)
         items = [
             await _servers.to_object(ctx, link.server)
             for link in project.server_links

@@ -57,7 +57,7 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
     )
 
     def ctx_for(session: Any, state: AppState, principal: Principal) -> KindContext:
-        return KindContext(session=session, cipher=state.cipher, principal=principal)
+        return state.context(session, principal)
 
     async def show_values_allowed(principal: Principal, name: str | None, show_values: bool) -> bool:
         if show_values:
