@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core.crypto import Passwords, SecretCipher
-from mcpctl.core.errors import NotFoundError
+from mcpctl.core.errors import InvalidError, NotFoundError
 from mcpctl.core.kinds import KindInfo
 from mcpctl.core.policy import Principal
 from mcpctl.storage import tables
@@ -128,6 +128,19 @@ class KindHandler(Generic[RowT, SpecT]):
 
     async def before_delete(self, ctx: KindContext, row: RowT, *, force: bool) -> None:
         """Refuse (ConflictError) or detach what depends on the row."""
+
+
+async def resolve(ctx: KindContext, column: Any, keys: list[str], *, what: str, field: str) -> dict[str, Any]:
+    """Load the rows whose `column` is in `keys` (references in a spec); InvalidError naming the first
+    that does not exist. Returns them by key."""
+    found: dict[str, Any] = {}
+    if keys:
+        result = await ctx.session.execute(sa.select(column.class_).where(column.in_(keys)))
+        found = {getattr(row, column.key): row for row in result.scalars()}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise InvalidError(f'unknown {what} "{missing[0]}" in {field}', details={"missing": missing})
+    return found
 
 
 async def replace_children(ctx: KindContext, row: Any, attribute: str) -> None:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from mcpctl.core.errors import InvalidError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
 from mcpctl.mcpd.schemas import GroupSpec
 from mcpctl.storage import tables
 
@@ -26,13 +23,7 @@ class GroupHandler(KindHandler[tables.Group, GroupSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Group, spec: GroupSpec) -> None:
         emails = _unique(m.lower() for m in spec.members)
-        found: dict[str, tables.User] = {}
-        if emails:
-            result = await ctx.session.execute(sa.select(tables.User).where(tables.User.email.in_(emails)))
-            found = {user.email: user for user in result.scalars()}
-        missing = [e for e in emails if e not in found]
-        if missing:
-            raise InvalidError(f'unknown user "{missing[0]}" in members', details={"missing": missing})
+        found = await resolve(ctx, tables.User.email, emails, what="user", field="members")
         await replace_children(ctx, row, "memberships")
         row.memberships = [
             tables.GroupMember(user=found[email], position=i) for i, email in enumerate(emails)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from mcpctl.core.errors import InvalidError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
 from mcpctl.mcpd.schemas import ProjectSpec
 from mcpctl.storage import tables
 
@@ -33,13 +30,7 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
         names = list(dict.fromkeys(spec.servers))
-        found: dict[str, tables.Server] = {}
-        if names:
-            result = await ctx.session.execute(sa.select(tables.Server).where(tables.Server.name.in_(names)))
-            found = {server.name: server for server in result.scalars()}
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise InvalidError(f'unknown server "{missing[0]}" in servers', details={"missing": missing})
+        found = await resolve(ctx, tables.Server.name, names, what="server", field="servers")
         row.proxy_model = spec.proxyModel
         row.tool_prefix_mode = spec.toolPrefixMode
         row.tool_name_separator = spec.toolNameSeparator
