@@ -51,7 +51,7 @@ async def test_health_readiness_metrics_and_openapi(tmp_path: Path, database_url
         assert (await client.get("/readyz")).json()["database"] == "ok"
         await client.get("/api/v1/projects")
         metrics = (await client.get("/metrics")).text
-        assert "mcpd_http_requests_total" in metrics and 'status="401"' in metrics
+        assert 'route="/api/v1/projects",status="401"' in metrics
         assert "mcpd_http_request_duration_seconds_bucket" in metrics
         spec = (await client.get("/openapi.json")).json()
         assert "/api/v1/servers/{name}" in spec["paths"]

@@ -20,6 +20,7 @@ from mcpctl.mcpd.errors import error_response
 if TYPE_CHECKING:
     from mcpctl.mcpd.state import AppState
 
+API_PREFIX = "/api/v1"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -76,6 +77,12 @@ class RequestContextMiddleware:
         finally:
             route: Any = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
+            if (
+                scope["path"].startswith(API_PREFIX + "/")
+                and path.startswith("/")
+                and not path.startswith(API_PREFIX)
+            ):
+                path = API_PREFIX + path  # routes of included routers may carry their own path only
             method = scope["method"]
             self.metrics.requests.labels(method, path, str(status)).inc()
             self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
