@@ -35,7 +35,9 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         return {"groups": list(result.scalars()), "hasPassword": row.password_hash is not None}
 
     def canonical(self, spec: UserSpec) -> dict[str, Any]:
-        return spec.model_dump(mode="json", exclude_none=True, exclude={"description", "password"})
+        data = spec.model_dump(mode="json", exclude_none=True, exclude={"description", "password"})
+        data["email"] = spec.email.lower()  # stored lower-cased: e-mail identity is case-insensitive
+        return data
 
     async def differs(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> bool:
         if spec.password is not None and not ctx.passwords.verify(row.password_hash, spec.password):
