@@ -29,7 +29,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Secret", "secrets", "secret"),
     KindInfo("AuditEvent", "auditevents", "auditevent", ("audit",), read_only=True),
     KindInfo("Instance", "instances", "instance", ("inst",), read_only=True, served=False),
-    KindInfo("McpToken", "mcptokens", "mcptoken", served=False),
+    KindInfo("McpToken", "mcptokens", "mcptoken"),
     KindInfo("Prompt", "prompts", "prompt", served=False),
     KindInfo("ProxyModel", "proxymodels", "proxymodel", served=False),
 )

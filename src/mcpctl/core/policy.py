@@ -17,12 +17,18 @@ from mcpctl.core.rbac import Binding
 class Principal:
     """Who is calling: a user (with the groups they are in) and the bindings that apply to them."""
 
-    kind: str  # "user" | "anonymous" (later: "token")
+    kind: str  # "user" | "token" | "anonymous"
     user_id: str | None = None
     email: str | None = None
     name: str | None = None
     groups: frozenset[str] = frozenset()
     bindings: tuple[Binding, ...] = field(default_factory=tuple)
+    # McpToken principals: the token's identity, its one project and the user who created it.
+    token_id: str | None = None
+    token_name: str | None = None
+    token_sha: str | None = None
+    project: str | None = None
+    owner: str | None = None
 
     @property
     def is_authenticated(self) -> bool:
@@ -31,6 +37,8 @@ class Principal:
     @property
     def subjects(self) -> frozenset[str]:
         """The RBAC subjects this principal matches."""
+        if self.kind == "token":
+            return frozenset({f"McpToken:{self.token_sha}"})
         subjects = {f"Group:{g}" for g in self.groups}
         if self.email:
             subjects.add(f"User:{self.email}")
@@ -107,7 +115,7 @@ def ensure_access(principal: Principal, role: str, resource: str, name: str | No
 def ensure_visible(principal: Principal, resource: str, name: str, *, kind: str) -> None:
     """Raise NotFoundError (not 403) when the principal may not view the object."""
     if not can_access(principal, "view", resource, name):
-        raise NotFoundError(f'{kind} "{name}" not found', details={"kind": kind, "name": name})
+        raise NotFoundError(f'{resource} "{name}" not found', details={"kind": kind, "name": name})
 
 
 def ensure_operation(principal: Principal, action: str) -> None:
@@ -122,6 +130,8 @@ def describe(principal: Principal) -> str:
     """A short, secret-free description of the principal for messages."""
     if principal.kind == "user":
         return f'user "{principal.email}"'
+    if principal.kind == "token":
+        return f'token "{principal.token_name}" of project "{principal.project}"'
     return "anonymous"
 
 

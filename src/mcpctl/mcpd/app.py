@@ -17,6 +17,7 @@ from mcpctl.mcpd.kinds import HANDLERS
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
 from mcpctl.mcpd.routers import audit as audit_router
 from mcpctl.mcpd.routers import auth as auth_router
+from mcpctl.mcpd.routers import mcptokens as mcptokens_router
 from mcpctl.mcpd.routers import ops
 from mcpctl.mcpd.routers import projects as projects_router
 from mcpctl.mcpd.routers.resources import resource_router
@@ -59,8 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics=metrics,
             )
             app.state.mcpd = state
-            public_url = f"http://{settings.host}:{settings.port}"
-            await bootstrap_admin(db, settings, state.passwords, public_url=public_url)
+            await bootstrap_admin(db, settings, state.passwords, public_url=settings.resolved_public_url)
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             yield
         finally:
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
     api.include_router(auth_router.router)
     api.include_router(audit_router.router)
+    api.include_router(mcptokens_router.router)
     api.include_router(projects_router.router)
     for handler in HANDLERS:
         api.include_router(resource_router(handler))
@@ -96,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
                     session,
                     "rbac_denied",
                     outcome="denied",
-                    user=result.principal.email,
+                    **audit.principal_fields(result.principal),
                     target=f"{request.method} {request.url.path}"[:500],
                     request_id=getattr(request.state, "request_id", None),
                     client_addr=request.client.host if request.client else None,

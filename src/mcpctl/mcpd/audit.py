@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcpctl.core.policy import Principal
 from mcpctl.mcpd.kinds.base import iso
 from mcpctl.storage import tables
 
@@ -25,6 +26,18 @@ KINDS = (
     "login",
     "resource_changed",
 )
+
+
+def principal_fields(principal: Principal) -> dict[str, Any]:
+    """Who did it, for an event: the user, or a token (with its owner as the user) and its project."""
+    if principal.kind == "token":
+        return {
+            "user": principal.owner,
+            "token_name": principal.token_name,
+            "token_sha": principal.token_sha,
+            "project": principal.project,
+        }
+    return {"user": principal.email}
 
 
 def record(session: AsyncSession, kind: str, *, outcome: str, **fields: Any) -> None:

@@ -7,15 +7,18 @@ through the same dispatch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcpctl.core import tokens
 from mcpctl.core.crypto import Passwords, new_session_token, sha256_hex
 from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for
-from mcpctl.core.rbac import binding_from_dict
+from mcpctl.core.rbac import Binding, binding_from_dict
 from mcpctl.storage import tables
+
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ class AuthResult:
     # Why a presented bearer was refused (None when none was presented or it was accepted).
     error: str | None = None
     session_id: str | None = None
+    # For an accepted McpToken: its expiry, and whether lastUsedAt is due for an update.
+    expires_at: datetime | None = None
+    touch: bool = False
 
 
 def bearer_from_header(value: str | None) -> str | None:
@@ -49,6 +55,19 @@ async def principal_for_user(session: AsyncSession, user: tables.User) -> Princi
         .all()
     )
     subjects = {f"User:{user.email}", *(f"Group:{g}" for g in groups)}
+    definitions = await definitions_for(session, subjects)
+    return Principal(
+        kind="user",
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        groups=frozenset(groups),
+        bindings=bindings_for(subjects, definitions),
+    )
+
+
+async def definitions_for(session: AsyncSession, subjects: set[str]) -> list[tuple[list[str], list[Binding]]]:
+    """(subjects, bindings) of every RbacDefinition naming one of `subjects` (one indexed lookup)."""
     rows = (
         (
             await session.execute(
@@ -61,21 +80,58 @@ async def principal_for_user(session: AsyncSession, user: tables.User) -> Princi
         .scalars()
         .all()
     )
-    definitions = [
+    return [
         ([s.subject for s in d.subject_rows], [binding_from_dict(b) for b in d.role_bindings]) for d in rows
     ]
-    return Principal(
-        kind="user",
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        groups=frozenset(groups),
-        bindings=bindings_for(subjects, definitions),
+
+
+async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult:
+    """Checksum first (no database for a mistyped or invented token), then one indexed lookup."""
+    if not tokens.is_well_formed(token):
+        return AuthResult(ANONYMOUS, "malformed")
+    sha = tokens.token_sha(token)
+    row = (await session.execute(sa.select(tables.McpToken).where(tables.McpToken.token_sha == sha))).scalar()
+    if row is None:
+        return AuthResult(ANONYMOUS, "unknown")
+    now = tables.utcnow()
+    state = tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
+    if state != "active":
+        return AuthResult(ANONYMOUS, state)
+    subject = f"McpToken:{sha}"
+    principal = Principal(
+        kind="token",
+        bindings=bindings_for({subject}, await definitions_for(session, {subject})),
+        token_id=row.id,
+        token_name=row.name,
+        token_sha=sha,
+        project=row.project.name,
+        owner=row.owner,
+    )
+    touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
+    return AuthResult(principal, expires_at=row.expires_at, touch=touch)
+
+
+async def touch_token(session: AsyncSession, token_id: str) -> None:
+    """Record use, at most once a minute per token (the WHERE makes concurrent touches collapse)."""
+    now = tables.utcnow()
+    await session.execute(
+        sa.update(tables.McpToken)
+        .where(
+            tables.McpToken.id == token_id,
+            sa.or_(
+                tables.McpToken.last_used_at.is_(None),
+                tables.McpToken.last_used_at <= now - TOKEN_TOUCH_INTERVAL,
+            ),
+        )
+        .values(last_used_at=now)
     )
 
 
 async def authenticate(session: AsyncSession, token: str) -> AuthResult:
-    """Resolve a session bearer; unknown, expired or disabled → anonymous with a reason."""
+    """Resolve a bearer: `mcpctl_pat_…` is an McpToken, anything else a login session. Unknown,
+    expired, revoked or disabled → anonymous with a reason."""
+    if tokens.looks_like_token(token):
+        return await authenticate_mcptoken(session, token)
     row = (
         await session.execute(
             sa.select(tables.LoginSession, tables.User)

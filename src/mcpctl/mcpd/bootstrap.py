@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 from mcpctl.core.crypto import Passwords, SecretCipher, generate_password
 from mcpctl.core.names import check_email
 from mcpctl.core.rbac import parse_binding
+from mcpctl.mcpd.files import write_private_file
 from mcpctl.mcpd.settings import Settings
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
@@ -27,18 +27,6 @@ ADMIN_BINDINGS = (
     "role:run,resource:*",
     "action:*",
 )
-
-
-def write_private_file(path: Path, content: str) -> None:
-    """Write a file only its owner can read (0600), in a directory only its owner can enter (0700)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_secret_key(settings: Settings) -> str:

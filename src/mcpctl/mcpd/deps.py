@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mcpctl.core.errors import UnauthenticatedError
-from mcpctl.core.policy import ANONYMOUS, Principal
+from mcpctl.core.errors import ForbiddenError, UnauthenticatedError
+from mcpctl.core.policy import ANONYMOUS, Principal, describe
 from mcpctl.mcpd.auth import AuthResult
 from mcpctl.mcpd.state import AppState
 
@@ -25,11 +25,19 @@ def auth_result(request: Request) -> AuthResult:
 def require_principal(request: Request) -> Principal:
     """The caller, or 401 (missing, malformed, unknown or expired bearer)."""
     result = auth_result(request)
-    if not result.principal.is_authenticated:
+    principal = result.principal
+    if not principal.is_authenticated:
         reason = result.error or "missing"
         message = "authentication required" if reason == "missing" else f"invalid bearer token ({reason})"
         raise UnauthenticatedError(message, details={"reason": reason})
-    return result.principal
+    if principal.kind == "token":
+        scope = f"/api/v1/projects/{principal.project}"
+        if request.url.path != scope and not request.url.path.startswith(scope + "/"):
+            raise ForbiddenError(
+                f"{describe(principal)} may only be used under {scope}/",
+                details={"project": principal.project},
+            )
+    return principal
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -12,8 +12,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpctl.core.errors import PayloadTooLargeError
-from mcpctl.core.policy import ANONYMOUS
-from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header
+from mcpctl.core.policy import ANONYMOUS, describe
+from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header, touch_token
 from mcpctl.mcpd.context import principal_var, request_id_var
 from mcpctl.mcpd.errors import error_response
 
@@ -122,8 +122,13 @@ class AuthMiddleware:
             state: AppState = scope["app"].state.mcpd
             async with state.db.read() as session:
                 result = await authenticate(session, token)
+            if result.touch and result.principal.token_id is not None:
+                async with state.db.write() as session:
+                    await touch_token(session, result.principal.token_id)
         scope.setdefault("state", {})["auth"] = result
-        ctx_token = principal_var.set(result.principal.email or None)
+        ctx_token = principal_var.set(
+            describe(result.principal) if result.principal.is_authenticated else None
+        )
         try:
             await self.app(scope, receive, send)
         finally:

@@ -7,6 +7,7 @@ docs/configuration.md does not list it.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,34 @@ class Settings(BaseSettings):
         description="Argon2id memory per password hash, in KiB "
         "(default 64 MiB, RFC 9106's low-memory profile).",
     )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients use to reach this mcpd (client config snippets, project MCP "
+        "URLs); default http://<host>:<port>.",
+    )
+    max_tokens_per_project: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Most active McpTokens a project may have (more → 403 token_limit_exceeded).",
+    )
+    mcptoken_max_ttl: str | None = Field(
+        None,
+        description="Longest McpToken lifetime (e.g. 90d); also the default TTL when set. Unset: "
+        "tokens may never expire.",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Write logs as JSON lines (one object per record).")
 
-    @field_validator("session_ttl")
+    @field_validator("session_ttl", "mcptoken_max_ttl")
     @classmethod
-    def _check_ttl(cls, value: str) -> str:
+    def _check_duration(cls, value: str | None) -> str | None:
         try:
-            parse_duration(value)
+            if value is not None:
+                parse_duration(value)
         except InvalidError as exc:
             raise ValueError(exc.message) from exc
         return value
@@ -97,6 +115,14 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'mcpd.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def mcptoken_max_ttl_delta(self) -> timedelta | None:
+        return None if self.mcptoken_max_ttl is None else parse_duration(self.mcptoken_max_ttl)
 
     @property
     def session_ttl_seconds(self) -> float:

@@ -154,14 +154,38 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class McpToken(Base):
+    """A project-scoped bearer; only its SHA-256 is stored. `active_name` is the name while the token
+    is active (NULL once revoked or expired-and-replaced), so "unique active name per project" is a
+    database constraint."""
+
+    __tablename__ = "mcp_tokens"
+    __table_args__ = (sa.UniqueConstraint("project_id", "active_name"),)
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(63))
+    active_name: Mapped[str | None] = mapped_column(sa.String(63), nullable=True)
+    project_id: Mapped[str] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    token_sha: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    owner: Mapped[str] = mapped_column(sa.String(320))
+    description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    rbac_mode: Mapped[str] = mapped_column(sa.String(16))
+    bindings: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    project: Mapped[Project] = relationship(lazy="joined")
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_events"
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
     time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(sa.String(32), index=True)
     user: Mapped[str | None] = mapped_column(sa.String(320), nullable=True, index=True)
-    token_name: Mapped[str | None] = mapped_column(sa.String(63), nullable=True)
-    token_sha: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    token_name: Mapped[str | None] = mapped_column(sa.String(63), nullable=True, index=True)
+    token_sha: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
     project: Mapped[str | None] = mapped_column(sa.String(63), nullable=True, index=True)
     server: Mapped[str | None] = mapped_column(sa.String(63), nullable=True)
     target: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
 from mcpctl.mcpd.schemas import ProjectSpec
@@ -27,6 +29,15 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
         data = super().canonical(spec)
         data["servers"] = list(dict.fromkeys(spec.servers))
         return data
+
+    async def before_delete(self, ctx: KindContext, row: tables.Project, *, force: bool) -> None:
+        # The project's tokens go with it (database cascade); their RbacDefinitions must go too.
+        from mcpctl.mcpd.mcptokens import drop_definitions
+
+        shas = await ctx.session.execute(
+            sa.select(tables.McpToken.token_sha).where(tables.McpToken.project_id == row.id)
+        )
+        await drop_definitions(ctx.session, [f"McpToken:{sha}" for sha in shas.scalars()])
 
     async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
         names = list(dict.fromkeys(spec.servers))

@@ -243,7 +243,7 @@ def _record_change(
         session,
         "resource_changed",
         outcome="ok",
-        user=principal.email,
+        **audit.principal_fields(principal),
         target=f"{plural}/{name}",
         verb=verb,
         request_id=getattr(request.state, "request_id", None),
