@@ -52,7 +52,15 @@ def test_json_is_accepted() -> None:
         ("kind: Gizmo\nmetadata: {name: x}\n", "unknown kind"),
         ("kind: Server\nmetadata: {}\n", "missing metadata.name"),
         ("kind: Server\nspec: {}\n", "missing metadata.name"),
-        ("kind: McpToken\nmetadata: {name: t, project: p}\n", "not served"),
+        ("kind: Prompt\nmetadata: {name: t}\n", "not served"),
+        ("kind: McpToken\nmetadata: {name: t}\n", "needs metadata.project"),
+        ("kind: McpToken\nmetadata: {name: t, project: p}\nspec: {ttl: 30d, colour: red}\n", "'colour'"),
+        ("kind: McpToken\nmetadata: {name: t, project: p}\nspec: {rbac: all}\n", "spec.rbac"),
+        (
+            "kind: McpToken\nmetadata: {name: t, project: p}\n"
+            "spec: {bindings: [{role: frob, resource: servers}]}\n",
+            "'frob'",
+        ),
         ("kind: AuditEvent\nmetadata: {name: '1'}\n", "read-only"),
         ("kind: List\nitems: nope\n", "needs 'items'"),
     ],

@@ -97,9 +97,9 @@ def test_usage_mistakes_exit_2_with_an_error_line(args: list[str]) -> None:
 
 
 def test_kinds_mcpd_does_not_serve_yet_are_a_clear_error() -> None:
-    result = run("get", "mcptokens")
+    result = run("get", "prompts")
     assert result.exit_code == 1
-    assert result.stderr == "error: mcptokens are not served by this version of mcpd yet\n"
+    assert result.stderr == "error: prompts are not served by this version of mcpd yet\n"
 
 
 def test_completion_prints_a_script_for_the_mcpctl_program() -> None:

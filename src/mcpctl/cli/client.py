@@ -8,6 +8,7 @@ from urllib.parse import quote
 import httpx
 
 from mcpctl.cli.errors import CliError, NotLoggedInError, ServerError, UnreachableError
+from mcpctl.core.tokens import looks_like_token
 
 USER_AGENT = "mcpctl/0.1"
 API = "/api/v1"
@@ -63,6 +64,11 @@ class ApiClient:
     @property
     def has_token(self) -> bool:
         return bool(self._token)
+
+    @property
+    def uses_mcptoken(self) -> bool:
+        """Whether the bearer is an McpToken (limited to its project's paths) and not a session."""
+        return bool(self._token) and looks_like_token(str(self._token))
 
     def close(self) -> None:
         self._http.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mcpctl.cli.timefmt import format_age, format_duration_ms, format_timestamp
+from mcpctl.cli.timefmt import format_age, format_duration_ms, format_relative, format_timestamp, parse_time
 from mcpctl.core.errors import InvalidError
 from mcpctl.core.rbac import binding_from_dict
 
@@ -109,6 +109,27 @@ def _audit_user(obj: Obj, _now: datetime) -> str:
     return f"mcptoken/{spec['tokenName']}" if spec.get("tokenName") else NONE
 
 
+def token_state(obj: Obj, now: datetime) -> str:
+    """An McpToken's status: mcpd's `status.status`, else worked out from revokedAt/expiresAt."""
+    status = _section(obj, "status")
+    if isinstance(status.get("status"), str) and status["status"]:
+        return str(status["status"])
+    if status.get("revokedAt"):
+        return "revoked"
+    expires = parse_time(status.get("expiresAt"))
+    return "expired" if expires is not None and expires <= now else "active"
+
+
+def _token_time(key: str, empty: str) -> Callable[[Obj, datetime], str]:
+    def value(obj: Obj, now: datetime) -> str:
+        when = _section(obj, "status").get(key)
+        if not when:
+            return empty
+        return format_age(when, now) if key == "lastUsedAt" else format_relative(when, now)
+
+    return value
+
+
 _LABELS = Column("LABELS", lambda obj, _now: labels_text(obj), wide=True)
 NAME, AGE = Column("NAME", _name), Column("AGE", _age)
 
@@ -156,6 +177,18 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         _LABELS,
     ),
     "Secret": (NAME, Column("KEYS", _secret_keys), AGE, _LABELS),
+    "McpToken": (
+        NAME,
+        Column("PROJECT", lambda obj, _now: _text(_section(obj, "metadata").get("project"))),
+        Column("PREFIX", _status("prefix")),
+        Column("CREATED", _age),
+        Column("LAST USED", _token_time("lastUsedAt", "never")),
+        Column("EXPIRES", _token_time("expiresAt", "never")),
+        Column("STATUS", token_state),
+        Column("RBAC", _spec("rbac"), wide=True),
+        Column("OWNER", _status("owner"), wide=True),
+        Column("DESCRIPTION", _spec("description"), wide=True),
+    ),
     "AuditEvent": (
         Column("TIME", lambda obj, _now: format_timestamp(_section(obj, "spec").get("time")) or NONE),
         Column("KIND", _spec("kind")),

@@ -1,25 +1,36 @@
-"""`mcpctl delete NOUN NAME… [--force]`."""
+"""`mcpctl delete NOUN NAME… [--force]` (`-p PROJECT` for mcptokens)."""
 
 from __future__ import annotations
 
 import click
 
 from mcpctl.cli.context import AppState, pass_state
-from mcpctl.cli.errors import ServerError
-from mcpctl.cli.nouns import complete_noun, object_path, ref, resolve_noun
+from mcpctl.cli.errors import ServerError, usage_error
+from mcpctl.cli.mcptokens import require_project, token_path
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, ref, resolve_noun
 
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("names", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Delete even if in use (a server is detached from its projects).")
+@click.option("-p", "--project", help="McpTokens: the project they belong to.")
 @pass_state
-def delete(state: AppState, /, noun: str, names: tuple[str, ...], force: bool) -> None:
-    """Delete the named objects; each failure is reported and the others still deleted."""
+def delete(state: AppState, /, noun: str, names: tuple[str, ...], force: bool, project: str | None) -> None:
+    """Delete the named objects; each failure is reported and the others still deleted.
+
+    McpTokens are deleted for good (see `revoke` to keep a record): `delete mcptoken NAME… -p P`.
+    """
     info = resolve_noun(noun, writable=True)
-    paths = [object_path(info, name) for name in names]
+    if info.kind == MCPTOKEN:
+        in_project = require_project(project)
+        paths = [token_path(in_project, name) for name in names]
+    elif project is not None:
+        raise usage_error(f"-p/--project applies only to mcptokens, not {info.plural}")
+    else:
+        paths = [object_path(info, name) for name in names]
     client = state.client()
-    params = {"force": "true"} if force else None
+    params = {"force": "true"} if force and info.kind != MCPTOKEN else None
     failed = False
     for name, path in zip(names, paths, strict=True):
         try:

@@ -12,7 +12,9 @@ import click
 
 from mcpctl.cli.columns import binding_text, labels_text
 from mcpctl.cli.context import AppState, pass_state
-from mcpctl.cli.nouns import complete_noun, object_path, resolve_noun
+from mcpctl.cli.errors import usage_error
+from mcpctl.cli.mcptokens import require_project, token_path
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, resolve_noun
 from mcpctl.cli.timefmt import format_age, format_timestamp
 
 # Maps whose keys are the user's own (env var names, header names …): shown verbatim.
@@ -61,6 +63,11 @@ def _spec_lines(kind: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -
         lines += [(2, binding_text(b), "") for b in spec.get("roleBindings") or []]
         rest = {k: v for k, v in spec.items() if k not in ("subjects", "roleBindings")}
         return lines + ([(0, "Spec", None), *_block(rest, 2)] if rest else [])
+    if kind == MCPTOKEN:
+        bindings = spec.get("bindings") or []
+        lines = [(0, "RBAC", str(spec.get("rbac") or "empty"))]
+        lines.append((0, "Bindings", None if bindings else "<none>"))
+        return lines + [(2, binding_text(b), "") for b in bindings]
     if kind == "Secret":
         keys = status.get("keys")
         if not isinstance(keys, list):
@@ -97,7 +104,10 @@ def describe_text(obj: Mapping[str, Any], now: datetime) -> str:
     status = obj.get("status") or {}
     created = metadata.get("createdAt")
     lines: list[Line] = [(0, "Name", str(metadata.get("name"))), (0, "Kind", str(obj.get("kind")))]
-    lines.append((0, "Labels", labels_text(obj)))
+    if metadata.get("project"):
+        lines.append((0, "Project", str(metadata["project"])))
+    if obj.get("kind") != MCPTOKEN:
+        lines.append((0, "Labels", labels_text(obj)))
     if spec.get("description"):
         lines.append((0, "Description", str(spec["description"])))
     lines.append(
@@ -111,6 +121,8 @@ def describe_text(obj: Mapping[str, Any], now: datetime) -> str:
         lines.append((0, "Updated", format_timestamp(metadata["updatedAt"])))
     lines += _spec_lines(str(obj.get("kind")), spec, status)
     shown_status = {k: v for k, v in status.items() if not (obj.get("kind") == "Secret" and k == "keys")}
+    if obj.get("kind") == MCPTOKEN:  # a token that never expires or was never used says so
+        shown_status |= {k: "never" for k in ("expiresAt", "lastUsedAt") if k in status and not status[k]}
     if shown_status:
         lines += [(0, "Status", None), *_block(shown_status, 2)]
     return _render(lines)
@@ -119,10 +131,17 @@ def describe_text(obj: Mapping[str, Any], now: datetime) -> str:
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("name")
+@click.option("-p", "--project", help="McpTokens: the project the token belongs to.")
 @pass_state
-def describe(state: AppState, /, noun: str, name: str) -> None:
-    """Show one object in detail: labels, times, spec and status (secret values never shown)."""
+def describe(state: AppState, /, noun: str, name: str, project: str | None) -> None:
+    """Show one object in detail: labels, times, spec and status (secret values never shown;
+    an McpToken shows its bindings, never a token value: `describe mcptoken NAME -p P`)."""
     info = resolve_noun(noun)
-    path = object_path(info, name)
+    if info.kind == MCPTOKEN:
+        path = token_path(require_project(project), name)
+    elif project is not None:
+        raise usage_error(f"-p/--project applies only to mcptokens, not {info.plural}")
+    else:
+        path = object_path(info, name)
     obj = state.client().json("GET", path)
     click.echo(describe_text(obj, datetime.now(UTC)))

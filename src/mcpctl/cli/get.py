@@ -9,7 +9,8 @@ import click
 from mcpctl.cli.client import ApiClient, api_path
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, ServerError, usage_error
-from mcpctl.cli.nouns import AUDIT, collection_path, complete_noun, object_path, resolve_noun
+from mcpctl.cli.mcptokens import require_project, token_path, tokens_path
+from mcpctl.cli.nouns import AUDIT, MCPTOKEN, collection_path, complete_noun, object_path, resolve_noun
 from mcpctl.cli.printers import OUTPUTS, print_objects
 from mcpctl.core.kinds import KindInfo
 
@@ -35,8 +36,14 @@ def _check_flags(
     for key, flag in _AUDIT_FLAGS.items():
         if audit.get(key) is not None and not is_audit:
             raise usage_error(f"{flag} applies only to auditevents")
-    if project is not None and info.kind not in ("Server", AUDIT):
-        raise usage_error(f"-p/--project applies only to servers and auditevents, not {info.plural}")
+    if project is not None and info.kind not in ("Server", AUDIT, MCPTOKEN):
+        raise usage_error(
+            f"-p/--project applies only to servers, mcptokens and auditevents, not {info.plural}"
+        )
+    if info.kind == MCPTOKEN and selector is not None:
+        raise usage_error("-l/--selector does not apply to mcptokens")
+    if info.kind == MCPTOKEN and names:
+        require_project(project)
     if show_values and info.kind != "Secret":
         raise usage_error("--show-values applies only to secrets")
     if selector is not None and (names or is_audit):
@@ -68,16 +75,16 @@ def _params(**values: Any) -> dict[str, str]:
     return out
 
 
-def _fetch_names(
-    client: ApiClient, info: KindInfo, names: tuple[str, ...], params: dict[str, str]
+def _fetch_paths(
+    client: ApiClient, paths: list[str], params: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[CliError]]:
     found: list[dict[str, Any]] = []
     errors: list[CliError] = []
-    for name in names:
+    for path in paths:
         try:
-            found.append(client.json("GET", object_path(info, name), params=params))
+            found.append(client.json("GET", path, params=params))
         except ServerError as exc:
-            if len(names) == 1:
+            if len(paths) == 1:
                 raise
             errors.append(exc)
     return found, errors
@@ -99,7 +106,7 @@ def _project_servers(
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("names", nargs=-1)
-@click.option("-p", "--project", help="Project: its servers, or its audit events.")
+@click.option("-p", "--project", help="Project: its servers, its mcptokens, or its audit events.")
 @click.option("-l", "--selector", help="Label selector, e.g. 'team=obs,tier!=dev'.")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True)
 @click.option("--show-values", is_flag=True, help="Secrets: show values (needs edit on secrets).")
@@ -123,7 +130,8 @@ def get(
 ) -> None:
     """List objects of a kind, or fetch the named ones.
 
-    NOUN is users, groups, rbac, projects (proj), servers (srv), secrets or auditevents (audit).
+    NOUN is users, groups, rbac, projects (proj), servers (srv), secrets, mcptokens or auditevents
+    (audit). McpTokens are named within a project: `get mcptokens NAME… -p PROJECT`.
     """
     info = resolve_noun(noun)
     _check_flags(info, names, project, selector, show_values, audit)
@@ -140,10 +148,15 @@ def get(
             limit=audit["limit"],
         )
         objects = _items(client.json("GET", collection_path(info), params=params))
+    elif info.kind == MCPTOKEN and names:
+        objects, errors = _fetch_paths(client, [token_path(require_project(project), n) for n in names], {})
+    elif info.kind == MCPTOKEN:
+        objects = _items(client.json("GET", tokens_path(project)))
     elif project is not None:
         objects, errors = _project_servers(client, project, names, _params(labelSelector=selector))
     elif names:
-        objects, errors = _fetch_names(client, info, names, _params(showValues=show_values))
+        paths = [object_path(info, name) for name in names]
+        objects, errors = _fetch_paths(client, paths, _params(showValues=show_values))
     else:
         params = _params(labelSelector=selector, showValues=show_values)
         objects = _items(client.json("GET", collection_path(info), params=params))

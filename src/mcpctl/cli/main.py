@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
+from mcpctl.cli import create_mcptoken as _create_mcptoken  # noqa: F401  (registers `create mcptoken`)
 from mcpctl.cli import create_server as _create_server  # noqa: F401  (registers `create server`)
 from mcpctl.cli.apply import apply
+from mcpctl.cli.clientconfig import config
 from mcpctl.cli.completion import completion
 from mcpctl.cli.context import AppState
 from mcpctl.cli.create import create
@@ -22,6 +24,7 @@ from mcpctl.cli.errors import CliError
 from mcpctl.cli.get import get
 from mcpctl.cli.login import login, logout
 from mcpctl.cli.patch import patch
+from mcpctl.cli.revoke import revoke
 from mcpctl.cli.status import status
 
 
@@ -70,14 +73,28 @@ class _Root(click.Group):
 @click.version_option(package_name="mcpctl", prog_name="mcpctl")
 @click.pass_context
 def cli(ctx: click.Context, mcpd_url: str | None) -> None:
-    """mcpctl: kubectl for MCP servers. Manage mcpd's users, projects, servers, secrets and RBAC."""
+    """mcpctl: kubectl for MCP servers. Manage mcpd's users, projects, servers, secrets, RBAC and
+    McpTokens."""
     state = ctx.ensure_object(AppState)
     if mcpd_url is not None:
         state.mcpd_url_flag = mcpd_url
     ctx.call_on_close(state.close)
 
 
-for _command in (login, logout, status, get, describe, create, delete, patch, apply, completion):
+for _command in (
+    login,
+    logout,
+    status,
+    get,
+    describe,
+    create,
+    delete,
+    revoke,
+    patch,
+    apply,
+    config,
+    completion,
+):
     cli.add_command(_command)
 
 

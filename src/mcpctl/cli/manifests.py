@@ -14,6 +14,8 @@ import yaml
 
 from mcpctl.cli import yamlio
 from mcpctl.cli.errors import CliError
+from mcpctl.cli.mcptokens import check_token_manifest
+from mcpctl.cli.nouns import MCPTOKEN, is_served
 from mcpctl.core.kinds import KindInfo, kind_for_name
 
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -55,12 +57,17 @@ def _check(doc: Any, where: str) -> Manifest:
         raise ManifestError(f"{where}: unknown kind {kind!r}")
     if info.read_only:
         raise ManifestError(f"{where}: {info.kind} is read-only and cannot be applied")
-    if not info.served:
+    if not is_served(info):
         raise ManifestError(f"{where}: kind {info.kind} is not served by this version of mcpd yet")
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     if not isinstance(name, str) or not name:
         raise ManifestError(f"{where}: missing metadata.name")
+    if info.kind == MCPTOKEN:
+        try:
+            check_token_manifest(doc, where)
+        except CliError as exc:
+            raise ManifestError(exc.message) from exc
     return Manifest(info=info, name=name, body=dict(doc), where=where)
 
 

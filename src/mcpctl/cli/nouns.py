@@ -10,10 +10,18 @@ from mcpctl.cli.errors import CliError, usage_error
 from mcpctl.core.kinds import KINDS, KindInfo, kind_for_noun
 
 AUDIT = "AuditEvent"
+MCPTOKEN = "McpToken"
+# Kinds the CLI handles with their own paths and verbs, whatever core.kinds says about serving them.
+_HANDLED_HERE = frozenset({MCPTOKEN})
+
+
+def is_served(info: KindInfo) -> bool:
+    """Whether the CLI offers this kind (mcpd serves it, or the CLI handles it explicitly)."""
+    return info.served or info.kind in _HANDLED_HERE
 
 
 def _known() -> str:
-    return ", ".join(info.plural for info in KINDS if info.served)
+    return ", ".join(info.plural for info in KINDS if is_served(info))
 
 
 def resolve_noun(noun: str, *, writable: bool = False) -> KindInfo:
@@ -22,7 +30,7 @@ def resolve_noun(noun: str, *, writable: bool = False) -> KindInfo:
     info = kind_for_noun(noun)
     if info is None:
         raise usage_error(f'unknown resource type "{noun}" (known: {_known()})')
-    if not info.served:
+    if not is_served(info):
         raise CliError(f"{info.plural} are not served by this version of mcpd yet")
     if writable and info.read_only:
         raise usage_error(f"{info.plural} are read-only")
@@ -34,6 +42,8 @@ def collection_path(info: KindInfo) -> str:
 
 
 def object_path(info: KindInfo, name: str) -> str:
+    if info.kind == MCPTOKEN:
+        raise usage_error("mcptokens are named within a project: give -p PROJECT")
     if info.kind == AUDIT:
         raise usage_error(f"{info.plural} cannot be addressed by name; filter them with flags instead")
     return api_path(info.plural, name)
@@ -49,5 +59,5 @@ def complete_noun(ctx: click.Context, param: click.Parameter, incomplete: str) -
     return [
         CompletionItem(info.plural)
         for info in KINDS
-        if info.served and info.plural.startswith(incomplete.lower())
+        if is_served(info) and info.plural.startswith(incomplete.lower())
     ]

@@ -12,7 +12,7 @@ import yaml
 from mcpctl.cli import yamlio
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
-from mcpctl.cli.nouns import complete_noun, object_path, ref, resolve_noun
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, ref, resolve_noun
 
 
 def parse_value(text: str) -> Any:
@@ -103,6 +103,8 @@ def patch(state: AppState, /, noun: str, name: str, assignments: tuple[str, ...]
     mcpctl patch server time healthCheck.intervalSeconds=30 cwd=null
     """
     info = resolve_noun(noun, writable=True)
+    if info.kind == MCPTOKEN:
+        raise usage_error("mcptokens are immutable: revoke the token and create a new one")
     path = object_path(info, name)
     body: dict[str, Any] = {}
     if merge is not None:

@@ -78,3 +78,10 @@ def print_objects(
 def print_object(obj: Mapping[str, Any], info: KindInfo, output: str) -> None:
     """One object as a mutation's `-o json|yaml|name` shows it."""
     click.echo(format_objects([obj], info, output, single=True))
+
+
+def format_response(value: Any, output: str) -> str:
+    """A non-object answer (e.g. a token creation's) as `-o json` or `-o yaml`."""
+    if output == "json":
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return yamlio.dump(value).rstrip("\n")

@@ -24,7 +24,10 @@ def format_age(timestamp: object, now: datetime) -> str:
     seconds = int((now - created).total_seconds())
     if seconds < -1:
         return "<invalid>"
-    seconds = max(seconds, 0)
+    return _span(max(seconds, 0))
+
+
+def _span(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -34,6 +37,15 @@ def format_age(timestamp: object, now: datetime) -> str:
     if seconds < 365 * 86400:
         return f"{seconds // 86400}d"
     return f"{seconds // (365 * 86400)}y"
+
+
+def format_relative(timestamp: object, now: datetime) -> str:
+    """A time relative to now: `in 29d` ahead, `5m ago` behind; the raw text if unparsable."""
+    when = parse_time(timestamp)
+    if when is None:
+        return str(timestamp) if timestamp else "<unknown>"
+    seconds = int((when - now).total_seconds())
+    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"
 
 
 def format_timestamp(value: object) -> str:

@@ -77,7 +77,10 @@ def parse_ttl(text: str | None, *, now: datetime, max_ttl: timedelta | None = No
     if value == "never":
         expires = None
     elif re.fullmatch(r"[0-9]+[smhdw]", value):
-        expires = now + parse_duration(value)
+        try:
+            expires = now + parse_duration(value)
+        except OverflowError as exc:
+            raise InvalidError(f"ttl {value!r} is too long", details={"field": "ttl"}) from exc
     else:
         expires = _parse_iso(value, now)
         if expires <= now:
@@ -95,13 +98,13 @@ def _parse_iso(value: str, now: datetime) -> datetime:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidError(
             f"invalid ttl {value!r}: expected 'never', a duration like 30d (s, m, h, d, w) or an "
             "ISO-8601 date or datetime in the future",
             details={"field": "ttl"},
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _human(delta: timedelta) -> str:

@@ -42,6 +42,10 @@ class Minted:
     row: tables.McpToken
 
 
+def project_not_found(name: str) -> NotFoundError:
+    return NotFoundError(f'projects "{name}" not found', details={"kind": "Project", "name": name})
+
+
 def subject_of(row: tables.McpToken) -> str:
     return f"McpToken:{row.token_sha}"
 
@@ -128,9 +132,7 @@ async def mint(
         await session.execute(sa.select(tables.Project).where(tables.Project.name == request.project))
     ).scalar()
     if project is None:
-        raise NotFoundError(
-            f'projects "{request.project}" not found', details={"kind": "Project", "name": request.project}
-        )
+        raise project_not_found(request.project)
     ensure_access(principal, "create", "mcptokens", request.name)
     mode, bindings = resolve_bindings(principal, request)
     now = tables.utcnow()

@@ -74,7 +74,7 @@ def _event_fields(request: Request, principal: Principal, row: tables.McpToken) 
 @router.get(
     "/mcptokens/introspect",
     response_model=IntrospectOut,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     summary="Validate the bearer this request carries (no other authentication)",
 )
 async def introspect(request: Request) -> Any:
@@ -149,6 +149,11 @@ def _visible(principal: Principal, row: tables.McpToken) -> bool:
 
 
 async def _list(session: AsyncSession, principal: Principal, project: str | None) -> list[dict[str, Any]]:
+    if project is not None:
+        ensure_visible(principal, "projects", project, kind="Project")
+        found = await session.execute(sa.select(tables.Project.id).where(tables.Project.name == project))
+        if found.scalar() is None:
+            raise mcptokens.project_not_found(project)
     if not can_list(principal, "mcptokens"):
         ensure_access(principal, "view", "mcptokens")
     stmt = (
@@ -172,7 +177,6 @@ async def list_tokens(
 
 @router.get("/projects/{project}/mcptokens", response_model=ListOut, summary="List this project's tokens")
 async def list_project_tokens(project: NamePath, state: State, principal: CurrentPrincipal) -> Any:
-    ensure_visible(principal, "projects", project, kind="Project")
     async with state.db.read() as session:
         return {"kind": "List", "items": await _list(session, principal, project)}
 

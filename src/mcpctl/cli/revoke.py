@@ -1,0 +1,39 @@
+"""`mcpctl revoke mcptoken NAME… -p PROJECT`: end tokens now, keeping their record (soft delete)."""
+
+from __future__ import annotations
+
+import click
+
+from mcpctl.cli.context import AppState, pass_state
+from mcpctl.cli.errors import ServerError, usage_error
+from mcpctl.cli.mcptokens import require_project, token_path
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, ref, resolve_noun
+
+
+@click.command()
+@click.argument("noun", shell_complete=complete_noun)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-p", "--project", help="The project the tokens belong to.")
+@pass_state
+def revoke(state: AppState, /, noun: str, names: tuple[str, ...], project: str | None) -> None:
+    """Revoke McpTokens: they stop working at once and their RBAC definition is removed; they stay
+    listed as `revoked` (use `delete` to remove them). Each failure is reported, the others revoked.
+    """
+    info = resolve_noun(noun)
+    if info.kind != MCPTOKEN:
+        raise usage_error(f"only mcptokens can be revoked, not {info.plural}")
+    paths = [token_path(require_project(project), name, "revoke") for name in names]
+    client = state.client()
+    failed = False
+    for name, path in zip(names, paths, strict=True):
+        try:
+            client.request("POST", path)
+        except ServerError as exc:
+            if len(names) == 1:
+                raise
+            click.echo(exc.format(), err=True)
+            failed = True
+            continue
+        click.echo(f"{ref(info, name)} revoked")
+    if failed:
+        raise click.exceptions.Exit(1)
