@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from mcpctl.core.errors import ForbiddenError, McpctlError, status_for
+from mcpctl.core.errors import ForbiddenError, LimitExceededError, McpctlError, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def install(app: FastAPI, *, on_forbidden: Any) -> None:
 
     async def handle_ours(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, McpctlError)
-        if isinstance(exc, ForbiddenError):
+        if isinstance(exc, ForbiddenError) and not isinstance(exc, LimitExceededError):  # limits are not RBAC
             await on_forbidden(request, exc)
         if status_for(exc) >= 500:
             logger.error("request failed: %s", exc.message, exc_info=exc)

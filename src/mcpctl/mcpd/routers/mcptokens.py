@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mcpctl.core import tokens
 from mcpctl.core.clientconfig import client_config
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, ensure_visible
@@ -227,11 +228,22 @@ async def get_project_token(
         return await mcptokens.to_object(session, await _by_name(session, principal, project, name))
 
 
+def _remove_token_file(state: AppState, row: tables.McpToken) -> None:
+    """A revoked or deleted token's provisioned file goes too (only if it still holds that token)."""
+    path = state.settings.data_dir / "mcp-tokens" / row.project.name / row.name
+    try:
+        if tokens.token_sha(path.read_text().strip()) == row.token_sha:
+            path.unlink()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        pass
+
+
 async def _revoke(request: Request, state: AppState, principal: Principal, lookup: Any) -> Any:
     async with state.db.write() as session:
         row = await lookup(session)
         ensure_access(principal, "delete", "mcptokens", row.name)
         await mcptokens.revoke(session, row)
+        _remove_token_file(state, row)
         audit.record(session, "token_revoked", outcome="ok", **_event_fields(request, principal, row))
         return await mcptokens.to_object(session, row)
 
@@ -242,6 +254,7 @@ async def _delete(request: Request, state: AppState, principal: Principal, looku
         ensure_access(principal, "delete", "mcptokens", row.name)
         audit.record(session, "token_deleted", outcome="ok", **_event_fields(request, principal, row))
         await mcptokens.delete(session, row)
+        _remove_token_file(state, row)
     return Response(status_code=204)
 
 
