@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.rbac import Binding
@@ -29,6 +30,7 @@ class Principal:
     token_sha: str | None = None
     project: str | None = None
     owner: str | None = None
+    token_expires_at: datetime | None = None
 
     @property
     def is_authenticated(self) -> bool:

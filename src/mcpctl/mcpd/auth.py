@@ -97,6 +97,11 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
     state = tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
     if state != "active":
         return AuthResult(ANONYMOUS, state)
+    owner_disabled = (
+        await session.execute(sa.select(tables.User.disabled).where(tables.User.email == row.owner))
+    ).scalar()
+    if owner_disabled is not False:  # a disabled (or vanished) owner's tokens stop working with it
+        return AuthResult(ANONYMOUS, "revoked")
     subject = f"McpToken:{sha}"
     principal = Principal(
         kind="token",
@@ -106,6 +111,7 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
         token_sha=sha,
         project=row.project.name,
         owner=row.owner,
+        token_expires_at=row.expires_at,
     )
     touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
     return AuthResult(principal, expires_at=row.expires_at, touch=touch)

@@ -24,6 +24,7 @@ from mcpctl.mcpd.settings import Settings
 from mcpctl.storage import tables
 
 RBAC_MODES = ("empty", "clone", "bind")
+TOKEN_LABEL = "mcpctl.io/mcptoken"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ def resolve_bindings(principal: Principal, request: MintRequest) -> tuple[str, l
                 details={"binding": str(binding)},
             )
     return mode, bindings
+
+
+def _within_parent(principal: Principal, expires_at: datetime | None) -> datetime | None:
+    """A token minted by a token never outlives it."""
+    parent_expiry = principal.token_expires_at
+    if principal.kind != "token" or parent_expiry is None:
+        return expires_at
+    if expires_at is None or expires_at > parent_expiry:
+        raise InvalidError(
+            f"a token minted by a token cannot outlive it: ttl must end by {iso(parent_expiry)}",
+            details={"field": "ttl", "maxExpiresAt": iso(parent_expiry)},
+        )
+    return expires_at
 
 
 async def _free_name(session: AsyncSession, project: tables.Project, name: str, now: datetime) -> None:
@@ -137,6 +151,7 @@ async def mint(
     mode, bindings = resolve_bindings(principal, request)
     now = tables.utcnow()
     expires_at = tokens.parse_ttl(request.ttl, now=now, max_ttl=settings.mcptoken_max_ttl_delta)
+    expires_at = _within_parent(principal, expires_at)
     await _free_name(session, project, request.name, now)
     await _check_limit(session, project, settings.max_tokens_per_project, now)
     raw = tokens.generate()
@@ -153,6 +168,7 @@ async def mint(
         bindings=[b.to_dict() for b in bindings],
         expires_at=expires_at,
         created_at=now,
+        parent_id=principal.token_id,
     )
     session.add(row)
     if bindings:
@@ -167,7 +183,7 @@ async def mint(
         session.add(
             tables.RbacDefinition(
                 name=definition_name,
-                labels={"mcpctl.io/mcptoken": request.name},
+                labels={TOKEN_LABEL: request.name},
                 description=f'bindings of mcptoken "{request.name}" in project "{project.name}"',
                 role_bindings=[b.to_dict() for b in bindings],
                 subject_rows=[tables.RbacSubject(subject=f"McpToken:{sha}", position=0)],
@@ -187,35 +203,76 @@ async def definition_names(session: AsyncSession, row: tables.McpToken) -> list[
 
 
 async def drop_definitions(session: AsyncSession, subjects: list[str]) -> None:
-    """Delete the RbacDefinitions that exist for these token subjects."""
+    """Take these token subjects out of RBAC: a token's own definition (labelled, with it as the only
+    subject) is deleted; any other definition that names the token merely loses that subject."""
     if not subjects:
         return
-    ids = (
+    rows = (
         (
             await session.execute(
-                sa.select(tables.RbacSubject.definition_id).where(tables.RbacSubject.subject.in_(subjects))
+                sa.select(tables.RbacDefinition)
+                .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
+                .where(tables.RbacSubject.subject.in_(subjects))
+                .distinct()
             )
         )
         .scalars()
         .all()
     )
-    if ids:
-        await session.execute(sa.delete(tables.RbacSubject).where(tables.RbacSubject.definition_id.in_(ids)))
-        await session.execute(sa.delete(tables.RbacDefinition).where(tables.RbacDefinition.id.in_(ids)))
-
-
-async def revoke(session: AsyncSession, row: tables.McpToken) -> None:
-    if row.revoked_at is None:
-        row.revoked_at = tables.utcnow()
-    row.active_name = None
-    await drop_definitions(session, [subject_of(row)])
+    wanted = set(subjects)
+    for definition in rows:
+        own = TOKEN_LABEL in (definition.labels or {}) and all(
+            s.subject in wanted for s in definition.subject_rows
+        )
+        if own:
+            await session.delete(definition)
+        else:
+            definition.subject_rows = [s for s in definition.subject_rows if s.subject not in wanted]
     await session.flush()
 
 
-async def delete(session: AsyncSession, row: tables.McpToken) -> None:
-    await drop_definitions(session, [subject_of(row)])
+async def descendants(session: AsyncSession, row: tables.McpToken) -> list[tables.McpToken]:
+    """Every token minted, directly or not, by `row`."""
+    found: list[tables.McpToken] = []
+    frontier = [row.id]
+    while frontier:
+        children = (
+            (await session.execute(sa.select(tables.McpToken).where(tables.McpToken.parent_id.in_(frontier))))
+            .scalars()
+            .all()
+        )
+        found.extend(children)
+        frontier = [child.id for child in children]
+    return found
+
+
+async def revoke(session: AsyncSession, row: tables.McpToken) -> list[tables.McpToken]:
+    """Revoke the token and every token it minted (a leaked token's offspring go with it); returns the
+    tokens that were active and are revoked now, the token itself first."""
+    now = tables.utcnow()
+    revoked = []
+    for token in [row, *await descendants(session, row)]:
+        if token.revoked_at is None:
+            token.revoked_at = now
+            revoked.append(token)
+        token.active_name = None
+    await drop_definitions(session, [subject_of(t) for t in revoked or [row]])
+    await session.flush()
+    return revoked
+
+
+async def delete(session: AsyncSession, row: tables.McpToken) -> list[tables.McpToken]:
+    """Hard-delete the token; the tokens it minted are revoked (and returned)."""
+    children = await descendants(session, row)
+    revoked = [child for child in children if child.revoked_at is None]
+    now = tables.utcnow()
+    for child in children:
+        child.revoked_at = child.revoked_at or now
+        child.active_name = None
+    await drop_definitions(session, [subject_of(row), *(subject_of(c) for c in revoked)])
     await session.delete(row)
     await session.flush()
+    return revoked
 
 
 async def to_object(session: AsyncSession, row: tables.McpToken) -> dict[str, Any]:

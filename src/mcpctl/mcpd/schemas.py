@@ -72,7 +72,8 @@ class RoleBindingIn(Strict):
 
 
 class RbacSpec(Strict):
-    subjects: list[Annotated[str, StringConstraints(max_length=400)]] = Field(min_length=1, max_length=1000)
+    # May be empty: deleting a user or group takes it out of every definition, which must still apply.
+    subjects: list[Annotated[str, StringConstraints(max_length=400)]] = Field(max_length=1000)
     roleBindings: list[RoleBindingIn] = Field(default_factory=list, max_length=1000)
     description: Description | None = None
 

@@ -168,6 +168,10 @@ class McpToken(Base):
     token_sha: Mapped[str] = mapped_column(sa.String(64), unique=True)
     prefix: Mapped[str] = mapped_column(sa.String(16))
     owner: Mapped[str] = mapped_column(sa.String(320))
+    # The token that minted this one (a token minting within its project); revoked along with it.
+    parent_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("mcp_tokens.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     rbac_mode: Mapped[str] = mapped_column(sa.String(16))
     bindings: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
 from mcpctl.mcpd.schemas import GroupSpec
@@ -20,6 +22,12 @@ class GroupHandler(KindHandler[tables.Group, GroupSpec]):
 
     def canonical(self, spec: GroupSpec) -> dict[str, Any]:
         return {"members": _unique(m.lower() for m in spec.members)}
+
+    async def before_delete(self, ctx: KindContext, row: tables.Group, *, force: bool) -> None:
+        # A group re-created later under the same name must not inherit old grants.
+        await ctx.session.execute(
+            sa.delete(tables.RbacSubject).where(tables.RbacSubject.subject == f"Group:{row.name}")
+        )
 
     async def write(self, ctx: KindContext, row: tables.Group, spec: GroupSpec) -> None:
         emails = _unique(m.lower() for m in spec.members)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcpctl.core.errors import InvalidError
+from mcpctl.core.errors import ForbiddenError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
+from mcpctl.core.policy import covers, describe
 from mcpctl.core.rbac import Binding, binding_from_dict, parse_subject
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children
 from mcpctl.mcpd.schemas import RbacSpec
@@ -44,6 +45,13 @@ class RbacHandler(KindHandler[tables.RbacDefinition, RbacSpec]):
 
     async def write(self, ctx: KindContext, row: tables.RbacDefinition, spec: RbacSpec) -> None:
         subjects, bindings = normalize(spec)
+        # No escalation (Kubernetes' rule): whoever writes a definition must hold every binding in it.
+        for binding in bindings:
+            if not covers(ctx.principal, binding):
+                raise ForbiddenError(
+                    f"binding {binding} exceeds the permissions of {describe(ctx.principal)}",
+                    details={"binding": str(binding)},
+                )
         row.role_bindings = [b.to_dict() for b in bindings]
         await replace_children(ctx, row, "subject_rows")
         row.subject_rows = [tables.RbacSubject(subject=s, position=i) for i, s in enumerate(subjects)]

@@ -13,6 +13,18 @@ from mcpctl.mcpd.schemas import UserSpec
 from mcpctl.storage import tables
 
 
+async def _rename_subject(ctx: KindContext, old: str, new: str) -> None:
+    """Grants and token ownership follow the user, not the old address (no dangling grants)."""
+    await ctx.session.execute(
+        sa.update(tables.RbacSubject)
+        .where(tables.RbacSubject.subject == f"User:{old}")
+        .values(subject=f"User:{new}")
+    )
+    await ctx.session.execute(
+        sa.update(tables.McpToken).where(tables.McpToken.owner == old).values(owner=new)
+    )
+
+
 class UserHandler(KindHandler[tables.User, UserSpec]):
     info = kind_for_noun("users")  # type: ignore[assignment]
     table = tables.User
@@ -44,6 +56,21 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
             return True
         return await super().differs(ctx, row, spec)
 
+    async def before_delete(self, ctx: KindContext, row: tables.User, *, force: bool) -> None:
+        """A deleted user's grants go, and so do the tokens it minted (revoked, not inherited)."""
+        from mcpctl.mcpd.mcptokens import revoke
+
+        await ctx.session.execute(
+            sa.delete(tables.RbacSubject).where(tables.RbacSubject.subject == f"User:{row.email}")
+        )
+        owned = await ctx.session.execute(
+            sa.select(tables.McpToken).where(
+                tables.McpToken.owner == row.email, tables.McpToken.revoked_at.is_(None)
+            )
+        )
+        for token in owned.scalars().all():
+            await revoke(ctx.session, token)
+
     async def write(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> None:
         email = spec.email.lower()
         if email != row.email:
@@ -54,6 +81,8 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
                 raise AlreadyExistsError(
                     f'email "{email}" already belongs to user "{other}"', details={"field": "email"}
                 )
+        if row.email is not None and row.email != email:
+            await _rename_subject(ctx, row.email, email)
         row.email = email
         row.display_name = spec.displayName
         row.disabled = spec.disabled

@@ -242,10 +242,13 @@ async def _revoke(request: Request, state: AppState, principal: Principal, looku
     async with state.db.write() as session:
         row = await lookup(session)
         ensure_access(principal, "delete", "mcptokens", row.name)
-        await mcptokens.revoke(session, row)
-        _remove_token_file(state, row)
-        audit.record(session, "token_revoked", outcome="ok", **_event_fields(request, principal, row))
-        return await mcptokens.to_object(session, row)
+        revoked = await mcptokens.revoke(session, row)
+        for token in revoked or [row]:
+            audit.record(session, "token_revoked", outcome="ok", **_event_fields(request, principal, token))
+        answer = await mcptokens.to_object(session, row)
+    for token in revoked:  # after the commit: a failed revocation keeps its file
+        _remove_token_file(state, token)
+    return answer
 
 
 async def _delete(request: Request, state: AppState, principal: Principal, lookup: Any) -> Response:
@@ -253,8 +256,11 @@ async def _delete(request: Request, state: AppState, principal: Principal, looku
         row = await lookup(session)
         ensure_access(principal, "delete", "mcptokens", row.name)
         audit.record(session, "token_deleted", outcome="ok", **_event_fields(request, principal, row))
-        await mcptokens.delete(session, row)
-        _remove_token_file(state, row)
+        revoked = await mcptokens.delete(session, row)
+        for token in revoked:
+            audit.record(session, "token_revoked", outcome="ok", **_event_fields(request, principal, token))
+    for token in [row, *revoked]:
+        _remove_token_file(state, token)
     return Response(status_code=204)
 
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("token_sha", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("owner", sa.String(length=320), nullable=False),
+        sa.Column("parent_id", sa.String(length=32), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("rbac_mode", sa.String(length=16), nullable=False),
         sa.Column(
@@ -42,12 +43,19 @@ def upgrade() -> None:
             name=op.f("fk_mcp_tokens_project_id_projects"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["parent_id"],
+            ["mcp_tokens.id"],
+            name=op.f("fk_mcp_tokens_parent_id_mcp_tokens"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mcp_tokens")),
         sa.UniqueConstraint("project_id", "active_name", name=op.f("uq_mcp_tokens_project_id_active_name")),
         sa.UniqueConstraint("token_sha", name=op.f("uq_mcp_tokens_token_sha")),
     )
     with op.batch_alter_table("mcp_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_mcp_tokens_project_id"), ["project_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_mcp_tokens_parent_id"), ["parent_id"], unique=False)
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_token_name"), ["token_name"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_token_sha"), ["token_sha"], unique=False)
@@ -58,5 +66,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_events_token_sha"))
         batch_op.drop_index(batch_op.f("ix_audit_events_token_name"))
     with op.batch_alter_table("mcp_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mcp_tokens_parent_id"))
         batch_op.drop_index(batch_op.f("ix_mcp_tokens_project_id"))
     op.drop_table("mcp_tokens")
