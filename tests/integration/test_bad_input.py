@@ -107,3 +107,37 @@ async def test_validation_errors_never_echo_secret_input(api: Api) -> None:
     response = await api.put("users", "x", {"email": "not-an-email", "password": "TopSecretValue123"})
     assert_error(response, 400, "invalid")
     assert "TopSecretValue123" not in response.text
+
+
+async def test_nul_characters_are_400_on_every_backend(api: Api) -> None:
+    body = {"metadata": {"name": "nul"}, "spec": {"description": "a\x00b"}}
+    assert_error(await api.client.post("/api/v1/projects", json=body, headers=api.admin), 400, "invalid")
+    response = await api.client.post(
+        "/api/v1/auth/login", json={"email": "a\x00@x.io", "password": "whatever1"}
+    )
+    assert_error(response, 400, "invalid")
+    assert_error(
+        await api.client.get("/api/v1/audit/events", params={"user": "a\x00b"}, headers=api.admin),
+        400,
+        "invalid",
+    )
+
+
+async def test_out_of_range_audit_times_are_400(api: Api) -> None:
+    for params in ({"since": "9999-12-31T23:00:00-05:00"}, {"until": "0001-01-01T00:00:00+05:00"}):
+        assert_error(
+            await api.client.get("/api/v1/audit/events", params=params, headers=api.admin), 400, "invalid"
+        )
+
+
+async def test_an_oversized_streamed_body_is_413(api: Api) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"metadata": {"name": "big"}, "spec": {"description": "'
+        for _ in range(40):
+            yield b"x" * 50_000
+        yield b'"}}'
+
+    response = await api.client.post(
+        "/api/v1/projects", content=chunks(), headers={**api.admin, "content-type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")

@@ -33,6 +33,7 @@ def parse_time_or_ago(text: str, *, now: datetime) -> datetime:
             raise InvalidError(f"time {text!r} is too far back") from exc
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
+        value = value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
+        return value.astimezone(now.tzinfo) if now.tzinfo else value
+    except (ValueError, OverflowError) as exc:
         raise InvalidError(f"invalid time {text!r}: expected ISO-8601 or a duration like 1h") from exc
-    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)

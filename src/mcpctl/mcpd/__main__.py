@@ -42,6 +42,7 @@ def cli(**flags: Any) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        proxy_headers=False,  # audit records the real peer; X-Forwarded-For is not trusted
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         server_header=False,

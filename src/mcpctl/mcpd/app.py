@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
                     **audit.principal_fields(result.principal),
                     target=f"{request.method} {request.url.path}"[:500],
                     request_id=getattr(request.state, "request_id", None),
-                    client_addr=request.client.host if request.client else None,
+                    client_addr=audit.client_addr(request),
                 )
         except Exception:
             logger.exception("could not record an rbac_denied audit event")

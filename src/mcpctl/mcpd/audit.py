@@ -40,6 +40,12 @@ def principal_fields(principal: Principal) -> dict[str, Any]:
     return {"user": principal.email}
 
 
+def client_addr(request: Any) -> str | None:
+    """The peer address as the socket saw it (proxy headers are not trusted), bounded for the column."""
+    client = getattr(request, "client", None)
+    return client.host[:64] if client else None
+
+
 def record(session: AsyncSession, kind: str, *, outcome: str, **fields: Any) -> None:
     """Add an event to the unit of work (committed, or not, with what it describes)."""
     session.add(tables.AuditEvent(kind=kind, outcome=outcome, **fields))

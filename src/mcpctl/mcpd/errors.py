@@ -89,6 +89,8 @@ def install(app: FastAPI, *, on_forbidden: Any) -> None:
 
     async def handle_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, McpctlError):  # e.g. a streamed body over the limit, wrapped by FastAPI
+            return error_response(exc.__cause__, _request_id(request))
         code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return JSONResponse(
@@ -99,8 +101,12 @@ def install(app: FastAPI, *, on_forbidden: Any) -> None:
 
     async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
+        request_id = _request_id(request)
+        # This handler runs outside the request-context middleware: set the id header here.
         return JSONResponse(
-            error_body("internal", "internal server error", None, _request_id(request)), status_code=500
+            error_body("internal", "internal server error", None, request_id),
+            status_code=500,
+            headers={"X-Request-Id": request_id} if request_id else None,
         )
 
     app.add_exception_handler(McpctlError, handle_ours)

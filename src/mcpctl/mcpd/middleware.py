@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcpctl.core.errors import PayloadTooLargeError
+from mcpctl.core.errors import InvalidError, McpctlError, PayloadTooLargeError
 from mcpctl.core.policy import ANONYMOUS, describe
 from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header, touch_token
 from mcpctl.mcpd.context import principal_var, request_id_var
@@ -70,7 +70,10 @@ class RequestContextMiddleware:
         try:
             length = Headers(scope=scope).get("content-length", "")
             if length.isdigit() and int(length) > self.max_body:
-                error = PayloadTooLargeError(f"request body larger than {self.max_body} bytes")
+                error: McpctlError = PayloadTooLargeError(f"request body larger than {self.max_body} bytes")
+                await error_response(error, request_id)(scope, receive, send_wrapper)
+            elif b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+                error = InvalidError("the URL must not contain NUL characters")
                 await error_response(error, request_id)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)

@@ -20,9 +20,27 @@ ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*-]{1,128}$")
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors; types are not coerced (a string is not a number)."""
+    """Unknown fields are errors; types are not coerced (a string is not a number); no string anywhere
+    in the body may hold a NUL character (PostgreSQL cannot store one)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("strings must not contain NUL characters")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class Metadata(Strict):

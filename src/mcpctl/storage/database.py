@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from mcpctl.core.errors import ConflictError
+from mcpctl.core.errors import ConflictError, InvalidError
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -60,7 +62,7 @@ class Database:
             self._write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
         else:
             self._read_engine = self._write_engine = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
             )
         self._read = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
@@ -68,8 +70,11 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A unit of work for reads (objects stay usable after the block)."""
-        async with self._read() as session, session.begin():
-            yield session
+        try:
+            async with self._read() as session, session.begin():
+                yield session
+        except sa.exc.DataError as exc:
+            raise InvalidError("the database refused a value (for example a NUL character)") from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -77,6 +82,8 @@ class Database:
         try:
             async with self._write() as session, session.begin():
                 yield session
+        except sa.exc.DataError as exc:
+            raise InvalidError("the database refused a value (for example a NUL character)") from exc
         except sa.exc.IntegrityError as exc:
             # A concurrent writer won a uniqueness or reference race (PostgreSQL) — a conflict, not a 500.
             raise ConflictError("the change conflicts with the current state; retry") from exc

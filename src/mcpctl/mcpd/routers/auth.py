@@ -22,7 +22,7 @@ _users = UserHandler()
 
 @router.post("/login", response_model=LoginOut, summary="Log in with e-mail and password")
 async def login(body: LoginIn, request: Request, state: State) -> Any:
-    client = request.client.host if request.client else None
+    client = audit.client_addr(request)
     request_id = getattr(request.state, "request_id", None)
     ttl = timedelta(seconds=state.settings.session_ttl_seconds)
     async with state.db.write() as session:

@@ -67,7 +67,7 @@ def _event_fields(request: Request, principal: Principal, row: tables.McpToken) 
         project=row.project.name,
         target=f"mcptokens/{row.name}",
         request_id=getattr(request.state, "request_id", None),
-        client_addr=request.client.host if request.client else None,
+        client_addr=audit.client_addr(request),
     )
     return fields
 

@@ -247,5 +247,5 @@ def _record_change(
         target=f"{plural}/{name}",
         verb=verb,
         request_id=getattr(request.state, "request_id", None),
-        client_addr=request.client.host if request.client else None,
+        client_addr=audit.client_addr(request),
     )
