@@ -59,16 +59,16 @@ class Api:
 
 
 def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        bootstrap_admin_email=ADMIN_EMAIL,
-        bootstrap_admin_password=ADMIN_PASSWORD,
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "bootstrap_admin_email": ADMIN_EMAIL,
+        "bootstrap_admin_password": ADMIN_PASSWORD,
         # Cheap hashes keep the suite fast; the default cost is covered by tests/unit/test_crypto.py.
-        password_hash_time_cost=1,
-        password_hash_memory_kib=1024,
-        **extra,
-    )
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 1024,
+    }
+    return Settings(**{**values, **extra})
 
 
 @asynccontextmanager

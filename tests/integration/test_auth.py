@@ -100,3 +100,30 @@ async def test_session_tokens_are_stored_hashed(api: Api) -> None:
     async with api.app.state.mcpd.db.read() as session:
         stored = (await session.execute(sa.select(tables.LoginSession.token_sha))).scalars().all()
     assert stored and token not in stored and all(len(s) == 64 for s in stored)
+
+
+async def test_an_outdated_password_hash_is_upgraded_at_the_next_login(tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from mcpctl.storage import tables
+    from tests.integration.conftest import make_settings, running
+
+    async def stored_hash(app) -> str:  # type: ignore[no-untyped-def]
+        async with app.state.mcpd.db.read() as session:
+            return str((await session.execute(sa.select(tables.User.password_hash))).scalar())
+
+    async with running(make_settings(tmp_path, database_url)) as (app, _):
+        before = await stored_hash(app)
+    stronger = make_settings(tmp_path, database_url, password_hash_time_cost=2, password_hash_memory_kib=2048)
+    async with running(stronger) as (app, client):
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert login.status_code == 200
+        after = await stored_hash(app)
+    assert "m=1024,t=1" in before and "m=2048,t=2" in after
+    async with running(stronger) as (_, client):
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert login.status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,7 @@ from mcpctl.core.crypto import Passwords, new_session_token, sha256_hex
 from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for
 from mcpctl.core.rbac import Binding, binding_from_dict
 from mcpctl.storage import tables
+from mcpctl.storage.database import Database
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -155,28 +157,44 @@ async def authenticate(session: AsyncSession, token: str) -> AuthResult:
     return AuthResult(await principal_for_user(session, user), session_id=login.id)
 
 
-async def login(
-    session: AsyncSession, passwords: Passwords, email: str, password: str, ttl: timedelta
-) -> tuple[str, tables.LoginSession, tables.User] | None:
-    """Check credentials; on success store a new session (hashed) and return its raw bearer once."""
-    user = (
-        await session.execute(sa.select(tables.User).where(tables.User.email == email.strip().lower()))
-    ).scalar()
-    ok = passwords.verify(user.password_hash if user else None, password)
+async def check_password(
+    db: Database, passwords: Passwords, email: str, password: str
+) -> tuple[tables.User, str | None] | None:
+    """The user these credentials prove, and a fresh hash when the stored one is outdated; None if
+    they prove nothing. Argon2 runs in a worker thread and outside any write transaction, so a flood
+    of logins neither stalls the event loop nor holds SQLite's single writer."""
+    async with db.read() as session:
+        user = (
+            await session.execute(sa.select(tables.User).where(tables.User.email == email.strip().lower()))
+        ).scalar()
+    stored = user.password_hash if user else None
+    ok = await anyio.to_thread.run_sync(passwords.verify, stored, password)
     if user is None or not ok or user.disabled:
         return None
-    if user.password_hash and passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
+    rehash = None
+    if stored and passwords.needs_rehash(stored):
+        rehash = await anyio.to_thread.run_sync(passwords.hash, password)
+    return user, rehash
+
+
+async def start_session(
+    session: AsyncSession, user_id: str, ttl: timedelta, rehash: str | None
+) -> tuple[str, tables.LoginSession]:
+    """Store a new login session (hashed) and return its raw bearer, once."""
     token = new_session_token()
     now = tables.utcnow()
     record = tables.LoginSession(
-        token_sha=sha256_hex(token), user_id=user.id, created_at=now, expires_at=now + ttl
+        token_sha=sha256_hex(token), user_id=user_id, created_at=now, expires_at=now + ttl
     )
     session.add(record)
+    if rehash is not None:
+        await session.execute(
+            sa.update(tables.User).where(tables.User.id == user_id).values(password_hash=rehash)
+        )
     # Expired sessions of this user are dead weight: drop them while we are here.
     await session.execute(
         sa.delete(tables.LoginSession).where(
-            tables.LoginSession.user_id == user.id, tables.LoginSession.expires_at <= now
+            tables.LoginSession.user_id == user_id, tables.LoginSession.expires_at <= now
         )
     )
-    return token, record, user
+    return token, record

@@ -22,27 +22,23 @@ _users = UserHandler()
 
 @router.post("/login", response_model=LoginOut, summary="Log in with e-mail and password")
 async def login(body: LoginIn, request: Request, state: State) -> Any:
-    client = audit.client_addr(request)
-    request_id = getattr(request.state, "request_id", None)
     ttl = timedelta(seconds=state.settings.session_ttl_seconds)
+    proven = await auth_service.check_password(state.db, state.passwords, body.email, body.password)
     async with state.db.write() as session:
-        outcome = await auth_service.login(session, state.passwords, body.email, body.password, ttl)
         audit.record(
             session,
             "login",
-            outcome="ok" if outcome else "denied",
+            outcome="ok" if proven else "denied",
             user=body.email.strip().lower()[:320],
-            request_id=request_id,
-            client_addr=client,
+            request_id=getattr(request.state, "request_id", None),
+            client_addr=audit.client_addr(request),
         )
-        if outcome is None:
-            failed = True
-        else:
-            failed = False
-            token, record, user = outcome
+        if proven is not None:
+            user, rehash = proven
+            token, record = await auth_service.start_session(session, user.id, ttl, rehash)
             principal = await auth_service.principal_for_user(session, user)
             user_obj = await _users.to_object(state.context(session, principal), user)
-    if failed:
+    if proven is None:
         raise UnauthenticatedError("invalid email or password", details={"reason": "invalid_credentials"})
     return {"token": token, "expiresAt": record.expires_at, "user": user_obj}
 
