@@ -102,3 +102,59 @@ async def test_a_recreated_group_inherits_no_old_grants(api: Api) -> None:
     assert (await api.client.delete("/api/v1/groups/ops", headers=api.admin)).status_code == 204
     definition = (await api.client.get("/api/v1/rbac/ops-view", headers=api.admin)).json()
     assert definition["spec"]["subjects"] == []
+
+
+async def test_put_answers_the_same_whether_or_not_an_invisible_object_exists(api: Api) -> None:
+    await api.put("secrets", "real", {"data": {"K": "v"}})
+    outsider = await api.user_with("outsider", VIEW_P)
+    for name in ("real", "imaginary"):
+        body = {"metadata": {"name": name}, "spec": {"data": {"K": "x"}}}
+        assert_error(
+            await api.client.put(f"/api/v1/secrets/{name}", json=body, headers=outsider), 403, "forbidden"
+        )
+
+
+async def test_references_to_invisible_objects_read_as_unknown(api: Api) -> None:
+    await api.put("secrets", "hidden", {"data": {"TOKEN": "t"}})
+    await api.put("servers", "invisible", {"transport": "http", "url": "https://x.example.com/mcp"})
+    await api.put("projects", P, {})
+    maker = await api.user_with(
+        "maker",
+        {"role": "create", "resource": "servers"},
+        {"role": "view", "resource": "servers", "name": "mine"},
+        {"role": "edit", "resource": "projects", "name": P},
+    )
+    refs = {
+        "transport": "stdio",
+        "command": "x",
+        "env": {"A": {"secretRef": {"name": "hidden", "key": "NOPE"}}},
+    }
+    bad_key = await api.client.post(
+        "/api/v1/servers", json={"metadata": {"name": "mine"}, "spec": refs}, headers=maker
+    )
+    refs["env"]["A"]["secretRef"]["name"] = "nosuch"  # type: ignore[index]
+    missing = await api.client.post(
+        "/api/v1/servers", json={"metadata": {"name": "mine"}, "spec": refs}, headers=maker
+    )
+    assert_error(bad_key, 400, "invalid")
+    assert_error(missing, 400, "invalid")
+    assert bad_key.json()["error"]["message"].replace("hidden", "X") == missing.json()["error"][
+        "message"
+    ].replace("nosuch", "X")
+    attach = await api.client.patch(
+        f"/api/v1/projects/{P}", json={"spec": {"servers": ["invisible"]}}, headers=maker
+    )
+    assert_error(attach, 400, "invalid")
+
+
+async def test_status_lists_only_what_the_reader_may_view(api: Api) -> None:
+    await api.put("servers", "shared", {"transport": "http", "url": "https://x.example.com/mcp"})
+    await api.put("projects", "open", {"servers": ["shared"]})
+    await api.put("projects", "secret-proj", {"servers": ["shared"]})
+    reader = await api.user_with(
+        "reader",
+        {"role": "view", "resource": "servers"},
+        {"role": "view", "resource": "projects", "name": "open"},
+    )
+    body = (await api.client.get("/api/v1/servers/shared", headers=reader)).json()
+    assert body["status"]["projects"] == ["open"]

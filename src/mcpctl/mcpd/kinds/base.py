@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import InvalidError, NotFoundError
 from mcpctl.core.kinds import KindInfo
-from mcpctl.core.policy import Principal
+from mcpctl.core.policy import Principal, can_access
 from mcpctl.storage import tables
 
 RowT = TypeVar("RowT", bound=tables.Base)
@@ -130,13 +130,20 @@ class KindHandler(Generic[RowT, SpecT]):
         """Refuse (ConflictError) or detach what depends on the row."""
 
 
-async def resolve(ctx: KindContext, column: Any, keys: list[str], *, what: str, field: str) -> dict[str, Any]:
+async def resolve(
+    ctx: KindContext, column: Any, keys: list[str], *, what: str, field: str, plural: str, kept: set[str]
+) -> dict[str, Any]:
     """Load the rows whose `column` is in `keys` (references in a spec); InvalidError naming the first
-    that does not exist. Returns them by key."""
+    that does not exist or that the caller may not view (the same answer: existence is not revealed).
+    References the object already had (`kept`) stay allowed. Returns the rows by key."""
     found: dict[str, Any] = {}
     if keys:
         result = await ctx.session.execute(sa.select(column.class_).where(column.in_(keys)))
-        found = {getattr(row, column.key): row for row in result.scalars()}
+        found = {
+            getattr(row, column.key): row
+            for row in result.scalars()
+            if getattr(row, column.key) in kept or can_access(ctx.principal, "view", plural, row.name)
+        }
     missing = [k for k in keys if k not in found]
     if missing:
         raise InvalidError(f'unknown {what} "{missing[0]}" in {field}', details={"missing": missing})

@@ -31,7 +31,10 @@ class GroupHandler(KindHandler[tables.Group, GroupSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Group, spec: GroupSpec) -> None:
         emails = _unique(m.lower() for m in spec.members)
-        found = await resolve(ctx, tables.User.email, emails, what="user", field="members")
+        kept = {m.user.email for m in row.memberships} if sa.inspect(row).persistent else set()
+        found = await resolve(
+            ctx, tables.User.email, emails, what="user", field="members", plural="users", kept=kept
+        )
         await replace_children(ctx, row, "memberships")
         row.memberships = [
             tables.GroupMember(user=found[email], position=i) for i, email in enumerate(emails)

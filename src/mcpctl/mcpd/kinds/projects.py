@@ -41,7 +41,10 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
         names = list(dict.fromkeys(spec.servers))
-        found = await resolve(ctx, tables.Server.name, names, what="server", field="servers")
+        kept = {link.server.name for link in row.server_links} if sa.inspect(row).persistent else set()
+        found = await resolve(
+            ctx, tables.Server.name, names, what="server", field="servers", plural="servers", kept=kept
+        )
         row.proxy_model = spec.proxyModel
         row.tool_prefix_mode = spec.toolPrefixMode
         row.tool_name_separator = spec.toolNameSeparator

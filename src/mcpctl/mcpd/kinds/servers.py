@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from mcpctl.core.errors import ConflictError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
+from mcpctl.core.policy import can_access
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.schemas import ServerSpec
 from mcpctl.storage import tables
@@ -32,7 +33,8 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
         return {"transport": row.transport, **row.spec}
 
     async def status_of(self, ctx: KindContext, row: tables.Server) -> dict[str, Any]:
-        return {"projects": await self.projects_using(ctx, row)}
+        projects = await self.projects_using(ctx, row)
+        return {"projects": [p for p in projects if can_access(ctx.principal, "view", "projects", p)]}
 
     async def projects_using(self, ctx: KindContext, row: tables.Server) -> list[str]:
         result = await ctx.session.execute(
@@ -48,17 +50,20 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Server, spec: ServerSpec) -> None:
         canonical = spec.canonical()
-        await check_secret_refs(ctx, secret_refs(canonical))
+        kept = set(secret_refs(row.spec)) if sa.inspect(row).persistent else set()
+        await check_secret_refs(ctx, [ref for ref in secret_refs(canonical) if ref not in kept])
         row.transport = canonical.pop("transport")
         row.spec = canonical
 
     async def before_delete(self, ctx: KindContext, row: tables.Server, *, force: bool) -> None:
         projects = await self.projects_using(ctx, row)
         if projects and not force:
+            shown = [p for p in projects if can_access(ctx.principal, "view", "projects", p)]
+            hidden = len(projects) - len(shown)
+            names = ", ".join(shown + ([f"{hidden} you cannot view"] if hidden else []))
             raise ConflictError(
-                f'server "{row.name}" is used by project(s) {", ".join(projects)}; '
-                "use --force to detach it and delete",
-                details={"projects": projects},
+                f'server "{row.name}" is used by project(s) {names}; use --force to detach it and delete',
+                details={"projects": shown, "hiddenProjects": hidden},
             )
         await ctx.session.execute(
             sa.delete(tables.ProjectServer).where(tables.ProjectServer.server_id == row.id)
@@ -70,8 +75,9 @@ async def check_secret_refs(ctx: KindContext, refs: list[tuple[str, str]]) -> No
     from mcpctl.mcpd.kinds.secrets import secret_keys  # a server needs secrets, not vice versa
 
     for name, key in refs:
-        keys = await secret_keys(ctx, name)
-        if keys is None:
+        visible = can_access(ctx.principal, "view", "secrets", name)
+        keys = await secret_keys(ctx, name) if visible else None
+        if keys is None:  # missing and not visible read the same
             raise InvalidError(f'unknown secret "{name}" in secretRef', details={"secret": name})
         if key not in keys:
             raise InvalidError(f'secret "{name}" has no key "{key}"', details={"secret": name, "key": key})

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from mcpctl.core.errors import AlreadyExistsError
 from mcpctl.core.kinds import kind_for_noun
+from mcpctl.core.policy import can_access
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.schemas import UserSpec
 from mcpctl.storage import tables
@@ -44,7 +45,8 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
             .where(tables.GroupMember.user_id == row.id)
             .order_by(tables.Group.name)
         )
-        return {"groups": list(result.scalars()), "hasPassword": row.password_hash is not None}
+        groups = [g for g in result.scalars() if can_access(ctx.principal, "view", "groups", g)]
+        return {"groups": groups, "hasPassword": row.password_hash is not None}
 
     def canonical(self, spec: UserSpec) -> dict[str, Any]:
         data = spec.model_dump(mode="json", exclude_none=True, exclude={"description", "password"})

@@ -114,16 +114,18 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         result: ApplyResult = "unchanged"
         try:
             async with state.db.write() as session:
+                visible = can_access(principal, "view", plural, name)
+                if not visible:  # decided before the lookup: the answer must not reveal existence
+                    ensure_access(principal, "create", plural, name)
                 row = await handler.get(session, name)
                 if row is None:
                     ensure_access(principal, "create", plural, name)
+                elif create_only or not visible:
+                    ensure_access(principal, "create", plural, name)
+                    raise AlreadyExistsError(
+                        f'{plural} "{name}" already exists', details={"kind": kind, "name": name}
+                    )
                 else:
-                    if create_only:
-                        ensure_access(principal, "create", plural, name)
-                        raise AlreadyExistsError(
-                            f'{plural} "{name}" already exists', details={"kind": kind, "name": name}
-                        )
-                    ensure_visible(principal, plural, name, kind=kind)
                     ensure_access(principal, "edit", plural, name)
                 ctx = ctx_for(session, state, principal)
                 row, result = await handler.apply(ctx, row, name, dict(metadata.labels), body.spec)  # type: ignore[attr-defined]
