@@ -6,6 +6,7 @@ through the same dispatch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -68,22 +69,22 @@ async def principal_for_user(session: AsyncSession, user: tables.User) -> Princi
     )
 
 
-async def definitions_for(session: AsyncSession, subjects: set[str]) -> list[tuple[list[str], list[Binding]]]:
-    """(subjects, bindings) of every RbacDefinition naming one of `subjects` (one indexed lookup)."""
-    rows = (
-        (
-            await session.execute(
-                sa.select(tables.RbacDefinition)
-                .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
-                .where(tables.RbacSubject.subject.in_(subjects))
-                .distinct()
-            )
-        )
-        .scalars()
-        .all()
+async def definitions_naming(session: AsyncSession, subjects: Iterable[str]) -> list[tables.RbacDefinition]:
+    """Every RbacDefinition one of whose subjects is in `subjects` (one indexed lookup)."""
+    result = await session.execute(
+        sa.select(tables.RbacDefinition)
+        .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
+        .where(tables.RbacSubject.subject.in_(list(subjects)))
+        .distinct()
     )
+    return list(result.scalars().all())
+
+
+async def definitions_for(session: AsyncSession, subjects: set[str]) -> list[tuple[list[str], list[Binding]]]:
+    """(subjects, bindings) of every RbacDefinition naming one of `subjects`."""
     return [
-        ([s.subject for s in d.subject_rows], [binding_from_dict(b) for b in d.role_bindings]) for d in rows
+        ([s.subject for s in d.subject_rows], [binding_from_dict(b) for b in d.role_bindings])
+        for d in await definitions_naming(session, subjects)
     ]
 
 

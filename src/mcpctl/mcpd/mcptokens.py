@@ -19,6 +19,7 @@ from mcpctl.core.errors import (
 )
 from mcpctl.core.policy import Principal, covers, describe, ensure_access, ensure_visible
 from mcpctl.core.rbac import Binding, binding_from_dict
+from mcpctl.mcpd.auth import definitions_naming
 from mcpctl.mcpd.kinds.base import iso
 from mcpctl.mcpd.settings import Settings
 from mcpctl.storage import tables
@@ -207,18 +208,7 @@ async def drop_definitions(session: AsyncSession, subjects: list[str]) -> None:
     subject) is deleted; any other definition that names the token merely loses that subject."""
     if not subjects:
         return
-    rows = (
-        (
-            await session.execute(
-                sa.select(tables.RbacDefinition)
-                .join(tables.RbacSubject, tables.RbacSubject.definition_id == tables.RbacDefinition.id)
-                .where(tables.RbacSubject.subject.in_(subjects))
-                .distinct()
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = await definitions_naming(session, subjects)
     wanted = set(subjects)
     for definition in rows:
         own = TOKEN_LABEL in (definition.labels or {}) and all(
