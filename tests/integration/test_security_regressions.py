@@ -158,3 +158,23 @@ async def test_status_lists_only_what_the_reader_may_view(api: Api) -> None:
     )
     body = (await api.client.get("/api/v1/servers/shared", headers=reader)).json()
     assert body["status"]["projects"] == ["open"]
+
+
+async def test_deleting_a_project_deletes_its_tokens_files_and_audits_each(api: Api) -> None:
+    from pathlib import Path
+
+    await api.put("projects", P, {})
+    minted = (await _mint(api, api.admin, name="filed", writeFile=True, bindings=[VIEW_P])).json()
+    path = Path(minted["tokenPath"])
+    assert path.exists()
+    assert (await api.client.delete(f"/api/v1/projects/{P}", headers=api.admin)).status_code == 204
+    assert not path.exists()
+    events = (
+        await api.client.get("/api/v1/audit/events", params={"kind": "token_deleted"}, headers=api.admin)
+    ).json()["items"]
+    assert [(e["spec"]["tokenName"], e["spec"]["project"]) for e in events] == [("filed", P)]
+    assert_error(
+        await api.client.get(f"/api/v1/rbac/mcptoken-{P}-filed", headers=api.admin), 404, "not_found"
+    )
+    token = {"Authorization": f"Bearer {minted['token']}"}
+    assert_error(await api.client.get(f"/api/v1/projects/{P}", headers=token), 401, "unauthenticated")

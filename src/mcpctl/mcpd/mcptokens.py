@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +43,20 @@ class MintRequest:
 class Minted:
     token: str
     row: tables.McpToken
+
+
+def token_file(data_dir: Path, project: str, name: str) -> Path:
+    return data_dir / "mcp-tokens" / project / name
+
+
+def remove_token_file(data_dir: Path, row: tables.McpToken, project: str) -> None:
+    """Remove a revoked or deleted token's provisioned file, only if it still holds that token."""
+    path = token_file(data_dir, project, row.name)
+    try:
+        if tokens.token_sha(path.read_text().strip()) == row.token_sha:
+            path.unlink()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        pass
 
 
 def project_not_found(name: str) -> NotFoundError:

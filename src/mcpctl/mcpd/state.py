@@ -24,4 +24,10 @@ class AppState:
 
     def context(self, session: AsyncSession, principal: Principal) -> KindContext:
         """What kind handlers need for one unit of work."""
-        return KindContext(session=session, cipher=self.cipher, principal=principal, passwords=self.passwords)
+        return KindContext(
+            session=session,
+            cipher=self.cipher,
+            principal=principal,
+            passwords=self.passwords,
+            data_dir=self.settings.data_dir,
+        )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -29,6 +31,9 @@ class KindContext:
     cipher: SecretCipher
     principal: Principal
     passwords: Passwords
+    data_dir: Path
+    # Work that must wait until the unit of work has committed (e.g. removing files).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 def iso(value: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,13 +32,33 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
         return data
 
     async def before_delete(self, ctx: KindContext, row: tables.Project, *, force: bool) -> None:
-        # The project's tokens go with it (database cascade); their RbacDefinitions must go too.
-        from mcpctl.mcpd.mcptokens import drop_definitions
+        # The project's tokens go with it (database cascade): their RbacDefinitions and files go too,
+        # and each is audited as deleted.
+        from mcpctl.mcpd import audit
+        from mcpctl.mcpd.mcptokens import drop_definitions, remove_token_file, subject_of
 
-        shas = await ctx.session.execute(
-            sa.select(tables.McpToken.token_sha).where(tables.McpToken.project_id == row.id)
+        owned = (
+            (
+                await ctx.session.execute(
+                    sa.select(tables.McpToken).where(tables.McpToken.project_id == row.id)
+                )
+            )
+            .scalars()
+            .all()
         )
-        await drop_definitions(ctx.session, [f"McpToken:{sha}" for sha in shas.scalars()])
+        await drop_definitions(ctx.session, [subject_of(token) for token in owned])
+        for token in owned:
+            fields = {**audit.principal_fields(ctx.principal), "project": row.name}
+            audit.record(
+                ctx.session,
+                "token_deleted",
+                outcome="ok",
+                token_name=token.name,
+                token_sha=token.token_sha,
+                target=f"mcptokens/{token.name}",
+                **fields,
+            )
+            ctx.after_commit.append(functools.partial(remove_token_file, ctx.data_dir, token, row.name))
 
     async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
         names = list(dict.fromkeys(spec.servers))

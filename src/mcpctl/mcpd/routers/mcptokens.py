@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core import tokens
 from mcpctl.core.clientconfig import client_config
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, ensure_visible
@@ -112,7 +111,7 @@ async def _mint(request: Request, state: AppState, principal: Principal, project
         minted = await mcptokens.mint(session, principal, state.settings, mint_request)
         token_path = None
         if body.writeFile:
-            path = state.settings.data_dir / "mcp-tokens" / project / body.name
+            path = mcptokens.token_file(state.settings.data_dir, project, body.name)
             write_private_file(path, minted.token + "\n")
             token_path = str(path)
         audit.record(session, "token_created", outcome="ok", **_event_fields(request, principal, minted.row))
@@ -229,13 +228,7 @@ async def get_project_token(
 
 
 def _remove_token_file(state: AppState, row: tables.McpToken) -> None:
-    """A revoked or deleted token's provisioned file goes too (only if it still holds that token)."""
-    path = state.settings.data_dir / "mcp-tokens" / row.project.name / row.name
-    try:
-        if tokens.token_sha(path.read_text().strip()) == row.token_sha:
-            path.unlink()
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-        pass
+    mcptokens.remove_token_file(state.settings.data_dir, row, row.project.name)
 
 
 async def _revoke(request: Request, state: AppState, principal: Principal, lookup: Any) -> Any:

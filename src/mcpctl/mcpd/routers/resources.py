@@ -231,8 +231,11 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         ensure_access(principal, "delete", plural, name)
         async with state.db.write() as session:
             row = await handler.require(session, name)
-            await handler.delete(ctx_for(session, state, principal), row, force=force)
+            ctx = ctx_for(session, state, principal)
+            await handler.delete(ctx, row, force=force)
             _record_change(session, request, principal, plural, name, "deleted")
+        for task in ctx.after_commit:
+            task()
         return Response(status_code=204)
 
     return router
