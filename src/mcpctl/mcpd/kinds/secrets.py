@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from mcpctl.core.errors import ConflictError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
+from mcpctl.core.policy import can_access
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.schemas import SecretSpec
 from mcpctl.storage import tables
@@ -69,9 +70,10 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
         for server in (await ctx.session.execute(sa.select(tables.Server))).scalars():
             for name, key in secret_refs(server.spec):
                 if name == row.name and key not in keys:
+                    shown = server.name if can_access(ctx.principal, "view", "servers", server.name) else None
                     raise ConflictError(
-                        f'key "{key}" of secret "{row.name}" is used by server "{server.name}"',
-                        details={"server": server.name},
+                        f'key "{key}" of secret "{row.name}" is used by server "{shown or "(hidden)"}"',
+                        details={"server": shown},
                     )
 
     async def before_delete(self, ctx: KindContext, row: tables.Secret, *, force: bool) -> None:
@@ -83,8 +85,10 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
             if any(name == row.name for name, _ in secret_refs(server.spec))
         )
         if users and not force:
+            shown = [u for u in users if can_access(ctx.principal, "view", "servers", u)]
+            hidden = len(users) - len(shown)
+            names = ", ".join(shown + ([f"{hidden} you cannot view"] if hidden else []))
             raise ConflictError(
-                f'secret "{row.name}" is used by server(s) {", ".join(users)}; use --force '
-                "to delete it anyway",
-                details={"servers": users},
+                f'secret "{row.name}" is used by server(s) {names}; use --force to delete it anyway',
+                details={"servers": shown, "hiddenServers": hidden},
             )
