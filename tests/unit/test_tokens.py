@@ -17,7 +17,8 @@ from mcpctl.core.errors import InvalidError
 NOW = datetime(2026, 11, 21, 14, 0, 0, tzinfo=UTC)
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LEN, CHECK_LEN = 43, 6
-SAMPLE = tokens.generate()
+# Fixed (not generated at import): parametrized test ids must be the same in every pytest-xdist worker.
+SAMPLE = "mcpctl_pat_RfrvTZgMgVHC3ZtfPxaKoYQyvgi8OL2myUEnz8g9c9o3eLG2R"
 
 
 def _decode62(text: str) -> int:
