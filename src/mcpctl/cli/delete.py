@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from mcpctl.cli.batch import for_each_name
 from mcpctl.cli.context import AppState, pass_state
-from mcpctl.cli.errors import ServerError, usage_error
+from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
-from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, ref, resolve_noun
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, resolve_noun
 
 
 @click.command()
@@ -31,16 +32,4 @@ def delete(state: AppState, /, noun: str, names: tuple[str, ...], force: bool, p
         paths = [object_path(info, name) for name in names]
     client = state.client()
     params = {"force": "true"} if force and info.kind != MCPTOKEN else None
-    failed = False
-    for name, path in zip(names, paths, strict=True):
-        try:
-            client.request("DELETE", path, params=params)
-        except ServerError as exc:
-            if len(names) == 1:
-                raise
-            click.echo(exc.format(), err=True)
-            failed = True
-            continue
-        click.echo(f"{ref(info, name)} deleted")
-    if failed:
-        raise click.exceptions.Exit(1)
+    for_each_name(info, names, paths, "deleted", lambda path: client.request("DELETE", path, params=params))

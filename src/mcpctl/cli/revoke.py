@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from mcpctl.cli.batch import for_each_name
 from mcpctl.cli.context import AppState, pass_state
-from mcpctl.cli.errors import ServerError, usage_error
+from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
-from mcpctl.cli.nouns import MCPTOKEN, complete_noun, ref, resolve_noun
+from mcpctl.cli.nouns import MCPTOKEN, complete_noun, resolve_noun
 
 
 @click.command()
@@ -24,16 +25,4 @@ def revoke(state: AppState, /, noun: str, names: tuple[str, ...], project: str |
         raise usage_error(f"only mcptokens can be revoked, not {info.plural}")
     paths = [token_path(require_project(project), name, "revoke") for name in names]
     client = state.client()
-    failed = False
-    for name, path in zip(names, paths, strict=True):
-        try:
-            client.request("POST", path)
-        except ServerError as exc:
-            if len(names) == 1:
-                raise
-            click.echo(exc.format(), err=True)
-            failed = True
-            continue
-        click.echo(f"{ref(info, name)} revoked")
-    if failed:
-        raise click.exceptions.Exit(1)
+    for_each_name(info, names, paths, "revoked", lambda path: client.request("POST", path))
