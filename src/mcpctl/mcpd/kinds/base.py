@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core.crypto import Passwords, SecretCipher
-from mcpctl.core.errors import InvalidError, NotFoundError
+from mcpctl.core.errors import ConflictError, InvalidError, NotFoundError
 from mcpctl.core.kinds import KindInfo
 from mcpctl.core.policy import Principal, can_access
 from mcpctl.storage import tables
@@ -153,6 +153,16 @@ async def resolve(
     if missing:
         raise InvalidError(f'unknown {what} "{missing[0]}" in {field}', details={"missing": missing})
     return found
+
+
+def in_use_error(ctx: KindContext, what: str, plural: str, users: list[str], advice: str) -> ConflictError:
+    """409 for an object still used by others, naming only the users the caller may view."""
+    shown = [name for name in users if can_access(ctx.principal, "view", plural, name)]
+    hidden = len(users) - len(shown)
+    names = ", ".join(shown + ([f"{hidden} you cannot view"] if hidden else []))
+    return ConflictError(
+        f"{what} is used by {plural} {names}; {advice}", details={plural: shown, "hidden": hidden}
+    )
 
 
 async def replace_children(ctx: KindContext, row: Any, attribute: str) -> None:

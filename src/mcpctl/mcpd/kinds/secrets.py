@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from mcpctl.core.errors import ConflictError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.core.policy import can_access
-from mcpctl.mcpd.kinds.base import KindContext, KindHandler
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler, in_use_error
 from mcpctl.mcpd.schemas import SecretSpec
 from mcpctl.storage import tables
 
@@ -85,10 +85,6 @@ class SecretHandler(KindHandler[tables.Secret, SecretSpec]):
             if any(name == row.name for name, _ in secret_refs(server.spec))
         )
         if users and not force:
-            shown = [u for u in users if can_access(ctx.principal, "view", "servers", u)]
-            hidden = len(users) - len(shown)
-            names = ", ".join(shown + ([f"{hidden} you cannot view"] if hidden else []))
-            raise ConflictError(
-                f'secret "{row.name}" is used by server(s) {names}; use --force to delete it anyway',
-                details={"servers": shown, "hiddenServers": hidden},
+            raise in_use_error(
+                ctx, f'secret "{row.name}"', "servers", users, "use --force to delete it anyway"
             )

@@ -6,10 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mcpctl.core.errors import ConflictError, InvalidError
+from mcpctl.core.errors import InvalidError
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.core.policy import can_access
-from mcpctl.mcpd.kinds.base import KindContext, KindHandler
+from mcpctl.mcpd.kinds.base import KindContext, KindHandler, in_use_error
 from mcpctl.mcpd.schemas import ServerSpec
 from mcpctl.storage import tables
 
@@ -58,12 +58,8 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
     async def before_delete(self, ctx: KindContext, row: tables.Server, *, force: bool) -> None:
         projects = await self.projects_using(ctx, row)
         if projects and not force:
-            shown = [p for p in projects if can_access(ctx.principal, "view", "projects", p)]
-            hidden = len(projects) - len(shown)
-            names = ", ".join(shown + ([f"{hidden} you cannot view"] if hidden else []))
-            raise ConflictError(
-                f'server "{row.name}" is used by project(s) {names}; use --force to detach it and delete',
-                details={"projects": shown, "hiddenProjects": hidden},
+            raise in_use_error(
+                ctx, f'server "{row.name}"', "projects", projects, "use --force to detach it and delete"
             )
         await ctx.session.execute(
             sa.delete(tables.ProjectServer).where(tables.ProjectServer.server_id == row.id)
