@@ -17,13 +17,16 @@ from mcpctl.mcpd.kinds import HANDLERS
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
 from mcpctl.mcpd.routers import audit as audit_router
 from mcpctl.mcpd.routers import auth as auth_router
+from mcpctl.mcpd.routers import instances as instances_router
+from mcpctl.mcpd.routers import mcp_proxy, ops
 from mcpctl.mcpd.routers import mcptokens as mcptokens_router
-from mcpctl.mcpd.routers import ops
 from mcpctl.mcpd.routers import projects as projects_router
 from mcpctl.mcpd.routers.resources import resource_router
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
+from mcpctl.mcpd.supervisor.sessions import ProxySessions
+from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -61,9 +64,18 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.mcpd = state
             await bootstrap_admin(db, settings, state.passwords, public_url=settings.resolved_public_url)
+            state.proxy_sessions = ProxySessions(settings.proxy_session_idle_seconds)
+            state.supervisor = Supervisor(db, state.cipher, settings)
+            if settings.supervise:
+                await state.supervisor.start()
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             yield
         finally:
+            state_now: AppState | None = getattr(app.state, "mcpd", None)
+            if state_now is not None and state_now.proxy_sessions is not None:
+                state_now.proxy_sessions.closing.set()
+            if state_now is not None and state_now.supervisor is not None:
+                await state_now.supervisor.stop()  # every child process group terminated and reaped
             await db.dispose()
 
     app = FastAPI(
@@ -81,9 +93,11 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(audit_router.router)
     api.include_router(mcptokens_router.router)
     api.include_router(projects_router.router)
+    api.include_router(instances_router.router)
     for handler in HANDLERS:
         api.include_router(resource_router(handler))
     app.include_router(api)
+    app.include_router(mcp_proxy.router)
     app.include_router(ops.router)
 
     async def on_forbidden(request: Request, error: McpctlError) -> None:

@@ -92,6 +92,46 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
     )
+    supervise: bool = Field(
+        True,
+        description="Run registered servers (stdio children, http connections) and probe them. Off: "
+        "mcpd is a registry only and the per-server MCP proxy answers 502.",
+    )
+    reconcile_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How often the supervisor re-reads servers from the database (changes made "
+        "through this mcpd apply at once; this catches changes made by another).",
+    )
+    probe_interval_seconds: float = Field(
+        15.0, gt=0, le=86_400, description="Default health probe interval for servers without healthCheck."
+    )
+    probe_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Default health probe timeout for servers without healthCheck."
+    )
+    probe_failure_threshold: int = Field(
+        3, ge=1, le=100, description="Default consecutive probe failures that make an instance unhealthy."
+    )
+    stop_grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="Seconds between SIGTERM and SIGKILL when a stdio instance's process group is stopped.",
+    )
+    backoff_initial_seconds: float = Field(
+        1.0, gt=0, le=3600, description="First restart delay of a crashed instance (doubles each time)."
+    )
+    backoff_max_seconds: float = Field(60.0, gt=0, le=86_400, description="Longest restart delay.")
+    backoff_reset_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="An instance that ran this long before exiting restarts with the first delay again.",
+    )
+    proxy_session_idle_seconds: float = Field(
+        3600.0, gt=0, description="Per-server MCP proxy sessions idle this long are forgotten."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Write logs as JSON lines (one object per record).")
 

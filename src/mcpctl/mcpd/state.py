@@ -11,6 +11,8 @@ from mcpctl.core.policy import Principal
 from mcpctl.mcpd.kinds.base import KindContext
 from mcpctl.mcpd.middleware import Metrics
 from mcpctl.mcpd.settings import Settings
+from mcpctl.mcpd.supervisor.sessions import ProxySessions
+from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.storage.database import Database
 
 
@@ -21,6 +23,8 @@ class AppState:
     cipher: SecretCipher
     passwords: Passwords
     metrics: Metrics = field(default_factory=Metrics)
+    supervisor: Supervisor | None = None
+    proxy_sessions: ProxySessions | None = None
 
     def context(self, session: AsyncSession, principal: Principal) -> KindContext:
         """What kind handlers need for one unit of work."""

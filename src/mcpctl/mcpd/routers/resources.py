@@ -136,6 +136,9 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                     raise _DryRun
         except _DryRun:
             pass
+        else:
+            if result != "unchanged":
+                _committed(state, plural)
         return answer, result
 
     @router.post("", status_code=201, response_model=ObjectOut, summary=f"Create one of {plural}")
@@ -221,6 +224,9 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                     raise _DryRun
         except _DryRun:
             pass
+        else:
+            if result != "unchanged":
+                _committed(state, plural)
         return answer
 
     @router.delete("/{name}", status_code=204, summary=f"Delete one of {plural}")
@@ -236,9 +242,16 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
             _record_change(session, request, principal, plural, name, "deleted")
         for task in ctx.after_commit:
             task()
+        _committed(state, plural)
         return Response(status_code=204)
 
     return router
+
+
+def _committed(state: AppState, plural: str) -> None:
+    """A change is in the database: tell whoever follows it (the supervisor runs servers)."""
+    if plural in ("servers", "secrets") and state.supervisor is not None:
+        state.supervisor.poke()
 
 
 def _record_change(

@@ -1,0 +1,427 @@
+"""mcpd's per-server MCP proxy: Streamable HTTP (2025-11-25) in front of a server's instances.
+
+`POST /api/v1/servers/{name}/mcp` (and `/api/v1/projects/{p}/servers/{name}/mcp`, the form McpTokens
+use) takes one JSON-RPC message. `initialize` opens a proxy session (`Mcp-Session-Id`) and is
+answered from the instance's own handshake, so every downstream session shares the running
+instances; other requests go to the least busy RUNNING replica with a fresh upstream id, and come
+back as JSON, or as an SSE stream when progress notifications arrive before the answer. Requests
+without a session are served too (stateless use). `GET` with a session streams the notifications
+that belong to no request (list_changed, logging, resource updates); `DELETE` ends the session.
+
+Authorization: `run` on the server (users and tokens); a token only for servers of its project.
+The server's `tools.allow`/`tools.deny` filter is enforced here: denied tools are not listed and
+cannot be called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from mcpctl.core.errors import ForbiddenError, NotFoundError
+from mcpctl.core.policy import Principal, can_access, describe
+from mcpctl.mcpd.deps import auth_result, get_state
+from mcpctl.mcpd.schemas import ErrorOut
+from mcpctl.mcpd.state import AppState
+from mcpctl.mcpd.supervisor.connection import (
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
+    SUPPORTED_VERSIONS,
+    UPSTREAM_UNAVAILABLE,
+    UpstreamError,
+)
+from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from mcpctl.mcpd.supervisor.sessions import ProxySession, ProxySessions
+from mcpctl.storage import tables
+
+router = APIRouter(tags=["mcp proxy"])
+
+SESSION_HEADER = "mcp-session-id"
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+SESSION_NOT_FOUND = -32001
+HEARTBEAT_SECONDS = 15.0
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in ((401, "Unauthenticated"), (403, "Forbidden"), (404, "Not found"))
+}
+
+
+def _owner(principal: Principal) -> str:
+    return f"token:{principal.token_sha}" if principal.kind == "token" else f"user:{principal.user_id}"
+
+
+def _rpc_error(message_id: Any, code: int, text: str, data: Any = None, status: int = 200) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": text}
+    if data is not None:
+        error["data"] = data
+    return JSONResponse({"jsonrpc": "2.0", "id": message_id, "error": error}, status_code=status)
+
+
+# ---- authorization ----------------------------------------------------------------------------------
+
+
+def _principal(request: Request) -> Principal:
+    from mcpctl.core.errors import UnauthenticatedError
+
+    result = auth_result(request)
+    principal = result.principal
+    if not principal.is_authenticated:
+        reason = result.error or "missing"
+        message = "authentication required" if reason == "missing" else f"invalid bearer token ({reason})"
+        raise UnauthenticatedError(message, details={"reason": reason})
+    return principal
+
+
+async def _authorize(state: AppState, principal: Principal, server: str, project: str | None) -> None:
+    """404 for what the caller may not see, 403 for what it sees but may not run."""
+    hidden = NotFoundError(f'server "{server}" not found', details={"kind": "Server", "name": server})
+    if principal.kind == "token" and project is not None and project != principal.project:
+        raise ForbiddenError(
+            f"{describe(principal)} may only be used under /api/v1/projects/{principal.project}/",
+            details={"project": principal.project},
+        )
+    scope = principal.project if principal.kind == "token" else project
+    async with state.db.read() as session:
+        exists = (
+            await session.execute(sa.select(tables.Server.id).where(tables.Server.name == server))
+        ).scalar() is not None
+        in_scope = True
+        if scope is not None:
+            in_scope = (
+                await session.execute(
+                    sa.select(tables.ProjectServer.server_id)
+                    .join(tables.Project, tables.Project.id == tables.ProjectServer.project_id)
+                    .join(tables.Server, tables.Server.id == tables.ProjectServer.server_id)
+                    .where(tables.Project.name == scope, tables.Server.name == server)
+                )
+            ).first() is not None
+    if (
+        project is not None
+        and principal.kind != "token"
+        and not can_access(principal, "view", "projects", project)
+    ):
+        raise NotFoundError(f'project "{project}" not found', details={"kind": "Project", "name": project})
+    if not exists or not in_scope:
+        raise hidden
+    if not can_access(principal, "run", "servers", server):
+        if can_access(principal, "view", "servers", server):
+            raise ForbiddenError(
+                f'{describe(principal)} cannot run server "{server}"',
+                details={"role": "run", "resource": "servers", "name": server},
+            )
+        raise hidden
+
+
+# ---- the endpoint -------------------------------------------------------------------------------------
+
+
+@router.post("/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="MCP (Streamable HTTP) to a server")
+async def post_server_mcp(name: str, request: Request) -> Response:
+    return await _post(request, name, None)
+
+
+@router.post(
+    "/api/v1/projects/{project}/servers/{name}/mcp",
+    responses=_RESPONSES,
+    summary="MCP (Streamable HTTP) to a server of a project",
+)
+async def post_project_server_mcp(project: str, name: str, request: Request) -> Response:
+    return await _post(request, name, project)
+
+
+@router.get(
+    "/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="Notification stream of a proxy session"
+)
+async def get_server_mcp(name: str, request: Request) -> Response:
+    return await _get(request, name, None)
+
+
+@router.get(
+    "/api/v1/projects/{project}/servers/{name}/mcp",
+    responses=_RESPONSES,
+    summary="Notification stream of a proxy session",
+)
+async def get_project_server_mcp(project: str, name: str, request: Request) -> Response:
+    return await _get(request, name, project)
+
+
+@router.delete("/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="End a proxy session")
+async def delete_server_mcp(name: str, request: Request) -> Response:
+    return await _delete(request, name, None)
+
+
+@router.delete(
+    "/api/v1/projects/{project}/servers/{name}/mcp", responses=_RESPONSES, summary="End a proxy session"
+)
+async def delete_project_server_mcp(project: str, name: str, request: Request) -> Response:
+    return await _delete(request, name, project)
+
+
+def _sessions(state: AppState) -> ProxySessions:
+    assert state.proxy_sessions is not None
+    return state.proxy_sessions
+
+
+def _runtime(state: AppState, name: str) -> ServerRuntime | None:
+    return state.supervisor.runtime(name) if state.supervisor is not None else None
+
+
+async def _post(request: Request, name: str, project: str | None) -> Response:
+    state = get_state(request)
+    principal = _principal(request)
+    await _authorize(state, principal, name, project)
+    try:
+        message = json.loads(await request.body())
+    except ValueError:
+        return _rpc_error(None, PARSE_ERROR, "Parse error: the body is not JSON", status=400)
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return _rpc_error(
+            None, INVALID_REQUEST, "Invalid Request: expected one JSON-RPC 2.0 message", status=400
+        )
+    method = message.get("method")
+    message_id = message.get("id")
+    sessions = _sessions(state)
+    session: ProxySession | None = None
+    session_id = request.headers.get(SESSION_HEADER)
+    if session_id and method != "initialize":
+        session = sessions.get(session_id, name, _owner(principal))
+        if session is None:
+            return _rpc_error(message_id, SESSION_NOT_FOUND, "Session not found", status=404)
+    if method is None or "id" not in message:  # a response or a notification
+        if method == "notifications/cancelled" and session is not None:
+            params = message.get("params") or {}
+            task = session.inflight.get(json.dumps(params.get("requestId")))
+            if task is not None:
+                task.cancel()
+        return Response(status_code=202)
+    if not isinstance(method, str) or isinstance(message_id, bool) or not isinstance(message_id, str | int):
+        return _rpc_error(message_id, INVALID_REQUEST, "Invalid Request", status=400)
+    params = message.get("params")
+    if params is not None and not isinstance(params, dict):
+        return _rpc_error(
+            message_id, INVALID_REQUEST, "Invalid Request: params must be an object", status=400
+        )
+    if method == "ping":
+        return JSONResponse({"jsonrpc": "2.0", "id": message_id, "result": {}})
+    runtime = _runtime(state, name)
+    if runtime is None:
+        return _rpc_error(message_id, UPSTREAM_UNAVAILABLE, f'server "{name}" is not running', status=502)
+    if method == "initialize":
+        return await _initialize(runtime, sessions, principal, message_id, params or {})
+    if method == "server/discover":
+        return _rpc_error(message_id, METHOD_NOT_FOUND, "Method not found: this endpoint speaks 2025-11-25")
+    if method == "tools/call" and not tool_allowed(runtime, str((params or {}).get("name", ""))):
+        tool = (params or {}).get("name")
+        return _rpc_error(message_id, -32602, f"Unknown tool: {tool!r} is not allowed on server {name!r}")
+    streaming = "text/event-stream" in request.headers.get("accept", "")
+    return await _forward(runtime, session, message_id, method, params, streaming=streaming)
+
+
+async def _initialize(
+    runtime: ServerRuntime,
+    sessions: ProxySessions,
+    principal: Principal,
+    message_id: Any,
+    params: dict[str, Any],
+) -> Response:
+    try:
+        replica = await runtime.pick(runtime.config.init_seconds)
+    except UpstreamError as exc:
+        return _rpc_error(message_id, exc.code, str(exc), {"server": runtime.name}, status=502)
+    connection = replica.connection
+    upstream = dict(connection.initialize_result or {}) if connection is not None else {}
+    requested = params.get("protocolVersion")
+    upstream["protocolVersion"] = requested if requested in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1]
+    session = sessions.open(runtime.name, _owner(principal))
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": message_id, "result": upstream}, headers={"Mcp-Session-Id": session.id}
+    )
+
+
+def tool_allowed(runtime: ServerRuntime, tool: str) -> bool:
+    allow, deny = runtime.config.tools_allow, runtime.config.tools_deny
+    if allow and not any(fnmatch.fnmatchcase(tool, pattern) for pattern in allow):
+        return False
+    return not any(fnmatch.fnmatchcase(tool, pattern) for pattern in deny)
+
+
+def _filter_tools(runtime: ServerRuntime, answer: dict[str, Any]) -> dict[str, Any]:
+    result = answer.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+        return answer
+    if not runtime.config.tools_allow and not runtime.config.tools_deny:
+        return answer
+    tools = [t for t in result["tools"] if isinstance(t, dict) and tool_allowed(runtime, str(t.get("name")))]
+    return {**answer, "result": {**result, "tools": tools}}
+
+
+async def _forward(
+    runtime: ServerRuntime,
+    session: ProxySession | None,
+    message_id: Any,
+    method: str,
+    params: dict[str, Any] | None,
+    *,
+    streaming: bool,
+) -> Response:
+    notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def on_progress(note: dict[str, Any]) -> None:
+        notes.put_nowait(note)
+
+    async def call() -> dict[str, Any]:
+        replica = await runtime.pick(runtime.config.init_seconds)
+        connection = replica.connection
+        if connection is None:
+            raise UpstreamError(runtime.unavailable_reason())
+        answer = await connection.request(
+            method, params, timeout=runtime.config.call_seconds, progress=on_progress if streaming else None
+        )
+        return _filter_tools(runtime, answer) if method == "tools/list" else answer
+
+    task = asyncio.create_task(call())
+    key = json.dumps(message_id)
+    if session is not None:
+        session.inflight[key] = task
+
+    def finish() -> dict[str, Any]:
+        if session is not None:
+            session.inflight.pop(key, None)
+        return _response(runtime, message_id, task)
+
+    first_note = asyncio.create_task(notes.get())
+    await asyncio.wait({task, first_note}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        early: list[dict[str, Any]] = []
+        if first_note.done():
+            early.append(first_note.result())
+        else:
+            first_note.cancel()
+        while not notes.empty():
+            early.append(notes.get_nowait())
+        if early:  # progress arrived with the answer: send both, in order
+            return _sse_response(_replay([*early, finish()]))
+        return JSONResponse(finish())
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(first_note.result())
+            while not task.done():
+                getter = asyncio.create_task(notes.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield _sse(getter.result())
+                else:
+                    getter.cancel()
+            while not notes.empty():
+                yield _sse(notes.get_nowait())
+            yield _sse(finish())
+        finally:
+            if not task.done():
+                task.cancel()  # the caller went away: the upstream is told (notifications/cancelled)
+                if session is not None:
+                    session.inflight.pop(key, None)
+
+    return _sse_response(stream())
+
+
+async def _replay(messages: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for message in messages:
+        yield _sse(message)
+
+
+def _response(runtime: ServerRuntime, message_id: Any, task: asyncio.Task[dict[str, Any]]) -> dict[str, Any]:
+    if task.cancelled():
+        return {"jsonrpc": "2.0", "id": message_id, "error": {"code": -32800, "message": "Request cancelled"}}
+    exc = task.exception()
+    if isinstance(exc, UpstreamError):
+        error = {"code": exc.code, "message": str(exc), "data": {"server": runtime.name}}
+        return {"jsonrpc": "2.0", "id": message_id, "error": error}
+    if exc is not None:
+        error = {
+            "code": INTERNAL_ERROR,
+            "message": "internal error in mcpd's proxy",
+            "data": {"server": runtime.name},
+        }
+        return {"jsonrpc": "2.0", "id": message_id, "error": error}
+    answer = task.result()
+    out: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id}
+    if "error" in answer:
+        out["error"] = answer["error"]
+    else:
+        out["result"] = answer.get("result", {})
+    return out
+
+
+def _sse(message: dict[str, Any]) -> bytes:
+    return b"event: message\ndata: " + json.dumps(message, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+async def _get(request: Request, name: str, project: str | None) -> Response:
+    state = get_state(request)
+    principal = _principal(request)
+    await _authorize(state, principal, name, project)
+    session_id = request.headers.get(SESSION_HEADER)
+    if not session_id:
+        return _rpc_error(None, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+    sessions = _sessions(state)
+    if sessions.get(session_id, name, _owner(principal)) is None:
+        return _rpc_error(None, SESSION_NOT_FOUND, "Session not found", status=404)
+    runtime = _runtime(state, name)
+    if runtime is None:
+        return _rpc_error(None, UPSTREAM_UNAVAILABLE, f'server "{name}" is not running', status=502)
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+    async def subscriber(message: dict[str, Any]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(message)
+
+    async def stream() -> AsyncIterator[bytes]:
+        runtime.subscribers.add(subscriber)
+        closing = asyncio.create_task(sessions.closing.wait())
+        try:
+            yield b": stream open\n\n"
+            while sessions.get(session_id, name, _owner(principal)) is not None:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, closing}, timeout=HEARTBEAT_SECONDS, return_when="FIRST_COMPLETED"
+                )
+                if getter in done:
+                    yield _sse(getter.result())
+                    continue
+                getter.cancel()
+                if closing in done:
+                    return
+                yield b": ping\n\n"
+        finally:
+            closing.cancel()
+            runtime.subscribers.discard(subscriber)
+
+    return _sse_response(stream())
+
+
+async def _delete(request: Request, name: str, project: str | None) -> Response:
+    state = get_state(request)
+    principal = _principal(request)
+    await _authorize(state, principal, name, project)
+    session_id = request.headers.get(SESSION_HEADER)
+    sessions = _sessions(state)
+    if not session_id or sessions.get(session_id, name, _owner(principal)) is None:
+        return _rpc_error(None, SESSION_NOT_FOUND, "Session not found", status=404)
+    sessions.close(session_id)
+    return Response(status_code=200)

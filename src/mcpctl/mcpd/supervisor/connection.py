@@ -1,0 +1,243 @@
+"""One MCP client connection to an upstream, shared by many callers.
+
+Every caller's request gets a fresh JSON-RPC id on the upstream side (and a fresh progress token, if
+it asked for progress), so callers never see each other's ids; the answer and the progress
+notifications go back to the caller that asked. Notifications that belong to no request
+(list_changed, logging, resource updates) go to `on_notification`. When the link closes, every
+request still waiting fails at once with `UpstreamGone`: a caller never waits on a dead upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mcpctl
+from mcpctl.mcpd.supervisor.links import Link, LinkClosed
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = "2025-11-25"
+SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+
+# JSON-RPC error codes used by the proxy
+METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
+UPSTREAM_UNAVAILABLE = -32000
+REQUEST_TIMEOUT = -32001
+
+Notify = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class UpstreamError(Exception):
+    """A request could not be answered by the upstream; `code` is the JSON-RPC error code to report."""
+
+    code = UPSTREAM_UNAVAILABLE
+
+
+class UpstreamGone(UpstreamError):
+    """The upstream went away before answering."""
+
+
+class UpstreamTimeout(UpstreamError):
+    code = REQUEST_TIMEOUT
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[dict[str, Any]]
+    progress: Notify | None
+    progress_token: str | None = None
+    original_token: Any = None
+
+
+class Connection:
+    """Multiplexes requests from many callers over one link."""
+
+    def __init__(self, link: Link, *, on_notification: Notify | None = None, label: str = "upstream"):
+        self.link = link
+        self.label = label
+        self.on_notification = on_notification
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._progress: dict[str, int] = {}  # upstream progress token → upstream request id
+        self._closed_reason: str | None = None
+        self.initialize_result: dict[str, Any] | None = None
+
+    @property
+    def inflight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def closed_reason(self) -> str | None:
+        return self._closed_reason
+
+    # ---- the reader ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read until the link closes, then fail whatever is still waiting."""
+        try:
+            while True:
+                message = await self.link.receive()
+                await self._dispatch(message)
+        except LinkClosed as exc:
+            self._closed_reason = str(exc)
+        finally:
+            self._closed_reason = self._closed_reason or self.link.closed_reason or "connection closed"
+            self._fail_all(self._closed_reason)
+
+    def _fail_all(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        self._progress.clear()
+        for entry in pending.values():
+            if not entry.future.done():
+                entry.future.set_exception(UpstreamGone(f"{self.label} {reason}"))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method is None:  # a response to one of ours
+            key = message.get("id")
+            entry = self._pending.pop(key, None) if isinstance(key, int) else None
+            if entry is None:
+                return  # late answer to a request that timed out or was cancelled
+            if entry.progress_token is not None:
+                self._progress.pop(entry.progress_token, None)
+            if not entry.future.done():
+                entry.future.set_result(message)
+            return
+        if "id" in message:
+            await self._answer_upstream_request(message)
+            return
+        if method == "notifications/progress":
+            params = message.get("params") or {}
+            owner = self._progress.get(str(params.get("progressToken")))
+            entry = self._pending.get(owner) if owner is not None else None
+            if entry is not None and entry.progress is not None:
+                await _deliver(entry.progress, _with_token(message, entry))
+            return
+        if method == "notifications/cancelled":
+            return  # the upstream gave up on one of ours; its error response (if any) settles it
+        if self.on_notification is not None:
+            await _deliver(self.on_notification, message)
+
+    async def _answer_upstream_request(self, message: dict[str, Any]) -> None:
+        """Requests from the upstream: ping and roots/list are answered here; sampling and
+        elicitation cannot reach a caller through a shared instance, so they are refused clearly."""
+        method = message["method"]
+        if method == "ping":
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
+        elif method == "roots/list":
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": {"roots": []}}
+        else:
+            reply = {
+                "jsonrpc": "2.0",
+                "id": message["id"],
+                "error": {"code": METHOD_NOT_FOUND, "message": f"mcpd does not relay {method!r} to clients"},
+            }
+        with contextlib.suppress(LinkClosed):
+            await self.link.send(reply)
+
+    # ---- requests --------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float,
+        progress: Notify | None = None,
+    ) -> dict[str, Any]:
+        """Send one request; return the upstream's response message (`result` or `error`).
+
+        Raises UpstreamGone if the link closes first, UpstreamTimeout after `timeout` seconds (the
+        upstream is told with notifications/cancelled, as it is when the caller is cancelled)."""
+        if self._closed_reason is not None:
+            raise UpstreamGone(f"{self.label} {self._closed_reason}")
+        upstream_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        entry = _Pending(future=loop.create_future(), progress=progress)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": upstream_id, "method": method}
+        if params is not None:
+            params = dict(params)
+            meta = params.get("_meta")
+            if isinstance(meta, dict) and "progressToken" in meta:
+                token = f"mcpd-{upstream_id}"
+                entry.progress_token = token
+                self._progress[token] = upstream_id
+                entry.original_token = meta["progressToken"]
+                params["_meta"] = {**meta, "progressToken": token}
+            message["params"] = params
+        self._pending[upstream_id] = entry
+        try:
+            await self.link.send(message)
+            return await asyncio.wait_for(asyncio.shield(entry.future), timeout)
+        except LinkClosed as exc:
+            raise UpstreamGone(f"{self.label} {exc}") from exc
+        except TimeoutError:
+            await self._cancel(upstream_id, f"timed out after {timeout:g}s")
+            raise UpstreamTimeout(f"{self.label} did not answer {method} within {timeout:g}s") from None
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(upstream_id, "the caller went away"))
+            raise
+        finally:
+            gone = self._pending.pop(upstream_id, None)
+            if gone is not None and gone.progress_token is not None:
+                self._progress.pop(gone.progress_token, None)
+            if entry.future.done() and not entry.future.cancelled():
+                entry.future.exception()  # mark retrieved
+
+    async def _cancel(self, upstream_id: int, reason: str) -> None:
+        if upstream_id not in self._pending:
+            return
+        notice = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": upstream_id, "reason": reason},
+        }
+        with contextlib.suppress(LinkClosed):
+            await self.link.send(notice)
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.link.send(message)
+
+    async def initialize(self, timeout: float) -> dict[str, Any]:
+        """The MCP handshake as a client; returns (and keeps) the upstream's InitializeResult."""
+        response = await self.request(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {"roots": {"listChanged": False}},
+                "clientInfo": {"name": "mcpd", "version": mcpctl.__version__},
+            },
+            timeout=timeout,
+        )
+        if "error" in response:
+            error = response["error"] or {}
+            raise UpstreamError(f"initialize failed: {error.get('message', error)}")
+        result = response.get("result")
+        if not isinstance(result, dict) or "protocolVersion" not in result:
+            raise UpstreamError("initialize failed: the answer is not an InitializeResult")
+        await self.notify("notifications/initialized")
+        self.initialize_result = result
+        return result
+
+
+def _with_token(message: dict[str, Any], entry: _Pending) -> dict[str, Any]:
+    params = dict(message.get("params") or {})
+    params["progressToken"] = entry.original_token
+    return {**message, "params": params}
+
+
+async def _deliver(callback: Notify, message: dict[str, Any]) -> None:
+    try:
+        await callback(message)
+    except Exception:  # boundary: a caller's broken stream must not stop the reader
+        logger.exception("delivering an upstream notification failed")

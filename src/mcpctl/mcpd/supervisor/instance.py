@@ -1,0 +1,358 @@
+"""One supervised replica of a server: start, initialize, probe, back off, restart, stop.
+
+States: PENDING (not started yet) → STARTING (process spawned / connecting, initialize in flight) →
+RUNNING; a crash, a failed initialize or an unhealthy verdict → BACKOFF (waiting 1 s, doubling to
+60 s; back to 1 s after 5 minutes running) → STARTING again. FAILED is a start that cannot work
+without a change (no such command, missing secret); it is retried on the same backoff, because the
+fix (installing the command, creating the secret) happens outside mcpd. STOPPED is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mcpctl.mcpd.supervisor.connection import Connection, Notify, UpstreamError
+from mcpctl.mcpd.supervisor.links import HttpLink, Link, SpawnError, StdioLink
+from mcpctl.mcpd.supervisor.ring import LineRing
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENTS = 50
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    tool: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    interval_seconds: float = 15.0
+    timeout_seconds: float = 10.0
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """A server as the supervisor runs it: the spec with secretRefs resolved."""
+
+    name: str
+    transport: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    health: HealthConfig = field(default_factory=HealthConfig)
+    init_seconds: float = 30.0
+    call_seconds: float = 120.0
+    labels: dict[str, str] = field(default_factory=dict)
+    tools_allow: tuple[str, ...] = ()
+    tools_deny: tuple[str, ...] = ()
+    error: str | None = None  # why it cannot start as configured (e.g. a secret is missing)
+
+    def launch_fingerprint(self) -> str:
+        """Changes exactly when running replicas must be restarted to pick the change up."""
+        launch = [
+            self.transport,
+            self.command,
+            self.args,
+            self.env,
+            self.cwd,
+            self.url,
+            self.headers,
+            self.error,
+        ]
+        return hashlib.sha256(json.dumps(launch, sort_keys=True, default=list).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SupervisorTuning:
+    stop_grace_seconds: float = 5.0
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    backoff_reset_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Event:
+    time: datetime
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"time": _iso(self.time), "type": self.type, "message": self.message}
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Replica:
+    """One instance of a server, with its own supervision loop."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        index: int,
+        tuning: SupervisorTuning,
+        *,
+        on_notification: Notify,
+        on_change: Callable[[], None],
+    ):
+        self.config = config
+        self.index = index
+        self.name = f"{config.name}-{index}"
+        self.id = uuid.uuid4().hex
+        self.created_at = now()
+        self.updated_at = self.created_at
+        self.tuning = tuning
+        self.status = "PENDING"
+        self.pid: int | None = None
+        self.restarts = 0
+        self.health = "unknown"
+        self.last_probe_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.reason: str | None = None
+        self.exit_code: int | None = None
+        self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self.stderr = LineRing()
+        self.connection: Connection | None = None
+        self._on_notification = on_notification
+        self._on_change = on_change
+        self._stop = asyncio.Event()
+        self._restart = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- observation -----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.status == "RUNNING" and self.connection is not None and self.connection.closed_reason is None
+        )
+
+    @property
+    def inflight(self) -> int:
+        return self.connection.inflight if self.connection is not None else 0
+
+    def event(self, type_: str, message: str) -> None:
+        self.events.append(Event(now(), type_, message))
+        self.updated_at = now()
+        log = logger.warning if type_ in ("exited", "failed", "probe-failed", "unhealthy") else logger.info
+        log("instance %s: %s: %s", self.name, type_, message)
+
+    def _set(self, status: str, reason: str | None = None) -> None:
+        self.status = status
+        if reason is not None:
+            self.reason = reason
+        self.updated_at = now()
+        self._on_change()
+
+    # ---- control ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"instance {self.name}")
+
+    def restart(self, reason: str) -> None:
+        self.event("restart-requested", reason)
+        self._restart.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._restart.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.tuning.backoff_initial_seconds
+        try:
+            while not self._stop.is_set():
+                ran_for = await self._run_once()
+                if self._stop.is_set():
+                    break
+                if ran_for >= self.tuning.backoff_reset_seconds:
+                    delay = self.tuning.backoff_initial_seconds
+                self.restarts += 1
+                if self.status != "FAILED":
+                    self._set("BACKOFF")
+                self.event("backoff", f"restarting in {delay:g}s")
+                await _wait(self._stop, delay)
+                delay = min(delay * 2, self.tuning.backoff_max_seconds)
+        except Exception:  # boundary: the loop must not die silently; the instance says why
+            logger.exception("instance %s supervision loop failed", self.name)
+            self.event("failed", "internal error in the supervisor (see mcpd's log)")
+        finally:
+            self.pid = None
+            self._set("STOPPED")
+            self.event("stopped", "instance stopped")
+
+    async def _run_once(self) -> float:
+        """Start, initialize and serve until the instance ends; the seconds it was RUNNING."""
+        self._restart.clear()
+        self._set("STARTING")
+        config = self.config
+        if config.error is not None:
+            self._set("FAILED", config.error)
+            self.event("failed", config.error)
+            return 0.0
+        try:
+            link = await self._open(config)
+        except SpawnError as exc:
+            self._set("FAILED", str(exc))
+            self.event("failed", str(exc))
+            return 0.0
+        self.pid = link.pid
+        what = f"pid {link.pid}" if link.pid else f"connected to {config.url}"
+        self.event("restarted" if self.restarts else "started", what)
+        connection = Connection(link, on_notification=self._on_notification, label=f"instance {self.name}")
+        reader = asyncio.create_task(connection.run(), name=f"reader {self.name}")
+        probe: asyncio.Task[None] | None = None
+        running_since: datetime | None = None
+        try:
+            try:
+                await connection.initialize(config.init_seconds)
+            except UpstreamError as exc:
+                reason = f"initialize: {exc}"
+                if connection.closed_reason is None:
+                    self.event("failed", reason)
+                self._set("BACKOFF", reason)
+                return 0.0
+            self.connection = connection
+            running_since = self.started_at = now()
+            self._set("RUNNING", None)
+            self.reason = None
+            info = (connection.initialize_result or {}).get("serverInfo") or {}
+            self.event("ready", f"initialized ({info.get('name', '?')} {info.get('version', '')})".strip())
+            probe = asyncio.create_task(self._probe_loop(connection), name=f"probe {self.name}")
+            restart = asyncio.create_task(self._restart.wait())
+            await asyncio.wait({reader, restart}, return_when=asyncio.FIRST_COMPLETED)
+            restart.cancel()
+            return (now() - running_since).total_seconds()
+        finally:
+            if probe is not None:
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
+            self.connection = None
+            await link.close()
+            await reader
+            reason = connection.closed_reason or link.closed_reason or "stopped"
+            if isinstance(link, StdioLink):
+                self.exit_code = link.returncode
+            if not self._stop.is_set():
+                self.event("exited", reason)
+                self._set(self.status if self.status in ("BACKOFF", "FAILED") else "BACKOFF", reason)
+            self.pid = None
+
+    async def _open(self, config: ServerConfig) -> Link:
+        if config.transport == "stdio":
+            assert config.command is not None
+            return await StdioLink.open(
+                config.command,
+                list(config.args),
+                config.env,
+                config.cwd,
+                stderr=self.stderr,
+                grace_seconds=self.tuning.stop_grace_seconds,
+            )
+        assert config.url is not None
+        return await HttpLink.open(config.url, config.headers, connect_timeout=config.init_seconds)
+
+    # ---- health ----------------------------------------------------------------------------------
+
+    async def _probe_loop(self, connection: Connection) -> None:
+        failures = 0
+        while True:
+            health = self.config.health
+            problem = await self.probe(connection, health)
+            self.last_probe_at = now()
+            if problem is None:
+                if self.health != "healthy":
+                    self.event(
+                        "probe-ok", "healthy" if failures == 0 else f"healthy again after {failures} failed"
+                    )
+                failures = 0
+                self.health = "healthy"
+            else:
+                failures += 1
+                self.event("probe-failed", f"{problem} ({failures}/{health.failure_threshold})")
+                if failures >= health.failure_threshold:
+                    self.health = "unhealthy"
+                    self.event("unhealthy", f"{failures} consecutive probe failures; restarting")
+                    self._restart.set()
+                    return
+                self.health = "degraded"
+            self._on_change()
+            await asyncio.sleep(health.interval_seconds)
+
+    @staticmethod
+    async def probe(connection: Connection, health: HealthConfig) -> str | None:
+        """Run one probe through the same connection real traffic uses; None when it passed."""
+        try:
+            if health.tool:
+                params = {"name": health.tool, "arguments": health.arguments}
+                answer = await connection.request("tools/call", params, timeout=health.timeout_seconds)
+            else:
+                answer = await connection.request("tools/list", {}, timeout=health.timeout_seconds)
+        except UpstreamError as exc:
+            return str(exc)
+        if "error" in answer:
+            return f"error: {(answer['error'] or {}).get('message', 'unknown')}"
+        if health.tool and (answer.get("result") or {}).get("isError"):
+            return f"tool {health.tool!r} returned an error result"
+        return None
+
+    # ---- the API shape ---------------------------------------------------------------------------
+
+    def to_object(self) -> dict[str, Any]:
+        config = self.config
+        spec: dict[str, Any] = {"server": config.name, "replica": self.index, "transport": config.transport}
+        if config.transport == "stdio":
+            spec["command"] = config.command
+        else:
+            spec["url"] = config.url
+        status: dict[str, Any] = {
+            "status": self.status,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "healthStatus": self.health,
+            "lastProbeAt": _iso(self.last_probe_at) if self.last_probe_at else None,
+            "startedAt": _iso(self.started_at) if self.started_at and self.status == "RUNNING" else None,
+            "reason": self.reason,
+            "inflight": self.inflight,
+            "events": [e.to_dict() for e in self.events],
+        }
+        return {
+            "kind": "Instance",
+            "metadata": {
+                "name": self.name,
+                "id": self.id,
+                "labels": dict(config.labels),
+                "createdAt": _iso(self.created_at),
+                "updatedAt": _iso(self.updated_at),
+            },
+            "spec": spec,
+            "status": status,
+        }
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

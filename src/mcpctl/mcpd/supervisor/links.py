@@ -1,0 +1,358 @@
+"""Links: the wire to one upstream MCP server, carrying JSON-RPC messages as dicts.
+
+A link is opened, then `send` and `receive` run until it closes; `receive` raises `LinkClosed`
+(with the reason) once the peer is gone. Messages stay plain dicts so that whatever an upstream
+returns (structuredContent, `_meta`, fields newer than this code) is forwarded untouched.
+
+- `StdioLink` runs a command as a child process in its own process group with a minimal
+  environment; stdout is the MCP channel (one JSON message per line), stderr goes to a `LineRing`.
+  Closing terminates the whole group: SIGTERM, a grace period, SIGKILL, then the child is reaped.
+- `HttpLink` speaks to a remote server with the official SDK's client transports: Streamable HTTP,
+  or the legacy HTTP+SSE transport when the URL path ends in `/sse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import httpx2
+import mcp_types
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+
+from mcpctl.mcpd.supervisor.ring import LineRing
+
+logger = logging.getLogger(__name__)
+
+# Variables a child inherits from mcpd; everything else comes from the server's own `env`.
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+)
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class LinkClosed(Exception):
+    """The upstream is gone; `str()` says why."""
+
+
+class SpawnError(Exception):
+    """The upstream could not be started at all (no such command, no such directory)."""
+
+
+class Link(Protocol):
+    pid: int | None
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    async def receive(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def closed_reason(self) -> str | None: ...
+
+
+def minimal_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class StdioLink:
+    """A child process speaking MCP over its stdin/stdout."""
+
+    process: asyncio.subprocess.Process
+    stderr: LineRing
+    grace_seconds: float
+    pid: int | None = None
+    _reason: str | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    async def open(
+        cls,
+        command: str,
+        args: list[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        *,
+        stderr: LineRing,
+        grace_seconds: float = 5.0,
+    ) -> StdioLink:
+        full_env = minimal_env(env)
+        if cwd is not None and not os.path.isdir(cwd):
+            raise SpawnError(f"working directory {cwd!r} does not exist")
+        executable = shutil.which(command, path=full_env.get("PATH")) if os.sep not in command else command
+        if executable is None:
+            raise SpawnError(f"command {command!r} not found on PATH")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                executable,
+                *args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,  # its own process group: we can signal all it spawns
+                limit=MAX_LINE_BYTES,
+            )
+        except OSError as exc:
+            raise SpawnError(f"cannot start {command!r}: {exc.strerror or exc}") from exc
+        link = cls(process=process, stderr=stderr, grace_seconds=grace_seconds, pid=process.pid)
+        link._tasks.append(asyncio.create_task(link._read_stderr(), name=f"stderr-{process.pid}"))
+        link._tasks.append(asyncio.create_task(link._watch_exit(), name=f"wait-{process.pid}"))
+        return link
+
+    @property
+    def closed_reason(self) -> str | None:
+        return self._reason
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def send(self, message: dict[str, Any]) -> None:
+        stdin = self.process.stdin
+        if self._closed.is_set() or stdin is None or stdin.is_closing():
+            raise LinkClosed(self._reason or "process stdin is closed")
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        async with self._write_lock:
+            try:
+                stdin.write(data)
+                await stdin.drain()
+            except (ConnectionError, RuntimeError) as exc:
+                raise LinkClosed(self._reason or f"cannot write to the process: {exc}") from exc
+
+    async def receive(self) -> dict[str, Any]:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            try:
+                line = await stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError) as exc:
+                await self._fail(f"protocol error: a stdout line longer than {MAX_LINE_BYTES} bytes")
+                raise LinkClosed(self._reason or "protocol error") from exc
+            if not line:
+                await self._exited()
+                raise LinkClosed(self._reason or "process closed stdout")
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                message = json.loads(text)
+            except ValueError:
+                self.stderr.append("[mcpd] not JSON on stdout: " + text[:200].decode(errors="replace"))
+                continue
+            if isinstance(message, dict) and message.get("jsonrpc") == "2.0":
+                return message
+            self.stderr.append(
+                "[mcpd] not a JSON-RPC message on stdout: " + text[:200].decode(errors="replace")
+            )
+
+    async def _read_stderr(self) -> None:
+        stream = self.process.stderr
+        assert stream is not None
+        while True:
+            try:
+                line = await stream.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue
+            if not line:
+                return
+            self.stderr.append(line.rstrip(b"\r\n").decode(errors="replace"))
+
+    async def _watch_exit(self) -> None:
+        """The child leaving is the link ending, even if a grandchild still holds stdout open."""
+        code = await self.process.wait()
+        self._reason = self._reason or exit_reason(code)
+        self._kill_group(signal.SIGKILL)
+        self._closed.set()
+        if self.process.stdout is not None:
+            self.process.stdout.feed_eof()
+
+    async def _exited(self) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.process.wait(), 1.0)
+        if self.process.returncode is not None:
+            self._reason = self._reason or exit_reason(self.process.returncode)
+        else:
+            self._reason = self._reason or "process closed stdout"
+
+    async def _fail(self, reason: str) -> None:
+        self._reason = self._reason or reason
+        await self.close()
+
+    def _kill_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    async def close(self) -> None:
+        """Terminate the whole process group and reap the child. Idempotent."""
+        self._reason = self._reason or "stopped"
+        if self.process.returncode is None:
+            self._kill_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), self.grace_seconds)
+            except TimeoutError:
+                self._kill_group(signal.SIGKILL)
+                await self.process.wait()
+        self._kill_group(signal.SIGKILL)  # stragglers the child left in its group
+        self._closed.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.process.stdin.wait_closed()
+        transport = getattr(self.process, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class HttpLink:
+    """A remote server over Streamable HTTP (or legacy SSE), through the SDK's client transports."""
+
+    pid: int | None = None
+
+    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0):
+        self.url = url
+        self.headers = dict(headers)
+        self.connect_timeout = connect_timeout
+        self._incoming: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._write: Any = None
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def legacy_sse(self) -> bool:
+        return httpx2.URL(self.url).path.rstrip("/").endswith("/sse")
+
+    @classmethod
+    async def open(cls, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0) -> HttpLink:
+        link = cls(url, headers, connect_timeout=connect_timeout)
+        link._task = asyncio.create_task(link._run(), name=f"http-link {url}")
+        ready = asyncio.create_task(link._ready.wait())
+        await asyncio.wait({ready, link._task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if not link._ready.is_set():
+            raise SpawnError(link._reason or f"cannot connect to {url}")
+        return link
+
+    @property
+    def closed_reason(self) -> str | None:
+        return self._reason
+
+    async def _run(self) -> None:
+        timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
+        try:
+            if self.legacy_sse:
+                transport: Any = sse_client(self.url, headers=self.headers, timeout=self.connect_timeout)
+                async with transport as (read, write):
+                    await self._pump(read, write)
+            else:
+                async with (
+                    httpx2.AsyncClient(headers=self.headers, timeout=timeout) as client,
+                    streamable_http_client(self.url, http_client=client) as (read, write),
+                ):
+                    await self._pump(read, write)
+        except Exception as exc:  # boundary: any transport failure is the link's end, with its reason
+            self._reason = self._reason or f"connection failed: {describe_exception(exc)}"
+        finally:
+            self._reason = self._reason or "connection closed"
+            self._incoming.put_nowait(None)
+
+    async def _pump(self, read: Any, write: Any) -> None:
+        self._write = write
+        self._ready.set()
+        async with anyio.create_task_group() as group:
+
+            async def stop_when_asked() -> None:
+                await self._stop.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(stop_when_asked)
+            async for item in read:
+                if isinstance(item, Exception):
+                    logger.debug("upstream %s sent something unreadable: %s", self.url, item)
+                    continue
+                self._incoming.put_nowait(
+                    item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+                )
+            group.cancel_scope.cancel()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._write is None or self._stop.is_set() or self._task is None or self._task.done():
+            raise LinkClosed(self._reason or "connection closed")
+        try:
+            parsed = mcp_types.jsonrpc_message_adapter.validate_python(message, by_name=False)
+        except ValueError as exc:
+            raise LinkClosed(f"not a JSON-RPC message: {exc}") from exc
+        try:
+            await self._write.send(SessionMessage(parsed))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            raise LinkClosed(self._reason or "connection closed") from exc
+
+    async def receive(self) -> dict[str, Any]:
+        message = await self._incoming.get()
+        if message is None:
+            self._incoming.put_nowait(None)
+            raise LinkClosed(self._reason or "connection closed")
+        return message
+
+    async def close(self) -> None:
+        self._reason = self._reason or "stopped"
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an exception, looking inside exception groups."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return describe_exception(exc.exceptions[0])
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,102 @@
+"""A server's running replicas: scaling, picking one per request, and fanning out notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcpctl.mcpd.supervisor.connection import UpstreamGone
+from mcpctl.mcpd.supervisor.instance import Replica, ServerConfig, SupervisorTuning
+
+logger = logging.getLogger(__name__)
+
+Subscriber = Callable[[dict[str, Any]], Awaitable[None]]
+_WAITING = ("PENDING", "STARTING")
+
+
+class ServerRuntime:
+    def __init__(self, config: ServerConfig, tuning: SupervisorTuning):
+        self.config = config
+        self.tuning = tuning
+        self.replicas: list[Replica] = []
+        self.subscribers: set[Subscriber] = set()
+        self._changed = asyncio.Event()
+        self._turn = itertools.count()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def _notify_change(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _broadcast(self, message: dict[str, Any]) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                await subscriber(message)
+            except Exception:  # boundary: one broken subscriber must not starve the others
+                logger.exception("a subscriber of server %s failed", self.name)
+
+    def _new_replica(self, index: int) -> Replica:
+        replica = Replica(
+            self.config, index, self.tuning, on_notification=self._broadcast, on_change=self._notify_change
+        )
+        replica.start()
+        return replica
+
+    def start(self) -> None:
+        self.replicas = [self._new_replica(i) for i in range(self.config.replicas)]
+
+    async def apply(self, config: ServerConfig) -> None:
+        """Bring the replicas in line with a changed spec: restart on launch changes, then scale."""
+        old, self.config = self.config, config
+        restart = old.launch_fingerprint() != config.launch_fingerprint()
+        for replica in self.replicas:
+            replica.config = config
+            if restart:
+                replica.restart("configuration changed")
+        if config.replicas > len(self.replicas):
+            self.replicas += [self._new_replica(i) for i in range(len(self.replicas), config.replicas)]
+        elif config.replicas < len(self.replicas):
+            surplus = self.replicas[config.replicas :]
+            self.replicas = self.replicas[: config.replicas]
+            await asyncio.gather(*(r.stop() for r in surplus))
+        self._notify_change()
+
+    async def stop(self) -> None:
+        replicas, self.replicas = self.replicas, []
+        await asyncio.gather(*(r.stop() for r in replicas))
+        self._notify_change()
+
+    async def pick(self, wait_seconds: float) -> Replica:
+        """A RUNNING replica with the fewest requests in flight (ties in turn). Waits up to
+        `wait_seconds` while replicas are still starting; fails at once when none is on its way."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            ready = [r for r in self.replicas if r.ready]
+            if ready:
+                turn = next(self._turn)
+                least = min(r.inflight for r in ready)
+                candidates = [r for r in ready if r.inflight == least]
+                return candidates[turn % len(candidates)]
+            remaining = deadline - loop.time()
+            if not any(r.status in _WAITING for r in self.replicas) or remaining <= 0:
+                raise UpstreamGone(self.unavailable_reason())
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    def unavailable_reason(self) -> str:
+        if not self.replicas:
+            return f'server "{self.name}" has no instances'
+        states = ", ".join(
+            f"{r.name} {r.status}" + (f" ({r.reason})" if r.reason else "") for r in self.replicas
+        )
+        return f'server "{self.name}" has no running instance: {states}'

@@ -1,0 +1,61 @@
+"""Sessions of the per-server MCP proxy: in memory, because they only name a caller; the shared
+instances hold the protocol state."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_SESSIONS = 10_000
+
+
+@dataclass
+class ProxySession:
+    id: str
+    server: str
+    owner: str
+    last_seen: float = field(default_factory=time.monotonic)
+    inflight: dict[str, asyncio.Task[dict[str, Any]]] = field(default_factory=dict)
+
+
+class ProxySessions:
+    """Sessions of the per-server proxy (in memory: they only name a caller, instances hold state)."""
+
+    def __init__(self, idle_seconds: float):
+        self.idle_seconds = idle_seconds
+        self._sessions: dict[str, ProxySession] = {}
+        self.closing = asyncio.Event()
+
+    def open(self, server: str, owner: str) -> ProxySession:
+        self._expire()
+        if len(self._sessions) >= MAX_SESSIONS:
+            oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
+            self._sessions.pop(oldest.id, None)
+        session = ProxySession(id=secrets.token_hex(16), server=server, owner=owner)
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str, server: str, owner: str) -> ProxySession | None:
+        self._expire()
+        session = self._sessions.get(session_id)
+        if session is None or session.server != server or session.owner != owner:
+            return None
+        session.last_seen = time.monotonic()
+        return session
+
+    def close(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            for task in session.inflight.values():
+                task.cancel()
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - self.idle_seconds
+        for session in [s for s in self._sessions.values() if s.last_seen < cutoff and not s.inflight]:
+            self._sessions.pop(session.id, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,171 @@
+"""The supervisor: what runs follows what the database says (level-triggered, like a controller).
+
+`reconcile()` reads every server (with its secretRefs resolved) and starts, restarts, scales or
+stops runtimes to match. It runs at start, whenever this mcpd changes a server or a secret
+(`poke()`), and every `reconcile_interval_seconds` to catch changes made elsewhere. `stop()` ends
+every instance (process groups terminated and reaped) before mcpd exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from mcpctl.core.crypto import SecretCipher
+from mcpctl.mcpd.settings import Settings
+from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica, ServerConfig, SupervisorTuning
+from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from mcpctl.storage import tables
+from mcpctl.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(self, db: Database, cipher: SecretCipher, settings: Settings):
+        self.db = db
+        self.cipher = cipher
+        self.settings = settings
+        self.tuning = SupervisorTuning(
+            stop_grace_seconds=settings.stop_grace_seconds,
+            backoff_initial_seconds=settings.backoff_initial_seconds,
+            backoff_max_seconds=settings.backoff_max_seconds,
+            backoff_reset_seconds=settings.backoff_reset_seconds,
+        )
+        self.runtimes: dict[str, ServerRuntime] = {}
+        self._poked = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reconcile()
+        self._task = asyncio.create_task(self._loop(), name="supervisor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        async with self._lock:
+            runtimes, self.runtimes = self.runtimes, {}
+            await asyncio.gather(*(rt.stop() for rt in runtimes.values()))
+        if runtimes:
+            logger.info("supervisor stopped %d server(s)", len(runtimes))
+
+    def poke(self) -> None:
+        """Reconcile soon (after a change this mcpd just committed)."""
+        self._poked.set()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), self.settings.reconcile_interval_seconds)
+            self._poked.clear()
+            try:
+                await self.reconcile()
+            except Exception:  # boundary: a failed pass is logged and retried on the next one
+                logger.exception("supervisor: reconcile failed")
+
+    # ---- reconcile -------------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        desired = await self.load()
+        async with self._lock:
+            if self._stopping:
+                return
+            removed = [self.runtimes.pop(n) for n in list(self.runtimes) if n not in desired]
+            for gone in removed:
+                logger.info("supervisor: server %s removed; stopping its instances", gone.name)
+            await asyncio.gather(*(gone.stop() for gone in removed))
+            for name, config in desired.items():
+                current = self.runtimes.get(name)
+                if current is None:
+                    runtime = self.runtimes[name] = ServerRuntime(config, self.tuning)
+                    runtime.start()
+                elif current.config != config:
+                    await current.apply(config)
+
+    async def load(self) -> dict[str, ServerConfig]:
+        async with self.db.read() as session:
+            servers = (await session.execute(sa.select(tables.Server).order_by(tables.Server.name))).scalars()
+            secrets_rows = (await session.execute(sa.select(tables.Secret))).scalars()
+            rows = list(servers)
+            secrets = {row.name: row.data_encrypted for row in secrets_rows}
+        decrypted: dict[str, dict[str, str] | None] = {}
+
+        def secret(name: str) -> dict[str, str] | None:
+            if name not in decrypted:
+                blob = secrets.get(name)
+                decrypted[name] = None if blob is None else json.loads(self.cipher.decrypt(blob))
+            return decrypted[name]
+
+        return {row.name: self.config_for(row, secret) for row in rows}
+
+    def config_for(self, row: tables.Server, secret: Any) -> ServerConfig:
+        spec: dict[str, Any] = row.spec or {}
+        problems: list[str] = []
+
+        def resolve(values: dict[str, Any]) -> dict[str, str]:
+            out = {}
+            for key, value in values.items():
+                if isinstance(value, dict) and "secretRef" in value:
+                    ref = value["secretRef"]
+                    data = secret(ref["name"])
+                    if data is None or ref["key"] not in data:
+                        problems.append(f"secretRef {ref['name']}/{ref['key']} for {key} does not resolve")
+                        continue
+                    out[key] = data[ref["key"]]
+                else:
+                    out[key] = str(value)
+            return out
+
+        env = resolve(spec.get("env") or {})
+        headers = resolve(spec.get("headers") or {})
+        hc = spec.get("healthCheck") or {}
+        s = self.settings
+        health = HealthConfig(
+            tool=hc.get("tool"),
+            arguments=hc.get("arguments") or {},
+            interval_seconds=hc.get("intervalSeconds", s.probe_interval_seconds),
+            timeout_seconds=hc.get("timeoutSeconds", s.probe_timeout_seconds),
+            failure_threshold=hc.get("failureThreshold", s.probe_failure_threshold),
+        )
+        timeouts = spec.get("timeouts") or {}
+        return ServerConfig(
+            name=row.name,
+            transport=row.transport,
+            command=spec.get("command"),
+            args=tuple(spec.get("args") or ()),
+            env=env,
+            cwd=spec.get("cwd"),
+            url=spec.get("url"),
+            headers=headers,
+            replicas=int(spec.get("replicas", 1)) if row.transport == "stdio" else 1,
+            health=health,
+            init_seconds=float(timeouts.get("initSeconds", 30)),
+            call_seconds=float(timeouts.get("callSeconds", 120)),
+            labels=dict(row.labels or {}),
+            tools_allow=tuple((spec.get("tools") or {}).get("allow") or ()),
+            tools_deny=tuple((spec.get("tools") or {}).get("deny") or ()),
+            error="; ".join(problems) or None,
+        )
+
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def runtime(self, name: str) -> ServerRuntime | None:
+        return self.runtimes.get(name)
+
+    def instances(self) -> list[Replica]:
+        return [r for name in sorted(self.runtimes) for r in self.runtimes[name].replicas]
+
+    def instance(self, name: str) -> Replica | None:
+        return next((r for r in self.instances() if r.name == name), None)
