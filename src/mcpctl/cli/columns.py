@@ -76,6 +76,10 @@ def binding_text(binding: Any) -> str:
     return str(binding)
 
 
+def _ago(value: Any, now: datetime) -> str:
+    return f"{format_age(value, now)} ago" if value else NONE
+
+
 def _server_target(obj: Obj, _now: datetime) -> str:
     spec = _section(obj, "spec")
     if spec.get("transport") == "http":
@@ -177,6 +181,19 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         _LABELS,
     ),
     "Secret": (NAME, Column("KEYS", _secret_keys), AGE, _LABELS),
+    "Instance": (
+        NAME,
+        Column("SERVER", _spec("server")),
+        Column("STATUS", _status("status")),
+        Column("HEALTH", _status("healthStatus")),
+        Column("RESTARTS", _status("restarts")),
+        Column("PID", _status("pid")),
+        AGE,
+        Column(
+            "LAST PROBE", lambda obj, now: _ago(_section(obj, "status").get("lastProbeAt"), now), wide=True
+        ),
+        Column("REASON", _status("reason"), wide=True),
+    ),
     "McpToken": (
         NAME,
         Column("PROJECT", lambda obj, _now: _text(_section(obj, "metadata").get("project"))),

@@ -123,9 +123,28 @@ def describe_text(obj: Mapping[str, Any], now: datetime) -> str:
     shown_status = {k: v for k, v in status.items() if not (obj.get("kind") == "Secret" and k == "keys")}
     if obj.get("kind") == MCPTOKEN:  # a token that never expires or was never used says so
         shown_status |= {k: "never" for k in ("expiresAt", "lastUsedAt") if k in status and not status[k]}
+    events = shown_status.pop("events", None) if obj.get("kind") == "Instance" else None
     if shown_status:
         lines += [(0, "Status", None), *_block(shown_status, 2)]
-    return _render(lines)
+    text = _render(lines)
+    if isinstance(events, list):
+        text += "\n" + _events_text(events, now)
+    return text
+
+
+def _events_text(events: list[Any], now: datetime) -> str:
+    """kubectl's Events table: oldest first, AGE relative to now."""
+    if not events:
+        return "Events:  <none>"
+    rows = [
+        (str(e.get("type", "")), format_age(e.get("time"), now), str(e.get("message", "")))
+        for e in events
+        if isinstance(e, dict)
+    ]
+    widths = [max(len(title), *(len(row[i]) for row in rows)) for i, title in enumerate(("TYPE", "AGE"))]
+    out = ["Events:", f"  {'TYPE'.ljust(widths[0])}  {'AGE'.ljust(widths[1])}  MESSAGE"]
+    out += [f"  {t.ljust(widths[0])}  {a.ljust(widths[1])}  {m}" for t, a, m in rows]
+    return "\n".join(out)
 
 
 @click.command()

@@ -22,6 +22,7 @@ _AUDIT_FLAGS = {
     "until": "--until",
     "limit": "--limit",
 }
+INSTANCE = "Instance"
 
 
 def _check_flags(
@@ -36,10 +37,12 @@ def _check_flags(
     for key, flag in _AUDIT_FLAGS.items():
         if audit.get(key) is not None and not is_audit:
             raise usage_error(f"{flag} applies only to auditevents")
-    if project is not None and info.kind not in ("Server", AUDIT, MCPTOKEN):
+    if project is not None and info.kind not in ("Server", AUDIT, MCPTOKEN, INSTANCE):
         raise usage_error(
-            f"-p/--project applies only to servers, mcptokens and auditevents, not {info.plural}"
+            f"-p/--project applies only to servers, instances, mcptokens and auditevents, not {info.plural}"
         )
+    if audit.get("server") is not None and info.kind != INSTANCE:
+        raise usage_error("--server applies only to instances")
     if info.kind == MCPTOKEN and selector is not None:
         raise usage_error("-l/--selector does not apply to mcptokens")
     if info.kind == MCPTOKEN and names:
@@ -116,6 +119,7 @@ def _project_servers(
 @click.option("--since", metavar="WHEN", help="Audit events: not older than (1h, 7d or ISO-8601).")
 @click.option("--until", metavar="WHEN", help="Audit events: not newer than (duration or ISO-8601).")
 @click.option("--limit", type=click.IntRange(1, 1000), help="Audit events: at most N (default 100).")
+@click.option("--server", metavar="NAME", help="Instances: of this server only.")
 @pass_state
 def get(
     state: AppState,
@@ -130,8 +134,9 @@ def get(
 ) -> None:
     """List objects of a kind, or fetch the named ones.
 
-    NOUN is users, groups, rbac, projects (proj), servers (srv), secrets, mcptokens or auditevents
-    (audit). McpTokens are named within a project: `get mcptokens NAME… -p PROJECT`.
+    NOUN is users, groups, rbac, projects (proj), servers (srv), instances (inst), secrets,
+    mcptokens or auditevents (audit). McpTokens are named within a project: `get mcptokens NAME…
+    -p PROJECT`. Instances: `get instances [-p PROJECT] [--server S]`.
     """
     info = resolve_noun(noun)
     _check_flags(info, names, project, selector, show_values, audit)
@@ -152,6 +157,13 @@ def get(
         objects, errors = _fetch_paths(client, [token_path(require_project(project), n) for n in names], {})
     elif info.kind == MCPTOKEN:
         objects = _items(client.json("GET", tokens_path(project)))
+    elif info.kind == INSTANCE and not names:
+        path = api_path("projects", project, "instances") if project else collection_path(info)
+        objects = _items(
+            client.json("GET", path, params=_params(labelSelector=selector, server=audit["server"]))
+        )
+    elif info.kind == INSTANCE:
+        objects, errors = _fetch_paths(client, [object_path(info, name) for name in names], {})
     elif project is not None:
         objects, errors = _project_servers(client, project, names, _params(labelSelector=selector))
     elif names:

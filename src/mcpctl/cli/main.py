@@ -23,6 +23,7 @@ from mcpctl.cli.describe import describe
 from mcpctl.cli.errors import CliError
 from mcpctl.cli.get import get
 from mcpctl.cli.login import login, logout
+from mcpctl.cli.logs import logs
 from mcpctl.cli.patch import patch
 from mcpctl.cli.revoke import revoke
 from mcpctl.cli.status import status
@@ -90,6 +91,7 @@ for _command in (
     create,
     delete,
     revoke,
+    logs,
     patch,
     apply,
     config,

@@ -28,7 +28,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Server", "servers", "server", ("srv",)),
     KindInfo("Secret", "secrets", "secret"),
     KindInfo("AuditEvent", "auditevents", "auditevent", ("audit",), read_only=True),
-    KindInfo("Instance", "instances", "instance", ("inst",), read_only=True, served=False),
+    KindInfo("Instance", "instances", "instance", ("inst",), read_only=True, served=True),
     KindInfo("McpToken", "mcptokens", "mcptoken"),
     KindInfo("Prompt", "prompts", "prompt", served=False),
     KindInfo("ProxyModel", "proxymodels", "proxymodel", served=False),
