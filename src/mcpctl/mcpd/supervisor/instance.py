@@ -16,10 +16,10 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mcpctl.mcpd.supervisor.connection import Connection, Notify, UpstreamError
 from mcpctl.mcpd.supervisor.links import HttpLink, Link, SpawnError, StdioLink
@@ -99,6 +99,13 @@ def _iso(value: datetime) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Stopped(Exception):
+    """The replica was stopped while it was starting."""
+
+
+T = TypeVar("T")
 
 
 class Replica:
@@ -213,13 +220,15 @@ class Replica:
             self.event("failed", config.error)
             return 0.0
         try:
-            link = await self._open(config)
+            link = await self._interruptible(self._open(config))
+        except _Stopped:
+            return 0.0
         except SpawnError as exc:
             self._set("FAILED", str(exc))
             self.event("failed", str(exc))
             return 0.0
         self.pid = link.pid
-        what = f"pid {link.pid}" if link.pid else f"connected to {config.url}"
+        what = f"pid {link.pid}" if link.pid else f"connecting to {config.url}"
         self.event("restarted" if self.restarts else "started", what)
         connection = Connection(link, on_notification=self._on_notification, label=f"instance {self.name}")
         reader = asyncio.create_task(connection.run(), name=f"reader {self.name}")
@@ -227,7 +236,9 @@ class Replica:
         running_since: datetime | None = None
         try:
             try:
-                await connection.initialize(config.init_seconds)
+                await self._interruptible(connection.initialize(config.init_seconds))
+            except _Stopped:
+                return 0.0
             except UpstreamError as exc:
                 reason = f"initialize: {exc}"
                 if connection.closed_reason is None:
@@ -260,6 +271,21 @@ class Replica:
                 self.event("exited", reason)
                 self._set(self.status if self.status in ("BACKOFF", "FAILED") else "BACKOFF", reason)
             self.pid = None
+
+    async def _interruptible(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` unless the replica is stopped first (then `work` is cancelled)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise _Stopped
+        return task.result()
 
     async def _open(self, config: ServerConfig) -> Link:
         if config.transport == "stdio":

@@ -271,9 +271,15 @@ class HttpLink:
         link = cls(url, headers, connect_timeout=connect_timeout)
         link._task = asyncio.create_task(link._run(), name=f"http-link {url}")
         ready = asyncio.create_task(link._ready.wait())
-        await asyncio.wait({ready, link._task}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
+        try:
+            await asyncio.wait({ready, link._task}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await link.close()
+            raise
+        finally:
+            ready.cancel()
         if not link._ready.is_set():
+            await link.close()
             raise SpawnError(link._reason or f"cannot connect to {url}")
         return link
 
@@ -311,9 +317,9 @@ class HttpLink:
 
             group.start_soon(stop_when_asked)
             async for item in read:
-                if isinstance(item, Exception):
-                    logger.debug("upstream %s sent something unreadable: %s", self.url, item)
-                    continue
+                if isinstance(item, Exception):  # the transport failed (refused, HTTP error, bad body)
+                    self._reason = self._reason or f"connection failed: {describe_exception(item)}"
+                    break
                 self._incoming.put_nowait(
                     item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
                 )
