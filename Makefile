@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
+# Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
+NODE_STAMP := node_modules/.installed
 
 .PHONY: run test test-unit test-integration test-e2e lint fmt clean
 
@@ -14,19 +16,23 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 ## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir.
 run: $(STAMP)
 	$(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
 ## (unit, integration on SQLite and PostgreSQL, e2e with real processes).
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
@@ -40,4 +46,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build dist .pytest_cache .mypy_cache .ruff_cache
