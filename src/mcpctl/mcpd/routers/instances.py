@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.policy import can_access, ensure_operation, ensure_visible
@@ -24,6 +24,8 @@ from mcpctl.mcpd.supervisor.instance import Replica
 router = APIRouter(tags=["instances"])
 _projects = ProjectHandler()
 Selector = Annotated[str | None, Query(alias="labelSelector", max_length=1000)]
+# `<server>-<replica>`: a server name (a DNS label) and a number, so a little longer than a label
+InstancePath = Annotated[str, Path(pattern=r"^[a-z0-9]([a-z0-9-]{0,70}[a-z0-9])?$", max_length=72)]
 ServerFilter = Annotated[str | None, Query(max_length=253, description="Only this server's instances")]
 
 
@@ -80,13 +82,13 @@ def _require(state: AppState, principal: Any, name: str) -> Replica:
 
 
 @router.get("/instances/{name}", response_model=ObjectOut, summary="Get one instance (with its events)")
-async def get_instance(name: str, state: State, principal: CurrentPrincipal) -> Any:
+async def get_instance(name: InstancePath, state: State, principal: CurrentPrincipal) -> Any:
     return _require(state, principal, name).to_object()
 
 
 @router.get("/instances/{name}/logs", summary="The instance's stderr (operation logs)")
 async def instance_logs(
-    name: str,
+    name: InstancePath,
     state: State,
     principal: CurrentPrincipal,
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="Only the last N lines")] = None,

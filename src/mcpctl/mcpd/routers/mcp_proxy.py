@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, describe
 from mcpctl.mcpd.deps import auth_result, get_state
+from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.connection import (
@@ -50,8 +51,17 @@ INVALID_REQUEST = -32600
 SESSION_NOT_FOUND = -32001
 HEARTBEAT_SECONDS = 15.0
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in ((401, "Unauthenticated"), (403, "Forbidden"), (404, "Not found"))
+    **{
+        code: {"model": ErrorOut, "description": text}
+        for code, text in (
+            (400, "Invalid input (a bad name: the error shape; a bad message: a JSON-RPC error)"),
+            (401, "Unauthenticated"),
+            (403, "Forbidden"),
+            (404, "Not found (the server, or the proxy session: a JSON-RPC error)"),
+        )
+    },
+    202: {"description": "A notification or a response was accepted"},
+    502: {"description": "No instance of the server can answer (a JSON-RPC error)"},
 }
 
 
@@ -125,7 +135,7 @@ async def _authorize(state: AppState, principal: Principal, server: str, project
 
 
 @router.post("/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="MCP (Streamable HTTP) to a server")
-async def post_server_mcp(name: str, request: Request) -> Response:
+async def post_server_mcp(name: NamePath, request: Request) -> Response:
     return await _post(request, name, None)
 
 
@@ -134,14 +144,14 @@ async def post_server_mcp(name: str, request: Request) -> Response:
     responses=_RESPONSES,
     summary="MCP (Streamable HTTP) to a server of a project",
 )
-async def post_project_server_mcp(project: str, name: str, request: Request) -> Response:
+async def post_project_server_mcp(project: NamePath, name: NamePath, request: Request) -> Response:
     return await _post(request, name, project)
 
 
 @router.get(
     "/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="Notification stream of a proxy session"
 )
-async def get_server_mcp(name: str, request: Request) -> Response:
+async def get_server_mcp(name: NamePath, request: Request) -> Response:
     return await _get(request, name, None)
 
 
@@ -150,19 +160,19 @@ async def get_server_mcp(name: str, request: Request) -> Response:
     responses=_RESPONSES,
     summary="Notification stream of a proxy session",
 )
-async def get_project_server_mcp(project: str, name: str, request: Request) -> Response:
+async def get_project_server_mcp(project: NamePath, name: NamePath, request: Request) -> Response:
     return await _get(request, name, project)
 
 
 @router.delete("/api/v1/servers/{name}/mcp", responses=_RESPONSES, summary="End a proxy session")
-async def delete_server_mcp(name: str, request: Request) -> Response:
+async def delete_server_mcp(name: NamePath, request: Request) -> Response:
     return await _delete(request, name, None)
 
 
 @router.delete(
     "/api/v1/projects/{project}/servers/{name}/mcp", responses=_RESPONSES, summary="End a proxy session"
 )
-async def delete_project_server_mcp(project: str, name: str, request: Request) -> Response:
+async def delete_project_server_mcp(project: NamePath, name: NamePath, request: Request) -> Response:
     return await _delete(request, name, project)
 
 
