@@ -105,6 +105,12 @@ def test_time_server_two_replicas_proxy_restart_delete(op: Cli) -> None:
     assert result.structured_content["timezone"] == "UTC"
     assert result.structured_content["datetime"].startswith("20")
 
+    op.ok("create", "project", "clock", "--server", "time")
+    in_project = op.ok("get", "instances", "-p", "clock", "-o", "name").stdout.split()
+    assert in_project == ["instance/time-0", "instance/time-1"]
+    assert op.ok("get", "instances", "-p", "clock", "--server", "other", "-o", "name").stdout.strip() == ""
+    op.ok("delete", "project", "clock")
+
     _kill9_and_see_restart(op, "time", 2)
     _delete_and_see_nothing_left(op, "time")
 
@@ -310,29 +316,50 @@ def test_proxy_authorization(op: Cli, make_cli: Callable[[], Cli], tmp_path: Pat
         )
         assert hidden.status_code == 404
 
-        # an McpToken: only for servers of its own project, by either path
+        # McpTokens (DESIGN §4): only under their project's path, only its servers; with no `run`
+        # binding on servers (the default, --rbac empty) every server of the project
+        plain = op.json("create", "mcptoken", "plain", "-p", "guard-proj")["token"]
+        narrow = op.json(
+            "create",
+            "mcptoken",
+            "narrow",
+            "-p",
+            "guard-proj",
+            "--bind",
+            "role:run,resource:servers,name:elsewhere",
+        )["token"]
         token = op.json(
             "create", "mcptoken", "agent", "-p", "guard-proj", "--bind", "role:run,resource:servers"
         )["token"]
         bearer = {**headers, "Authorization": f"Bearer {token}"}
-        for url in (proxy_url(op, "guarded", "guard-proj"), proxy_url(op, "guarded")):
-            answer = http.post(url, json=init, headers=bearer)
+        for raw in (plain, token):
+            answer = http.post(
+                proxy_url(op, "guarded", "guard-proj"),
+                json=init,
+                headers={**headers, "Authorization": f"Bearer {raw}"},
+            )
             assert answer.status_code == 200, answer.text
             assert answer.headers["mcp-session-id"]
             assert answer.json()["result"]["serverInfo"]["name"] == "fixture"
-        assert http.post(proxy_url(op, "elsewhere"), json=init, headers=bearer).status_code == 404
+        narrowed = {**headers, "Authorization": f"Bearer {narrow}"}
+        assert (
+            http.post(proxy_url(op, "guarded", "guard-proj"), json=init, headers=narrowed).status_code == 404
+        )
+        assert http.post(proxy_url(op, "guarded"), json=init, headers=bearer).status_code == 403
         assert (
             http.post(proxy_url(op, "elsewhere", "guard-proj"), json=init, headers=bearer).status_code == 404
         )
+        assert http.post(proxy_url(op, "guarded", "other-proj"), json=init, headers=bearer).status_code == 403
         # a session belongs to whoever opened it
-        session = http.post(proxy_url(op, "guarded"), json=init, headers=bearer).headers["mcp-session-id"]
+        url = proxy_url(op, "guarded", "guard-proj")
+        session = http.post(url, json=init, headers=bearer).headers["mcp-session-id"]
         listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
-        mine = http.post(
-            proxy_url(op, "guarded"), json=listing, headers={**bearer, "Mcp-Session-Id": session}
-        )
+        mine = http.post(url, json=listing, headers={**bearer, "Mcp-Session-Id": session})
         assert mine.status_code == 200 and mine.json()["result"]["tools"]
+        other = {**headers, "Authorization": f"Bearer {plain}", "Mcp-Session-Id": session}
+        assert http.post(url, json=listing, headers=other).status_code == 404
         admin = {**headers, "Authorization": f"Bearer {op.session_token()}", "Mcp-Session-Id": session}
-        assert http.post(proxy_url(op, "guarded"), json=listing, headers=admin).status_code == 404
+        assert http.post(url, json=listing, headers=admin).status_code == 404
 
     async def with_sdk() -> Any:
         async with mcp_client(proxy_url(op, "guarded", "guard-proj"), token) as client:

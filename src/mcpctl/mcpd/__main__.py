@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -37,8 +38,9 @@ def cli(**flags: Any) -> None:
         click.echo(f"error: invalid settings: {exc}", err=True)
         sys.exit(2)
     logs.configure(settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -48,6 +50,23 @@ def cli(**flags: Any) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    _Server(config, app).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn waits for open connections before the app's shutdown runs; long-lived MCP
+    notification streams would hold it for the whole grace period, so they are ended first."""
+
+    def __init__(self, config: uvicorn.Config, app: Any):
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = getattr(self.app.state, "mcpd", None)
+        sessions = getattr(state, "proxy_sessions", None)
+        if sessions is not None:
+            sessions.close_all_soon()
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:

@@ -92,35 +92,41 @@ def _principal(request: Request) -> Principal:
 
 
 async def _authorize(state: AppState, principal: Principal, server: str, project: str | None) -> None:
-    """404 for what the caller may not see, 403 for what it sees but may not run."""
+    """404 for what the caller may not see, 403 for what it sees but may not run.
+
+    McpTokens (DESIGN §4): only under their own project's path (elsewhere 403); only servers of that
+    project; and when the token holds `run` bindings on servers, only those servers (the others are
+    hidden, 404) — with none, every server of the project."""
     hidden = NotFoundError(f'server "{server}" not found', details={"kind": "Server", "name": server})
-    if principal.kind == "token" and project is not None and project != principal.project:
+    if principal.kind == "token" and project != principal.project:
         raise ForbiddenError(
             f"{describe(principal)} may only be used under /api/v1/projects/{principal.project}/",
             details={"project": principal.project},
         )
-    scope = principal.project if principal.kind == "token" else project
     async with state.db.read() as session:
         exists = (
             await session.execute(sa.select(tables.Server.id).where(tables.Server.name == server))
         ).scalar() is not None
-        in_scope = True
-        if scope is not None:
-            in_scope = (
+        in_project = True
+        if project is not None:
+            in_project = (
                 await session.execute(
                     sa.select(tables.ProjectServer.server_id)
                     .join(tables.Project, tables.Project.id == tables.ProjectServer.project_id)
                     .join(tables.Server, tables.Server.id == tables.ProjectServer.server_id)
-                    .where(tables.Project.name == scope, tables.Server.name == server)
+                    .where(tables.Project.name == project, tables.Server.name == server)
                 )
             ).first() is not None
-    if (
-        project is not None
-        and principal.kind != "token"
-        and not can_access(principal, "view", "projects", project)
-    ):
+    if principal.kind == "token":
+        if not exists or not in_project:
+            raise hidden
+        scoped = any(b.role == "run" and b.resource in ("servers", "*") for b in principal.bindings)
+        if scoped and not can_access(principal, "run", "servers", server):
+            raise hidden
+        return
+    if project is not None and not can_access(principal, "view", "projects", project):
         raise NotFoundError(f'project "{project}" not found', details={"kind": "Project", "name": project})
-    if not exists or not in_scope:
+    if not exists or not in_project:
         raise hidden
     if not can_access(principal, "run", "servers", server):
         if can_access(principal, "view", "servers", server):
@@ -250,7 +256,10 @@ async def _initialize(
     connection = replica.connection
     upstream = dict(connection.initialize_result or {}) if connection is not None else {}
     requested = params.get("protocolVersion")
-    upstream["protocolVersion"] = requested if requested in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1]
+    ours = requested if requested in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1]
+    theirs = upstream.get("protocolVersion")
+    # never claim more than both ends speak (versions are dates: the smaller is the older)
+    upstream["protocolVersion"] = min(ours, theirs) if theirs in SUPPORTED_VERSIONS else ours
     session = sessions.open(runtime.name, _owner(principal))
     return JSONResponse(
         {"jsonrpc": "2.0", "id": message_id, "result": upstream}, headers={"Mcp-Session-Id": session.id}
@@ -294,7 +303,7 @@ async def _forward(
         if connection is None:
             raise UpstreamError(runtime.unavailable_reason())
         answer = await connection.request(
-            method, params, timeout=runtime.config.call_seconds, progress=on_progress if streaming else None
+            method, params, timeout=runtime.config.call_seconds, notify=on_progress if streaming else None
         )
         return _filter_tools(runtime, answer) if method == "tools/list" else answer
 
@@ -302,14 +311,20 @@ async def _forward(
     key = json.dumps(message_id)
     if session is not None:
         session.inflight[key] = task
+        task.add_done_callback(
+            lambda _: session.inflight.pop(key, None) if session.inflight.get(key) is task else None
+        )
 
     def finish() -> dict[str, Any]:
-        if session is not None:
-            session.inflight.pop(key, None)
         return _response(runtime, message_id, task)
 
     first_note = asyncio.create_task(notes.get())
-    await asyncio.wait({task, first_note}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait({task, first_note}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        first_note.cancel()
+        raise
     if task.done():
         early: list[dict[str, Any]] = []
         if first_note.done():
@@ -318,11 +333,12 @@ async def _forward(
             first_note.cancel()
         while not notes.empty():
             early.append(notes.get_nowait())
-        if early:  # progress arrived with the answer: send both, in order
+        if early:  # notifications arrived with the answer: send both, in order
             return _sse_response(_replay([*early, finish()]))
         return JSONResponse(finish())
 
     async def stream() -> AsyncIterator[bytes]:
+        getter: asyncio.Task[dict[str, Any]] | None = None
         try:
             yield _sse(first_note.result())
             while not task.done():
@@ -332,14 +348,15 @@ async def _forward(
                     yield _sse(getter.result())
                 else:
                     getter.cancel()
+                getter = None
             while not notes.empty():
                 yield _sse(notes.get_nowait())
             yield _sse(finish())
         finally:
+            if getter is not None:
+                getter.cancel()
             if not task.done():
                 task.cancel()  # the caller went away: the upstream is told (notifications/cancelled)
-                if session is not None:
-                    session.inflight.pop(key, None)
 
     return _sse_response(stream())
 

@@ -51,7 +51,7 @@ class UpstreamTimeout(UpstreamError):
 @dataclass
 class _Pending:
     future: asyncio.Future[dict[str, Any]]
-    progress: Notify | None
+    notify: Notify | None  # the caller's stream for notifications of this request (progress, logs)
     progress_token: str | None = None
     original_token: Any = None
 
@@ -84,7 +84,12 @@ class Connection:
         try:
             while True:
                 message = await self.link.receive()
-                await self._dispatch(message)
+                try:
+                    await self._dispatch(message)
+                except Exception:  # boundary: one malformed message must not end the connection
+                    logger.warning(
+                        "%s sent a message mcpd could not route; ignored", self.label, exc_info=True
+                    )
         except LinkClosed as exc:
             self._closed_reason = str(exc)
         finally:
@@ -113,15 +118,23 @@ class Connection:
         if "id" in message:
             await self._answer_upstream_request(message)
             return
+        params = message.get("params")
         if method == "notifications/progress":
-            params = message.get("params") or {}
-            owner = self._progress.get(str(params.get("progressToken")))
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            owner = self._progress.get(str(token))
             entry = self._pending.get(owner) if owner is not None else None
-            if entry is not None and entry.progress is not None:
-                await _deliver(entry.progress, _with_token(message, entry))
+            if entry is not None and entry.notify is not None:
+                await _deliver(entry.notify, _with_token(message, entry))
             return
         if method == "notifications/cancelled":
             return  # the upstream gave up on one of ours; its error response (if any) settles it
+        if method == "notifications/message":
+            # A log line belongs to whoever's request produced it. Over stdio nothing says which, so
+            # it goes to the one caller in flight (when it listens) and is never shown to others.
+            listening = [e for e in self._pending.values() if e.notify is not None]
+            if len(self._pending) == 1 and listening:
+                await _deliver(listening[0].notify, message)  # type: ignore[arg-type]
+            return
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
 
@@ -139,8 +152,9 @@ class Connection:
                 "id": message["id"],
                 "error": {"code": METHOD_NOT_FOUND, "message": f"mcpd does not relay {method!r} to clients"},
             }
-        with contextlib.suppress(LinkClosed):
-            await self.link.send(reply)
+        with contextlib.suppress(LinkClosed, TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.link.send(reply)
 
     # ---- requests --------------------------------------------------------------------------------
 
@@ -150,7 +164,7 @@ class Connection:
         params: dict[str, Any] | None = None,
         *,
         timeout: float,
-        progress: Notify | None = None,
+        notify: Notify | None = None,
     ) -> dict[str, Any]:
         """Send one request; return the upstream's response message (`result` or `error`).
 
@@ -160,7 +174,7 @@ class Connection:
             raise UpstreamGone(f"{self.label} {self._closed_reason}")
         upstream_id = next(self._ids)
         loop = asyncio.get_running_loop()
-        entry = _Pending(future=loop.create_future(), progress=progress)
+        entry = _Pending(future=loop.create_future(), notify=notify)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": upstream_id, "method": method}
         if params is not None:
             params = dict(params)
@@ -174,8 +188,12 @@ class Connection:
             message["params"] = params
         self._pending[upstream_id] = entry
         try:
-            await self.link.send(message)
-            return await asyncio.wait_for(asyncio.shield(entry.future), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives with the answer, and a stop must never be swallowed. The send is inside the
+            # deadline too: an upstream that stops reading stdin cannot block a caller forever.
+            async with asyncio.timeout(timeout):
+                await self.link.send(message)
+                return await asyncio.shield(entry.future)
         except LinkClosed as exc:
             raise UpstreamGone(f"{self.label} {exc}") from exc
         except TimeoutError:
@@ -199,14 +217,21 @@ class Connection:
             "method": "notifications/cancelled",
             "params": {"requestId": upstream_id, "reason": reason},
         }
-        with contextlib.suppress(LinkClosed):
-            await self.link.send(notice)
+        with contextlib.suppress(LinkClosed, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self.link.send(notice)
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        await self.link.send(message)
+        try:
+            async with asyncio.timeout(5.0):
+                await self.link.send(message)
+        except LinkClosed as exc:
+            raise UpstreamGone(f"{self.label} {exc}") from exc
+        except TimeoutError:
+            raise UpstreamTimeout(f"{self.label} does not read its input") from None
 
     async def initialize(self, timeout: float) -> dict[str, Any]:
         """The MCP handshake as a client; returns (and keeps) the upstream's InitializeResult."""

@@ -142,6 +142,7 @@ class Replica:
         self._on_change = on_change
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
+        self._planned = False
         self._task: asyncio.Task[None] | None = None
 
     # ---- observation -----------------------------------------------------------------------------
@@ -174,16 +175,19 @@ class Replica:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"instance {self.name}")
 
-    def restart(self, reason: str) -> None:
+    def restart(self, reason: str, *, planned: bool = False) -> None:
+        """Restart soon. A planned restart (a changed spec) skips the backoff and is not counted."""
         self.event("restart-requested", reason)
+        self._planned = self._planned or planned
         self._restart.set()
 
     async def stop(self) -> None:
         self._stop.set()
         self._restart.set()
         if self._task is not None:
+            # shielded: a caller that is cancelled while waiting must not cut the stop in half
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await asyncio.shield(self._task)
 
     # ---- the loop --------------------------------------------------------------------------------
 
@@ -191,20 +195,28 @@ class Replica:
         delay = self.tuning.backoff_initial_seconds
         try:
             while not self._stop.is_set():
-                ran_for = await self._run_once()
+                try:
+                    ran_for = await self._run_once()
+                except Exception:  # boundary: a bug in one run is a crash of that run, not the end
+                    logger.exception("instance %s: supervision error", self.name)
+                    self.event("failed", "internal error in the supervisor (see mcpd's log)")
+                    self._set("BACKOFF", "internal error in the supervisor")
+                    ran_for = 0.0
                 if self._stop.is_set():
                     break
+                if self._planned:
+                    self._planned = False
+                    delay = self.tuning.backoff_initial_seconds
+                    continue
                 if ran_for >= self.tuning.backoff_reset_seconds:
                     delay = self.tuning.backoff_initial_seconds
                 self.restarts += 1
                 if self.status != "FAILED":
                     self._set("BACKOFF")
                 self.event("backoff", f"restarting in {delay:g}s")
-                await _wait(self._stop, delay)
+                self._restart.clear()
+                await _wait_any((self._stop, self._restart), delay)  # a changed spec need not wait
                 delay = min(delay * 2, self.tuning.backoff_max_seconds)
-        except Exception:  # boundary: the loop must not die silently; the instance says why
-            logger.exception("instance %s supervision loop failed", self.name)
-            self.event("failed", "internal error in the supervisor (see mcpd's log)")
         finally:
             self.pid = None
             self._set("STOPPED")
@@ -213,6 +225,7 @@ class Replica:
     async def _run_once(self) -> float:
         """Start, initialize and serve until the instance ends; the seconds it was RUNNING."""
         self._restart.clear()
+        self._planned = False
         self._set("STARTING")
         config = self.config
         if config.error is not None:
@@ -257,13 +270,14 @@ class Replica:
             restart.cancel()
             return (now() - running_since).total_seconds()
         finally:
+            self.connection = None
             if probe is not None:
                 probe.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await probe
-            self.connection = None
+                await asyncio.wait({probe}, timeout=5.0)
             await link.close()
-            await reader
+            await asyncio.gather(reader, return_exceptions=True)
+            if self.health != "unhealthy":  # the verdict stays until a good probe; "healthy" does not
+                self.health = "unknown"
             reason = connection.closed_reason or link.closed_reason or "stopped"
             if isinstance(link, StdioLink):
                 self.exit_code = link.returncode
@@ -273,17 +287,19 @@ class Replica:
             self.pid = None
 
     async def _interruptible(self, work: Coroutine[Any, Any, T]) -> T:
-        """Await `work` unless the replica is stopped first (then `work` is cancelled)."""
+        """Await `work` unless the replica is stopped first. Either way nothing it started is left
+        running: a link it opened after all is closed."""
         task = asyncio.ensure_future(work)
-        stop = asyncio.create_task(self._stop.wait())
+        stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _abandon(task)
+            raise
         finally:
             stop.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _abandon(task)
             raise _Stopped
         return task.result()
 
@@ -379,6 +395,22 @@ class Replica:
         }
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
+    """Sleep `seconds`, or less if one of the events is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it; if it still produced a link, close that."""
+    task.cancel()
+    try:
+        result = await asyncio.shield(task)
+    except BaseException:  # cancelled or failed: nothing was produced
+        return
+    if isinstance(result, StdioLink | HttpLink):
+        await result.close()

@@ -79,11 +79,27 @@ def minimal_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stream protocol of asyncio subprocesses, plus an event set the moment the child exits.
+
+    `Process.wait()` also waits for the pipes to close, which never happens while a grandchild
+    holds stdout; the supervisor must notice the child's death at once, so it listens here."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop):
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 @dataclass
 class StdioLink:
     """A child process speaking MCP over its stdin/stdout."""
 
     process: asyncio.subprocess.Process
+    protocol: _ExitAwareProtocol
     stderr: LineRing
     grace_seconds: float
     pid: int | None = None
@@ -109,8 +125,10 @@ class StdioLink:
         executable = shutil.which(command, path=full_env.get("PATH")) if os.sep not in command else command
         if executable is None:
             raise SpawnError(f"command {command!r} not found on PATH")
+        loop = asyncio.get_running_loop()
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(MAX_LINE_BYTES, loop),
                 executable,
                 *args,
                 stdin=asyncio.subprocess.PIPE,
@@ -119,13 +137,15 @@ class StdioLink:
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,  # its own process group: we can signal all it spawns
-                limit=MAX_LINE_BYTES,
             )
         except OSError as exc:
             raise SpawnError(f"cannot start {command!r}: {exc.strerror or exc}") from exc
-        link = cls(process=process, stderr=stderr, grace_seconds=grace_seconds, pid=process.pid)
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        link = cls(
+            process=process, protocol=protocol, stderr=stderr, grace_seconds=grace_seconds, pid=process.pid
+        )
         link._tasks.append(asyncio.create_task(link._read_stderr(), name=f"stderr-{process.pid}"))
-        link._tasks.append(asyncio.create_task(link._watch_exit(), name=f"wait-{process.pid}"))
+        link._tasks.append(asyncio.create_task(link._watch_exit(), name=f"exit-{process.pid}"))
         return link
 
     @property
@@ -152,14 +172,7 @@ class StdioLink:
         stdout = self.process.stdout
         assert stdout is not None
         while True:
-            try:
-                line = await stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError) as exc:
-                await self._fail(f"protocol error: a stdout line longer than {MAX_LINE_BYTES} bytes")
-                raise LinkClosed(self._reason or "protocol error") from exc
-            if not line:
-                await self._exited()
-                raise LinkClosed(self._reason or "process closed stdout")
+            line = await self._readline(stdout)
             text = line.strip()
             if not text:
                 continue
@@ -170,9 +183,32 @@ class StdioLink:
                 continue
             if isinstance(message, dict) and message.get("jsonrpc") == "2.0":
                 return message
-            self.stderr.append(
-                "[mcpd] not a JSON-RPC message on stdout: " + text[:200].decode(errors="replace")
-            )
+            self.stderr.append("[mcpd] not JSON-RPC on stdout: " + text[:200].decode(errors="replace"))
+
+    async def _readline(self, stdout: asyncio.StreamReader) -> bytes:
+        """One stdout line; LinkClosed once the child is gone (even if a grandchild keeps the pipe)."""
+        if self._closed.is_set():
+            raise LinkClosed(self._reason or "process exited")
+        reading = asyncio.ensure_future(stdout.readline())
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({reading, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not reading.done():
+                reading.cancel()
+        if not reading.done() or reading.cancelled():
+            raise LinkClosed(self._reason or "process exited")
+        try:
+            line = reading.result()
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            self._reason = self._reason or f"protocol error: a stdout line longer than {MAX_LINE_BYTES} bytes"
+            self._closed.set()
+            raise LinkClosed(self._reason) from exc
+        if not line:
+            await self._settle()
+            raise LinkClosed(self._reason or "process closed stdout")
+        return line
 
     async def _read_stderr(self) -> None:
         stream = self.process.stderr
@@ -187,54 +223,49 @@ class StdioLink:
             self.stderr.append(line.rstrip(b"\r\n").decode(errors="replace"))
 
     async def _watch_exit(self) -> None:
-        """The child leaving is the link ending, even if a grandchild still holds stdout open."""
-        code = await self.process.wait()
-        self._reason = self._reason or exit_reason(code)
+        """The child leaving is the link ending; what it left in its group goes with it."""
+        await self.protocol.exited.wait()
+        code = self.process.returncode
+        self._reason = self._reason or (exit_reason(code) if code is not None else "process exited")
         self._kill_group(signal.SIGKILL)
         self._closed.set()
-        if self.process.stdout is not None:
-            self.process.stdout.feed_eof()
 
-    async def _exited(self) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.process.wait(), 1.0)
-        if self.process.returncode is not None:
-            self._reason = self._reason or exit_reason(self.process.returncode)
-        else:
-            self._reason = self._reason or "process closed stdout"
-
-    async def _fail(self, reason: str) -> None:
-        self._reason = self._reason or reason
-        await self.close()
+    async def _settle(self) -> None:
+        """stdout ended: give the exit a moment to be seen, so the reason names the exit code."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self.protocol.exited.wait()
+        code = self.process.returncode
+        self._reason = self._reason or (exit_reason(code) if code is not None else "process closed stdout")
 
     def _kill_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
     async def close(self) -> None:
-        """Terminate the whole process group and reap the child. Idempotent."""
+        """Terminate the whole process group and reap the child. Idempotent, and complete even when
+        the caller is cancelled part-way (the process group is always SIGKILLed)."""
         self._reason = self._reason or "stopped"
-        if self.process.returncode is None:
-            self._kill_group(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.shield(self.process.wait()), self.grace_seconds)
-            except TimeoutError:
-                self._kill_group(signal.SIGKILL)
-                await self.process.wait()
-        self._kill_group(signal.SIGKILL)  # stragglers the child left in its group
-        self._closed.set()
-        for task in self._tasks:
-            task.cancel()
+        try:
+            if self.process.returncode is None:
+                self._kill_group(signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.grace_seconds):
+                        await self.protocol.exited.wait()
+        finally:
+            self._kill_group(signal.SIGKILL)  # the child if it ignored SIGTERM, and its stragglers
+            self._closed.set()
+            for task in self._tasks:
+                task.cancel()
+            transport = getattr(self.process, "_transport", None)
+            if transport is not None:
+                transport.close()  # closes the pipes; the child watcher reaps the (killed) child
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.protocol.exited.wait()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.process.stdin.wait_closed()
-        transport = getattr(self.process, "_transport", None)
-        if transport is not None:
-            transport.close()
 
 
 def exit_reason(code: int) -> str:
@@ -349,7 +380,8 @@ class HttpLink:
         self._stop.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+                async with asyncio.timeout(5.0):
+                    await asyncio.shield(self._task)
             except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

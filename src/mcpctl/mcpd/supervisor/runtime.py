@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,7 @@ class ServerRuntime:
         for replica in self.replicas:
             replica.config = config
             if restart:
-                replica.restart("configuration changed")
+                replica.restart("configuration changed", planned=True)
         if config.replicas > len(self.replicas):
             self.replicas += [self._new_replica(i) for i in range(len(self.replicas), config.replicas)]
         elif config.replicas < len(self.replicas):
@@ -88,10 +89,9 @@ class ServerRuntime:
             if not any(r.status in _WAITING for r in self.replicas) or remaining <= 0:
                 raise UpstreamGone(self.unavailable_reason())
             changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
 
     def unavailable_reason(self) -> str:
         if not self.replicas:

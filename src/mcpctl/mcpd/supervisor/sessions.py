@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_OWNER = 1_000
 
 
 @dataclass
@@ -28,12 +29,15 @@ class ProxySessions:
         self.idle_seconds = idle_seconds
         self._sessions: dict[str, ProxySession] = {}
         self.closing = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
 
     def open(self, server: str, owner: str) -> ProxySession:
         self._expire()
-        if len(self._sessions) >= MAX_SESSIONS:
-            oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
-            self._sessions.pop(oldest.id, None)
+        mine = [s for s in self._sessions.values() if s.owner == owner]
+        if len(mine) >= MAX_SESSIONS_PER_OWNER or len(self._sessions) >= MAX_SESSIONS:
+            # a caller who opens too many sessions loses its own oldest, never someone else's
+            pool = mine or list(self._sessions.values())
+            self.close(min(pool, key=lambda s: s.last_seen).id)
         session = ProxySession(id=secrets.token_hex(16), server=server, owner=owner)
         self._sessions[session.id] = session
         return session
@@ -56,6 +60,10 @@ class ProxySessions:
         cutoff = time.monotonic() - self.idle_seconds
         for session in [s for s in self._sessions.values() if s.last_seen < cutoff and not s.inflight]:
             self._sessions.pop(session.id, None)
+
+    def close_all_soon(self) -> None:
+        """End every notification stream (thread- and signal-safe): mcpd is shutting down."""
+        self._loop.call_soon_threadsafe(self.closing.set)
 
     def __len__(self) -> int:
         return len(self._sessions)

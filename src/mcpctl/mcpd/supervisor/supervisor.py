@@ -51,11 +51,11 @@ class Supervisor:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        async with self._lock:
+        async with self._lock:  # a reconcile in progress finishes first: nothing is left half-stopped
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             runtimes, self.runtimes = self.runtimes, {}
             await asyncio.gather(*(rt.stop() for rt in runtimes.values()))
         if runtimes:
@@ -67,8 +67,9 @@ class Supervisor:
 
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self.settings.reconcile_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.reconcile_interval_seconds):
+                    await self._poked.wait()
             self._poked.clear()
             try:
                 await self.reconcile()
@@ -105,7 +106,11 @@ class Supervisor:
         def secret(name: str) -> dict[str, str] | None:
             if name not in decrypted:
                 blob = secrets.get(name)
-                decrypted[name] = None if blob is None else json.loads(self.cipher.decrypt(blob))
+                try:
+                    decrypted[name] = None if blob is None else json.loads(self.cipher.decrypt(blob))
+                except Exception:  # boundary: one unreadable secret fails its servers, not the supervisor
+                    logger.error("supervisor: secret %s cannot be decrypted (wrong MCPD_SECRET_KEY?)", name)
+                    decrypted[name] = None
             return decrypted[name]
 
         return {row.name: self.config_for(row, secret) for row in rows}
