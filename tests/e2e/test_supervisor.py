@@ -105,6 +105,10 @@ def test_time_server_two_replicas_proxy_restart_delete(op: Cli) -> None:
     assert result.structured_content["timezone"] == "UTC"
     assert result.structured_content["datetime"].startswith("20")
 
+    metrics = httpx.get(f"{op.daemon.url}/metrics", timeout=10).text
+    assert 'mcpd_instances{server="time",status="RUNNING"} 2.0' in metrics
+    assert 'mcpd_instance_healthy{instance="time-0",server="time"} 1.0' in metrics
+
     op.ok("create", "project", "clock", "--server", "time")
     in_project = op.ok("get", "instances", "-p", "clock", "-o", "name").stdout.split()
     assert in_project == ["instance/time-0", "instance/time-1"]

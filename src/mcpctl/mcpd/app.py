@@ -25,6 +25,7 @@ from mcpctl.mcpd.routers.resources import resource_router
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
+from mcpctl.mcpd.supervisor.metrics import InstanceCollector
 from mcpctl.mcpd.supervisor.sessions import ProxySessions
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.storage.database import Database
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url)
+        collector: InstanceCollector | None = None
         try:
             await db.migrate()
             state = AppState(
@@ -66,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
             await bootstrap_admin(db, settings, state.passwords, public_url=settings.resolved_public_url)
             state.proxy_sessions = ProxySessions(settings.proxy_session_idle_seconds)
             state.supervisor = Supervisor(db, state.cipher, settings)
+            collector = InstanceCollector(state.supervisor)
+            metrics.registry.register(collector)
             if settings.supervise:
                 await state.supervisor.start()
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
@@ -76,6 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
                 state_now.proxy_sessions.closing.set()
             if state_now is not None and state_now.supervisor is not None:
                 await state_now.supervisor.stop()  # every child process group terminated and reaped
+            if collector is not None:
+                metrics.registry.unregister(collector)
             await db.dispose()
 
     app = FastAPI(
