@@ -16,7 +16,9 @@ import pytest
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
 from tests.e2e.upstreams import (
     FIXTURE,
+    INITIALIZE,
     PYTHON,
+    TIME_SERVER,
     everything_http,
     instances,
     mcp_client,
@@ -83,9 +85,7 @@ def _delete_and_see_nothing_left(op: Cli, server: str) -> None:
 
 
 def test_time_server_two_replicas_proxy_restart_delete(op: Cli) -> None:
-    op.ok(
-        "create", "server", "time", "--transport", "stdio", "--command", "mcp-server-time", "--replicas", "2"
-    )
+    op.ok("create", "server", "time", *TIME_SERVER, "--replicas", "2")
     items = wait_running(op, "time", 2)
     pids = _pids(items)
     assert len(set(pids)) == 2 and all(pid_alive(p) for p in pids)
@@ -258,16 +258,7 @@ def test_proxy_authorization(op: Cli, make_cli: Callable[[], Cli], tmp_path: Pat
     _fixture_server(op, "elsewhere")
     op.ok("create", "project", "guard-proj", "--server", "guarded")
     wait_running(op, "guarded", 1)
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = INITIALIZE
     headers = {"Accept": "application/json, text/event-stream"}
     with httpx.Client(timeout=30) as http:
         anonymous = http.post(proxy_url(op, "guarded"), json=init, headers=headers)

@@ -17,8 +17,11 @@ from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
 from tests.e2e.upstreams import (
+    ACCEPT,
     FIXTURE,
+    INITIALIZE,
     PYTHON,
+    TIME_SERVER,
     descendants,
     instances,
     mcp_client,
@@ -32,18 +35,6 @@ from tests.e2e.upstreams import (
 )
 
 pytestmark = pytest.mark.e2e
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +84,7 @@ def test_missing_command_is_failed_with_the_reason_and_calls_fail_fast(op: Cli) 
     assert "not found" in event_text(item)
     started = time.monotonic()
     with httpx.Client(timeout=30) as http:
-        answer = http.post(proxy_url(op, "ghost"), json=INIT, headers=bearer(op))
+        answer = http.post(proxy_url(op, "ghost"), json=INITIALIZE, headers=bearer(op))
     assert time.monotonic() - started < 2, "no running instance and none starting: the caller is told at once"
     assert answer.status_code == 502
     assert "ghost" in answer.json()["error"]["message"]
@@ -124,7 +115,7 @@ def test_server_that_never_answers_initialize_does_not_hang_anyone(op: Cli, tmp_
     started = time.monotonic()
     with httpx.Client(timeout=30) as http:
         assert http.get(f"{op.daemon.url}/healthz").status_code == 200
-        answer = http.post(proxy_url(op, "mute"), json=INIT, headers=bearer(op))
+        answer = http.post(proxy_url(op, "mute"), json=INITIALIZE, headers=bearer(op))
     assert time.monotonic() - started < 5, "a caller waits at most initSeconds for a starting instance"
     assert answer.status_code == 502
     op.ok("delete", "server", "mute")
@@ -305,17 +296,7 @@ def test_200_create_delete_cycles_leave_no_process_and_no_fd(op: Cli, daemon: Mc
 def test_sigterm_to_mcpd_leaves_no_child_behind(tmp_path: Path) -> None:
     with running_mcpd(tmp_path / "own", "sqlite", **upstream_env()) as daemon:
         op = login_admin(_cli_maker(daemon, tmp_path)())
-        op.ok(
-            "create",
-            "server",
-            "time",
-            "--transport",
-            "stdio",
-            "--command",
-            "mcp-server-time",
-            "--replicas",
-            "2",
-        )
+        op.ok("create", "server", "time", *TIME_SERVER, "--replicas", "2")
         op.ok(
             "create",
             "server",
@@ -345,17 +326,7 @@ def test_sigterm_to_mcpd_leaves_no_child_behind(tmp_path: Path) -> None:
 def test_restarting_mcpd_brings_every_server_back(tmp_path: Path) -> None:
     with running_mcpd(tmp_path / "own", "sqlite", **upstream_env()) as daemon:
         op = login_admin(_cli_maker(daemon, tmp_path)())
-        op.ok(
-            "create",
-            "server",
-            "time",
-            "--transport",
-            "stdio",
-            "--command",
-            "mcp-server-time",
-            "--replicas",
-            "2",
-        )
+        op.ok("create", "server", "time", *TIME_SERVER, "--replicas", "2")
         before = {i["status"]["pid"] for i in wait_running(op, "time", 2)}
         daemon.restart()
         after = {i["status"]["pid"] for i in wait_running(op, "time", 2)}

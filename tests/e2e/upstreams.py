@@ -31,6 +31,18 @@ EVERYTHING = NODE_BIN / "mcp-server-everything"
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 PYTHON = sys.executable
 T = TypeVar("T")
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+TIME_SERVER = ("--transport", "stdio", "--command", "mcp-server-time")
 
 
 def upstream_env() -> dict[str, str]:

@@ -22,14 +22,20 @@ def auth_result(request: Request) -> AuthResult:
     return result or AuthResult(ANONYMOUS)
 
 
-def require_principal(request: Request) -> Principal:
-    """The caller, or 401 (missing, malformed, unknown or expired bearer)."""
+def authenticated(request: Request) -> Principal:
+    """The caller, or 401 (missing, malformed, unknown or expired bearer). No path rules."""
     result = auth_result(request)
     principal = result.principal
     if not principal.is_authenticated:
         reason = result.error or "missing"
         message = "authentication required" if reason == "missing" else f"invalid bearer token ({reason})"
         raise UnauthenticatedError(message, details={"reason": reason})
+    return principal
+
+
+def require_principal(request: Request) -> Principal:
+    """The caller, or 401; an McpToken only under its own project's paths (else 403)."""
+    principal = authenticated(request)
     if principal.kind == "token":
         scope = f"/api/v1/projects/{principal.project}"
         if request.url.path != scope and not request.url.path.startswith(scope + "/"):

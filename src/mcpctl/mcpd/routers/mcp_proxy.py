@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, describe
-from mcpctl.mcpd.deps import auth_result, get_state
+from mcpctl.mcpd.deps import authenticated, get_state
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.state import AppState
@@ -77,18 +77,6 @@ def _rpc_error(message_id: Any, code: int, text: str, data: Any = None, status: 
 
 
 # ---- authorization ----------------------------------------------------------------------------------
-
-
-def _principal(request: Request) -> Principal:
-    from mcpctl.core.errors import UnauthenticatedError
-
-    result = auth_result(request)
-    principal = result.principal
-    if not principal.is_authenticated:
-        reason = result.error or "missing"
-        message = "authentication required" if reason == "missing" else f"invalid bearer token ({reason})"
-        raise UnauthenticatedError(message, details={"reason": reason})
-    return principal
 
 
 async def _authorize(state: AppState, principal: Principal, server: str, project: str | None) -> None:
@@ -193,7 +181,7 @@ def _runtime(state: AppState, name: str) -> ServerRuntime | None:
 
 async def _post(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
-    principal = _principal(request)
+    principal = authenticated(request)
     await _authorize(state, principal, name, project)
     try:
         message = json.loads(await request.body())
@@ -401,7 +389,7 @@ def _sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
 
 async def _get(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
-    principal = _principal(request)
+    principal = authenticated(request)
     await _authorize(state, principal, name, project)
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
@@ -444,7 +432,7 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
 
 async def _delete(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
-    principal = _principal(request)
+    principal = authenticated(request)
     await _authorize(state, principal, name, project)
     session_id = request.headers.get(SESSION_HEADER)
     sessions = _sessions(state)
