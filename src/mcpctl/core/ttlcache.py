@@ -1,0 +1,91 @@
+"""A small async cache with positive and negative TTLs and single-flight fetches.
+
+Used for discovery (each upstream's tools/resources/prompts) and token introspection: a value is
+kept `positive` seconds; a failure is remembered `negative` seconds (the same error is raised again
+without asking), so a dead upstream costs one timeout and then nothing until the negative TTL ends.
+Concurrent misses for one key share one fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass
+class _Entry(Generic[V]):
+    expires: float
+    value: V | None = None
+    error: BaseException | None = None
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(
+        self,
+        positive: float,
+        negative: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.positive, self.negative, self.max_entries, self.clock = positive, negative, max_entries, clock
+        self._entries: dict[K, _Entry[V]] = {}
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0
+
+    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > self.clock():
+            if entry.error is not None:
+                raise entry.error
+            return entry.value  # type: ignore[return-value]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        generation = self._generation
+        try:
+            value = await fetch()
+        except Exception as exc:
+            if generation == self._generation:  # not invalidated meanwhile: remember the failure
+                self._store(key, _Entry(self.clock() + self.negative, error=exc))
+            future.set_exception(exc)
+            future.exception()  # retrieved here; waiters re-raise it
+            raise
+        except BaseException:
+            future.cancel()  # the fetch itself was cancelled; so are those waiting on it
+            raise
+        else:
+            if generation == self._generation:
+                self._store(key, _Entry(self.clock() + self.positive, value=value))
+            future.set_result(value)
+            return value
+        finally:
+            self._inflight.pop(key, None)
+
+    def _store(self, key: K, entry: _Entry[V]) -> None:
+        self._entries[key] = entry
+        if len(self._entries) > self.max_entries:
+            now = self.clock()
+            for stale in [k for k, e in self._entries.items() if e.expires <= now]:
+                del self._entries[stale]
+            while len(self._entries) > self.max_entries:
+                del self._entries[next(iter(self._entries))]  # oldest inserted first
+
+    def invalidate(self, key: K | None = None) -> None:
+        """Forget one key (or everything); a fetch in flight is not stored when it lands."""
+        self._generation += 1
+        if key is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
