@@ -174,6 +174,19 @@ def test_everything_over_streamable_http(op: Cli) -> None:
     assert instances(op, "everything-http") == []
 
 
+def test_everything_over_legacy_sse(op: Cli) -> None:
+    with everything_http("sse") as url:
+        op.ok("create", "server", "everything-sse", "--transport", "http", "--url", url)
+        wait_running(op, "everything-sse", 1)
+
+        async def call() -> Any:
+            async with mcp_client(proxy_url(op, "everything-sse"), op.session_token()) as client:
+                return await client.call_tool("echo", {"message": "over sse"})
+
+        assert run(call).content[0].text == "Echo: over sse"
+        op.ok("delete", "server", "everything-sse")
+
+
 # ---- scaling, logs, sharing -------------------------------------------------------------------------
 
 

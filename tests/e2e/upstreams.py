@@ -67,13 +67,14 @@ def require_everything() -> Path:
 
 
 @contextmanager
-def everything_http() -> Iterator[str]:
-    """server-everything in streamableHttp mode on a free loopback port; yields its MCP URL."""
+def everything_http(transport: str = "streamableHttp") -> Iterator[str]:
+    """server-everything in streamableHttp (or legacy sse) mode on a free loopback port; yields its
+    MCP URL (`…/mcp`, or `…/sse` for the legacy transport)."""
     binary = require_everything()
     port = free_port()
     env = {**os.environ, "PORT": str(port)}
     process = subprocess.Popen(
-        [str(binary), "streamableHttp"],
+        [str(binary), transport],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -91,7 +92,7 @@ def everything_http() -> Iterator[str]:
             time.sleep(0.1)
         else:
             pytest.fail("server-everything (streamableHttp) did not listen within 30s")
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
     finally:
         process.terminate()
         try:
