@@ -27,6 +27,7 @@ from mcpctl.cli.logs import logs
 from mcpctl.cli.patch import patch
 from mcpctl.cli.revoke import revoke
 from mcpctl.cli.status import status
+from mcpctl.cli.testmcp.command import test
 
 
 class _Root(click.Group):
@@ -96,6 +97,7 @@ for _command in (
     apply,
     config,
     completion,
+    test,
 ):
     cli.add_command(_command)
 
