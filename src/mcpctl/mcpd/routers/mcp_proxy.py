@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, describe
@@ -33,8 +34,6 @@ from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.connection import (
-    INTERNAL_ERROR,
-    METHOD_NOT_FOUND,
     SUPPORTED_VERSIONS,
     UPSTREAM_UNAVAILABLE,
     UpstreamError,
@@ -46,8 +45,6 @@ from mcpctl.storage import tables
 router = APIRouter(tags=["mcp proxy"])
 
 SESSION_HEADER = "mcp-session-id"
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 SESSION_NOT_FOUND = -32001
 HEARTBEAT_SECONDS = 15.0
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -225,7 +222,9 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
         return _rpc_error(message_id, METHOD_NOT_FOUND, "Method not found: this endpoint speaks 2025-11-25")
     if method == "tools/call" and not tool_allowed(runtime, str((params or {}).get("name", ""))):
         tool = (params or {}).get("name")
-        return _rpc_error(message_id, -32602, f"Unknown tool: {tool!r} is not allowed on server {name!r}")
+        return _rpc_error(
+            message_id, INVALID_PARAMS, f"Unknown tool: {tool!r} is not allowed on server {name!r}"
+        )
     streaming = "text/event-stream" in request.headers.get("accept", "")
     return await _forward(runtime, session, message_id, method, params, streaming=streaming)
 

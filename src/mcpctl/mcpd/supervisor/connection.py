@@ -17,19 +17,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_types import METHOD_NOT_FOUND, REQUEST_TIMEOUT
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+
 import mcpctl
 from mcpctl.mcpd.supervisor.links import Link, LinkClosed
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = "2025-11-25"
-SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+# the handshake-era versions the SDK knows; mcpd speaks the newest of them to upstreams
+SUPPORTED_VERSIONS = HANDSHAKE_PROTOCOL_VERSIONS
 
 # JSON-RPC error codes used by the proxy
-METHOD_NOT_FOUND = -32601
-INTERNAL_ERROR = -32603
 UPSTREAM_UNAVAILABLE = -32000
-REQUEST_TIMEOUT = -32001
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -238,7 +238,7 @@ class Connection:
         response = await self.request(
             "initialize",
             {
-                "protocolVersion": PROTOCOL_VERSION,
+                "protocolVersion": LATEST_HANDSHAKE_VERSION,
                 "capabilities": {"roots": {"listChanged": False}},
                 "clientInfo": {"name": "mcpd", "version": mcpctl.__version__},
             },

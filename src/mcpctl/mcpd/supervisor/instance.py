@@ -134,7 +134,6 @@ class Replica:
         self.last_probe_at: datetime | None = None
         self.started_at: datetime | None = None
         self.reason: str | None = None
-        self.exit_code: int | None = None
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self.stderr = LineRing()
         self.connection: Connection | None = None
@@ -279,8 +278,6 @@ class Replica:
             if self.health != "unhealthy":  # the verdict stays until a good probe; "healthy" does not
                 self.health = "unknown"
             reason = connection.closed_reason or link.closed_reason or "stopped"
-            if isinstance(link, StdioLink):
-                self.exit_code = link.returncode
             if not self._stop.is_set():
                 self.event("exited", reason)
                 self._set(self.status if self.status in ("BACKOFF", "FAILED") else "BACKOFF", reason)
