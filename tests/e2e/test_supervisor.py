@@ -22,7 +22,6 @@ from tests.e2e.upstreams import (
     everything_http,
     instances,
     mcp_client,
-    pid_alive,
     proxy_url,
     require_everything,
     run,
@@ -30,6 +29,7 @@ from tests.e2e.upstreams import (
     wait_for,
     wait_running,
 )
+from tests.processes import pid_alive
 
 pytestmark = pytest.mark.e2e
 

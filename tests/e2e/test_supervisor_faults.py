@@ -22,17 +22,15 @@ from tests.e2e.upstreams import (
     INITIALIZE,
     PYTHON,
     TIME_SERVER,
-    descendants,
     instances,
     mcp_client,
-    open_fds,
-    pid_alive,
     proxy_url,
     run,
     upstream_env,
     wait_for,
     wait_running,
 )
+from tests.processes import descendants, open_fds, pid_alive
 
 pytestmark = pytest.mark.e2e
 

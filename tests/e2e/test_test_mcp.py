@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ from tests.e2e.upstreams import (
     wait_for,
     wait_running,
 )
+from tests.processes import wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -96,18 +96,6 @@ def text_and_json(*args: str, env: dict[str, str] | None = None) -> tuple[Run, R
     return _finish(*text), _finish(*as_json)
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited with {process.returncode}")
-        time.sleep(0.05)
-    pytest.fail(f"{what} did not listen within 20s")
-
-
 @contextmanager
 def serving(script: Path, *args: str) -> Iterator[str]:
     """A Python test server on a free port; yields its base URL and stops it (and only it) after."""
@@ -120,7 +108,7 @@ def serving(script: Path, *args: str) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        _wait_listening(port, process, script.name)
+        wait_listening(port, process, script.name)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)

@@ -8,7 +8,6 @@ installed into node_modules by `make test`), and the project's own fixture serve
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.conftest import BIN, Cli, free_port
+from tests.processes import wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = ROOT / "node_modules" / ".bin"
@@ -82,16 +82,7 @@ def everything_http(transport: str = "streamableHttp") -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None:
-                pytest.fail(f"server-everything exited with {process.returncode}")
-            time.sleep(0.1)
-        else:
-            pytest.fail("server-everything (streamableHttp) did not listen within 30s")
+        wait_listening(port, process, f"server-everything ({transport})")
         yield f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}"
     finally:
         process.terminate()
@@ -155,42 +146,3 @@ def wait_running(cli: Cli, server: str, count: int, timeout: float = 60.0) -> li
         return items if len(items) == count and len(running) == count else None
 
     return wait_for(f"{count} running, healthy instance(s) of {server}", check, timeout)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    try:
-        state = next(line for line in status.read_text().splitlines() if line.startswith("State:"))
-    except (FileNotFoundError, StopIteration):
-        return False
-    return "Z" not in state.split()[1]  # a zombie is dead, only not reaped yet
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (children, grandchildren, …), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return {p for p in found if pid_alive(p)}
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))

@@ -19,6 +19,7 @@ import pytest
 from mcpctl.mcpd.supervisor.connection import UpstreamGone, UpstreamTimeout
 from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica, ServerConfig, SupervisorTuning
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from tests.processes import group_members, pid_alive
 
 pytestmark = pytest.mark.anyio
 
@@ -48,30 +49,6 @@ async def running(config: ServerConfig) -> AsyncIterator[ServerRuntime]:
     finally:
         with anyio.fail_after(15):
             await runtime.stop()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
-    except FileNotFoundError:
-        return False
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and alive(int(entry.name)):
-                members.append(int(entry.name))
-    return members
 
 
 async def until(what: str, check: object, timeout: float = 10.0) -> None:
@@ -137,7 +114,7 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period() -
         with anyio.fail_after(10):
             await runtime.stop()
         assert FAST.stop_grace_seconds <= time.monotonic() - started < FAST.stop_grace_seconds + 3
-        assert not alive(pid)
+        assert not pid_alive(pid)
 
 
 async def test_stops_racing_probes_never_hang_and_leave_no_process() -> None:
@@ -153,7 +130,7 @@ async def test_stops_racing_probes_never_hang_and_leave_no_process() -> None:
         with anyio.fail_after(10):
             await runtime.stop()
         assert replica.status == "STOPPED"
-    assert not [pid for pid in pids if alive(pid)]
+    assert not [pid for pid in pids if pid_alive(pid)]
 
 
 async def test_scale_down_and_kill_minus_nine_are_seen_and_reaped() -> None:
@@ -167,4 +144,4 @@ async def test_scale_down_and_kill_minus_nine_are_seen_and_reaped() -> None:
         )
         await runtime.apply(raw("ok", replicas=1))
         assert [r.name for r in runtime.replicas] == ["raw-0"]
-        assert not alive(pids[1]) and not alive(pids[2])  # type: ignore[arg-type]
+        assert not pid_alive(pids[1]) and not pid_alive(pids[2])  # type: ignore[arg-type]
