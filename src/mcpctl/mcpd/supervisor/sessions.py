@@ -30,6 +30,7 @@ class ProxySessions:
         self._sessions: dict[str, ProxySession] = {}
         self.closing = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._swept = time.monotonic()
 
     def open(self, server: str, owner: str) -> ProxySession:
         self._expire()
@@ -47,7 +48,11 @@ class ProxySessions:
         session = self._sessions.get(session_id)
         if session is None or session.server != server or session.owner != owner:
             return None
-        session.last_seen = time.monotonic()
+        now = time.monotonic()
+        if session.last_seen < now - self.idle_seconds and not session.inflight:
+            self._sessions.pop(session.id, None)  # idle too long, even if no sweep has run yet
+            return None
+        session.last_seen = now
         return session
 
     def close(self, session_id: str) -> None:
@@ -57,7 +62,12 @@ class ProxySessions:
                 task.cancel()
 
     def _expire(self) -> None:
-        cutoff = time.monotonic() - self.idle_seconds
+        """Drop idle sessions; a full sweep at most once a minute, not on every request."""
+        now = time.monotonic()
+        if now - self._swept < min(60.0, self.idle_seconds):
+            return
+        self._swept = now
+        cutoff = now - self.idle_seconds
         for session in [s for s in self._sessions.values() if s.last_seen < cutoff and not s.inflight]:
             self._sessions.pop(session.id, None)
 
