@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mcpctl.mcpd.settings import Settings
+from mcpctl.mcplocal.settings import GatewaySettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -18,6 +19,14 @@ def test_every_setting_has_help_text_and_a_row_in_the_docs(name: str) -> None:
     assert field.description, f"setting {name} has no description"
     text = DOC.read_text()
     assert f"`{name}`" in text and f"`MCPD_{name.upper()}`" in text
+
+
+@pytest.mark.parametrize("name", sorted(GatewaySettings.model_fields))
+def test_every_gateway_setting_has_help_text_and_a_row_in_the_docs(name: str) -> None:
+    field = GatewaySettings.model_fields[name]
+    assert field.description, f"setting {name} has no description"
+    text = DOC.read_text()
+    assert f"`{name}`" in text and f"`MCPLOCAL_{name.upper()}`" in text
 
 
 def test_flags_win_over_environment_which_wins_over_the_config_file(

@@ -33,8 +33,12 @@ class TtlCache(Generic[K, V]):
         *,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        remember: Callable[[Exception], bool] = lambda _: True,
     ):
+        """`remember` says which failures are cached for the negative TTL (the others are raised
+        to every waiter of that fetch and then forgotten, e.g. "the control plane is down")."""
         self.positive, self.negative, self.max_entries, self.clock = positive, negative, max_entries, clock
+        self.remember = remember
         self._entries: dict[K, _Entry[V]] = {}
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self._generation = 0
@@ -54,7 +58,7 @@ class TtlCache(Generic[K, V]):
         try:
             value = await fetch()
         except Exception as exc:
-            if generation == self._generation:  # not invalidated meanwhile: remember the failure
+            if generation == self._generation and self.remember(exc):  # not invalidated meanwhile
                 self._store(key, _Entry(self.clock() + self.negative, error=exc))
             future.set_exception(exc)
             future.exception()  # retrieved here; waiters re-raise it

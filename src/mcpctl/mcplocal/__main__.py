@@ -1,0 +1,199 @@
+"""`mcplocal`: the project MCP endpoint in split mode.
+
+`mcplocal serve --mcpd-url URL` serves `/projects/{project}/mcp` (Streamable HTTP, both eras) on
+its own port (default 3200), plus `/healthz` (process up) and `/readyz` (mcpd reachable).
+`mcplocal stdio --project P` serves one project over stdio for local clients such as Claude Desktop;
+its token comes from `MCPCTL_TOKEN_FILE` (re-read whenever mcpd refuses it, so re-provisioning heals
+a running client) or `MCPCTL_TOKEN`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import uvicorn
+from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_REQUEST
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcpctl.mcplocal.endpoint import Ctx, Endpoint
+from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
+from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
+from mcpctl.mcplocal.remote import RemotePlane
+from mcpctl.mcplocal.router import Router
+from mcpctl.mcplocal.settings import GatewaySettings
+
+logger = logging.getLogger("mcpctl.mcplocal")
+
+
+def build_app(settings: GatewaySettings, plane: RemotePlane | None = None) -> Starlette:
+    """mcplocal serve's ASGI app (split data plane)."""
+    plane = plane or RemotePlane(settings.mcpd_url)
+    router = Router(plane, settings.router_settings())  # mcpd's proxy records the audit events
+    endpoint = Endpoint(router)
+    gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
+    mcp_app = ProjectMcpApp(
+        endpoint,
+        gate,
+        allowed_hosts=loopback_hosts(settings.allowed_hosts),
+        allowed_origins=loopback_origins(settings.allowed_origins),
+        max_body_bytes=settings.max_body_bytes,
+        session_idle_seconds=settings.session_idle_seconds,
+    )
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        reason = await plane.ready()
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "mcpd": reason}, status_code=503)
+        return JSONResponse({"status": "ok", "mcpd": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with mcp_app.sessions.run():
+                yield
+        finally:
+            endpoint.close()
+            await plane.close()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/projects/{project}/mcp", mcp_app, methods=["GET", "POST", "DELETE"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+class StdioToken:
+    """The token of `mcplocal stdio`: MCPCTL_TOKEN_FILE (re-read when refused) or MCPCTL_TOKEN."""
+
+    def __init__(self, gate: TokenGate, project: str, path: Path | None, value: str | None):
+        self.gate, self.project, self.path, self.value = gate, project, path, value
+
+    def _read(self) -> str:
+        if self.path is not None:
+            try:
+                return self.path.read_text().strip()
+            except OSError as exc:
+                raise MCPError(
+                    INVALID_REQUEST, f"cannot read MCPCTL_TOKEN_FILE {self.path}: {exc.strerror}"
+                ) from None
+        return (self.value or "").strip()
+
+    async def caller(self, ctx: Ctx) -> Caller:
+        bearer = self._read()
+        try:
+            answer = await self.gate.check(bearer)
+        except Refused as exc:
+            if self.path is None:
+                raise MCPError(INVALID_REQUEST, f"mcpd refused the token: {exc.reason}") from None
+            self.gate.invalidate()  # the file may have been re-provisioned since: read it again
+            bearer = self._read()
+            try:
+                answer = await self.gate.check(bearer)
+            except Refused as again:
+                raise MCPError(
+                    INVALID_REQUEST, f"mcpd refused the token in {self.path}: {again.reason}"
+                ) from None
+        except ControlPlaneUnavailable as exc:
+            raise MCPError(INVALID_REQUEST, f"mcpd is unreachable: {exc}") from None
+        assert answer.principal is not None
+        if answer.principal.project != self.project:
+            raise MCPError(
+                INVALID_REQUEST,
+                f'the token belongs to project "{answer.principal.project}", not "{self.project}"',
+            )
+        return Caller(answer.principal, bearer)
+
+
+async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, value: str | None) -> None:
+    plane = RemotePlane(settings.mcpd_url)
+    router = Router(plane, settings.router_settings())
+    gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
+    token = StdioToken(gate, project, path, value)
+    endpoint = Endpoint(router, caller_of=token.caller)
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await endpoint.server.run(
+                read_stream, write_stream, endpoint.server.create_initialization_options()
+            )
+    finally:
+        endpoint.close()
+        await plane.close()
+
+
+def _settings(**given: Any) -> GatewaySettings:
+    try:
+        return GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+    except (ValidationError, ValueError) as exc:
+        click.echo(f"error: invalid settings: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """mcplocal: the mcpctl project MCP endpoint (split mode; mcpd embeds the same endpoint)."""
+
+
+@cli.command()
+@click.option("--mcpd-url", help="The mcpd to ask (MCPLOCAL_MCPD_URL, default http://127.0.0.1:3000).")
+@click.option("--host", help="Listen address (MCPLOCAL_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (MCPLOCAL_PORT, default 3200).")
+@click.option("--log-level", default="info", show_default=True, help="debug, info, warning or error.")
+def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Serve /projects/{project}/mcp over Streamable HTTP."""
+    settings = _settings(mcpd_url=mcpd_url, host=host, port=port)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@cli.command()
+@click.option("-p", "--project", required=True, help="The project to serve.")
+@click.option("--mcpd-url", help="The mcpd to ask (MCPLOCAL_MCPD_URL, default http://127.0.0.1:3000).")
+def stdio(project: str, mcpd_url: str | None) -> None:
+    """Serve one project over stdio (token: MCPCTL_TOKEN_FILE or MCPCTL_TOKEN)."""
+    settings = _settings(mcpd_url=mcpd_url)
+    path = os.environ.get("MCPCTL_TOKEN_FILE")
+    value = os.environ.get("MCPCTL_TOKEN")
+    if not path and not value:
+        click.echo("error: set MCPCTL_TOKEN_FILE (or MCPCTL_TOKEN) to the project's McpToken", err=True)
+        sys.exit(2)
+    # stdout carries the protocol: logs go to stderr only
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    anyio.run(run_stdio, settings, project, Path(path) if path else None, value)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

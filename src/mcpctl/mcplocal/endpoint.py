@@ -1,0 +1,335 @@
+"""The MCP side of the project endpoint, built on the official SDK's low-level `Server`.
+
+The SDK owns the wire: both eras (2025-11-25 sessions with `initialize`, `Mcp-Session-Id`, GET
+streams and DELETE; 2026-07-28 `server/discover`, header validation, `subscriptions/listen`), the
+handshake, batching rules, cancellation and the JSON-RPC errors for bad input. Each handler asks the
+router, with the raw params so that every field an upstream understands is forwarded untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import mcp_types as types
+from mcp.server.caching import CACHEABLE_METHODS, CacheableMethod, CacheHint
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+import mcpctl
+from mcpctl.mcplocal.ports import Caller, Message, Relay
+from mcpctl.mcplocal.router import LiveSession, Router
+
+logger = logging.getLogger(__name__)
+
+CALLER_SCOPE_KEY = "mcplocal.caller"
+SESSION_HEADER = "mcp-session-id"
+
+Ctx = ServerRequestContext[Any, Any]
+CallerOf = Callable[[Ctx], Awaitable[Caller]]
+
+_NOTIFICATIONS: dict[str, Any] = {
+    "notifications/progress": types.ProgressNotification,
+    "notifications/message": types.LoggingMessageNotification,
+    "notifications/tools/list_changed": types.ToolListChangedNotification,
+    "notifications/prompts/list_changed": types.PromptListChangedNotification,
+    "notifications/resources/list_changed": types.ResourceListChangedNotification,
+    "notifications/resources/updated": types.ResourceUpdatedNotification,
+}
+_CLIENT_REQUESTS: dict[str, tuple[Any, Any]] = {
+    "sampling/createMessage": (types.CreateMessageRequest, types.CreateMessageResult),
+    "elicitation/create": (types.ElicitRequest, types.ElicitResult),
+    "roots/list": (types.ListRootsRequest, types.ListRootsResult),
+}
+_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_EVENTS: dict[str, Callable[[dict[str, Any] | None], ServerEvent | None]] = {
+    "notifications/tools/list_changed": lambda _: ToolsListChanged(),
+    "notifications/prompts/list_changed": lambda _: PromptsListChanged(),
+    "notifications/resources/list_changed": lambda _: ResourcesListChanged(),
+    "notifications/resources/updated": lambda p: (
+        ResourceUpdated(p["uri"]) if p and isinstance(p.get("uri"), str) else None
+    ),
+}
+
+
+_NO_CACHING: dict[CacheableMethod, CacheHint] = {
+    cast(CacheableMethod, method): CacheHint(ttl_ms=0, scope="private") for method in CACHEABLE_METHODS
+}
+
+
+def _typed_notification(method: str, params: dict[str, Any] | None) -> Any:
+    model = _NOTIFICATIONS.get(method)
+    if model is None:
+        return None
+    body: dict[str, Any] = {"method": method}
+    if params is not None:
+        body["params"] = params
+    try:
+        return model.model_validate(body)
+    except ValueError:
+        logger.debug("dropped a malformed %s from an upstream", method)
+        return None
+
+
+def caller_from_scope(ctx: Ctx) -> Caller:
+    """The caller the HTTP auth layer put on the request (every request passes it first)."""
+    request = ctx.request
+    caller = request.scope.get(CALLER_SCOPE_KEY) if request is not None else None
+    if not isinstance(caller, Caller):
+        raise MCPError(types.INTERNAL_ERROR, "request reached the router unauthenticated")
+    return caller
+
+
+class GatewayServer(Server[Any]):
+    """mcplocal's MCP server: list_changed is always announced (upstreams come and go)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(True, True, True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class Endpoint:
+    """The SDK server wired to a router; `caller_of` says who is asking (HTTP: the bearer the auth
+    layer checked; stdio: the configured token)."""
+
+    def __init__(self, router: Router, caller_of: CallerOf = lambda ctx: _async(caller_from_scope(ctx))):
+        self.router, self.caller_of = router, caller_of
+        self.buses: dict[str, InMemorySubscriptionBus] = {}
+        self.listeners: dict[str, ListenHandler] = {}
+        router.plane.watch(self._publish)
+        self.server = GatewayServer(
+            "mcpctl",
+            version=mcpctl.__version__,
+            title="mcpctl project endpoint",
+            # 2026-07-28 results carry freshness hints: lists depend on the token and on upstreams
+            # that may change at any moment, so nothing is fresh for long nor shared.
+            cache_hints=_NO_CACHING,
+            on_list_tools=self._lister("tools"),
+            on_list_prompts=self._lister("prompts"),
+            on_list_resources=self._lister("resources"),
+            on_list_resource_templates=self._lister("resourceTemplates"),
+            on_call_tool=self._call_tool,
+            on_get_prompt=self._get_prompt,
+            on_read_resource=self._read_resource,
+            on_completion=self._complete,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_subscriptions_listen=self._listen,
+        )
+        # logging/setLevel: accepted (upstream instances are shared, so one client's level is not
+        # pushed to them); registered directly to avoid the SDK's deprecation warning for 2026.
+        self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    async def _caller(self, ctx: Ctx) -> Caller:
+        caller = await self.caller_of(ctx)
+        session_id = _session_id(ctx)
+        if session_id is not None:
+            live = self.router.sessions.get(session_id)
+            if live is None:
+                live = LiveSession(
+                    session_id, caller.project, caller, _standalone(ctx), set(), time.monotonic()
+                )
+                self.router.remember(live)
+            else:
+                live.seen, live.caller = time.monotonic(), caller
+        return caller
+
+    @staticmethod
+    def _relay(ctx: Ctx) -> Callable[[Message], Awaitable[None]]:
+        """Forward an upstream's progress and log notifications onto this request's stream (log
+        lines through the SDK's gate: on 2026-07-28 only when this request opted in, at its level)."""
+
+        async def relay(message: Message) -> None:
+            method = message.get("method")
+            params = message.get("params")
+            if method == "notifications/message" and isinstance(params, dict):
+                level = params.get("level")
+                if level in _LOG_LEVELS:
+                    logger_name = params.get("logger")
+                    await ctx.session.send_log_message(
+                        level,
+                        params.get("data"),
+                        logger_name if isinstance(logger_name, str) else None,
+                        related_request_id=ctx.request_id,
+                    )
+                return
+            typed = _typed_notification(str(method), params if isinstance(params, dict) else None)
+            if typed is not None:
+                await ctx.session.send_notification(typed, related_request_id=ctx.request_id)
+
+        return relay
+
+    @staticmethod
+    def _ask(ctx: Ctx) -> Relay:
+        """Put an upstream's sampling, elicitation or roots request to this caller's client, on
+        this request's stream (2025-11-25 sessions; a 2026-07-28 connection has no back channel and
+        the upstream gets an error)."""
+
+        async def ask(message: Message) -> Message:
+            method = str(message.get("method"))
+            models = _CLIENT_REQUESTS.get(method)
+            if models is None:
+                return {"error": {"code": types.METHOD_NOT_FOUND, "message": f"{method} is not relayed"}}
+            request_model, result_model = models
+            body: dict[str, Any] = {"method": method}
+            if message.get("params") is not None:
+                body["params"] = message["params"]
+            try:
+                request = request_model.model_validate(body)
+                result = await ctx.session.send_request(
+                    request, result_model, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
+                )
+            except MCPError as exc:
+                error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+                if exc.data is not None:
+                    error["data"] = exc.data
+                return {"error": error}
+            except ValueError as exc:
+                return {"error": {"code": types.INVALID_PARAMS, "message": f"invalid {method}: {exc}"}}
+            return {"result": result.model_dump(by_alias=True, mode="json", exclude_none=True)}
+
+        return ask
+
+    @staticmethod
+    def _finish(ctx: Ctx, result: dict[str, Any]) -> dict[str, Any]:
+        """An upstream (2025-era) result, as the caller's era needs it: 2026-07-28 results say
+        whether they are complete (`resultType`)."""
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+            return {**result, "resultType": "complete"}
+        return result
+
+    @staticmethod
+    def _params(ctx: Ctx) -> dict[str, Any]:
+        return dict(ctx.params or {})
+
+    def _lister(self, kind: str) -> Callable[[Ctx, Any], Awaitable[Any]]:
+        async def handler(ctx: Ctx, params: Any) -> Any:
+            caller = await self._caller(ctx)
+            cursor = self._params(ctx).get("cursor")
+            result = await self.router.list_items(caller, kind, cursor if isinstance(cursor, str) else None)
+            return self._finish(ctx, result)
+
+        return handler
+
+    def _audit_fields(self, ctx: Ctx) -> dict[str, Any]:
+        request = ctx.request
+        client = getattr(request, "client", None) if request is not None else None
+        state = request.scope.get("state", {}) if request is not None else {}
+        return {
+            "session": _session_id(ctx),
+            "request_id": state.get("request_id") if isinstance(state, dict) else None,
+            "client_addr": client.host[:64] if client else None,
+        }
+
+    # ---- handlers ------------------------------------------------------------------------------
+
+    async def _call_tool(self, ctx: Ctx, params: Any) -> Any:
+        caller = await self._caller(ctx)
+        result = await self.router.call_tool(
+            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        )
+        return self._finish(ctx, result)
+
+    async def _get_prompt(self, ctx: Ctx, params: Any) -> Any:
+        caller = await self._caller(ctx)
+        result = await self.router.get_prompt(
+            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        )
+        return self._finish(ctx, result)
+
+    async def _read_resource(self, ctx: Ctx, params: Any) -> Any:
+        caller = await self._caller(ctx)
+        result = await self.router.read_resource(
+            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        )
+        return self._finish(ctx, result)
+
+    async def _complete(self, ctx: Ctx, params: Any) -> Any:
+        return self._finish(ctx, await self.router.complete(await self._caller(ctx), self._params(ctx)))
+
+    async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> Any:
+        caller = await self._caller(ctx)
+        return await self.router.subscribe(caller, str(params.uri), _session_id(ctx), on=True)
+
+    async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> Any:
+        caller = await self._caller(ctx)
+        return await self.router.subscribe(caller, str(params.uri), _session_id(ctx), on=False)
+
+    async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> Any:
+        await self._caller(ctx)
+        return {}
+
+    async def _listen(self, ctx: Ctx, params: types.SubscriptionsListenRequestParams) -> Any:
+        """2026-07-28 change notifications: one bus per project, so a stream only hears about the
+        servers of its own project."""
+        caller = await self._caller(ctx)
+        listener = self.listeners.get(caller.project)
+        if listener is None:
+            bus = self.buses[caller.project] = InMemorySubscriptionBus()
+            listener = self.listeners[caller.project] = ListenHandler(bus)
+        return await listener(ctx, params)
+
+    async def _publish(self, server: str, message: Message) -> None:
+        method = message.get("method")
+        make = _EVENTS.get(str(method))
+        if make is None or not self.buses:
+            return
+        params = message.get("params")
+        event = make(params if isinstance(params, dict) else None)
+        if event is None:
+            return
+        for project, bus in list(self.buses.items()):
+            if server in self.router.known_servers(project):
+                await bus.publish(event)
+
+    def close(self) -> None:
+        for listener in self.listeners.values():
+            listener.close()
+
+
+async def _async(value: Caller) -> Caller:
+    return value
+
+
+def _session_id(ctx: Ctx) -> str | None:
+    request = ctx.request
+    if request is None:
+        return "stdio"
+    value = request.headers.get(SESSION_HEADER)
+    return value if isinstance(value, str) and value else None
+
+
+def _standalone(ctx: Ctx) -> Callable[[str, dict[str, Any] | None], Awaitable[None]]:
+    session = ctx.session
+
+    async def send(method: str, params: dict[str, Any] | None) -> None:
+        typed = _typed_notification(method, params)
+        if typed is not None:
+            await session.send_notification(typed)
+
+    return send

@@ -1,0 +1,181 @@
+"""HTTP serving of `/projects/{project}/mcp`: bearer authentication in front of the SDK's
+Streamable HTTP session manager.
+
+Every request carries `Authorization: Bearer mcpctl_pat_…`; introspection answers are cached per
+token (positive and negative TTL). Missing, malformed, unknown, revoked or expired → 401 with
+`WWW-Authenticate: Bearer`; a token of another project → 403; a token in the query string → 400
+(RFC 6750 `invalid_request`: URLs end up in logs and histories). The SDK binds each legacy session to
+the token that opened it (`scope["user"]`), validates Host/Origin and the protocol headers, and
+limits the body size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from urllib.parse import parse_qsl
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from mcpctl.core.ttlcache import TtlCache
+from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
+from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
+
+logger = logging.getLogger(__name__)
+
+_QUERY_TOKEN_KEYS = {"access_token", "token", "bearer", "authorization", "api_key", "apikey"}
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": {}}, "requestId": None}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _challenge(error_code: str | None = None, description: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="mcpctl"'
+    if error_code:
+        value += f', error="{error_code}"'
+    if description:
+        value += f', error_description="{description}"'
+    return {"WWW-Authenticate": value}
+
+
+class TokenGate:
+    """Introspection through the control plane, cached per token (keyed by hash: raw tokens are
+    never kept as keys): accepted for the positive TTL, refused for the negative TTL; "mcpd is
+    unreachable" is not remembered."""
+
+    def __init__(self, plane: ControlPlane, positive_seconds: float, negative_seconds: float):
+        self.plane = plane
+        self.cache: TtlCache[str, Introspection] = TtlCache(
+            positive_seconds, negative_seconds, remember=lambda exc: isinstance(exc, Refused)
+        )
+
+    async def check(self, bearer: str) -> Introspection:
+        """The accepted token's introspection; Refused or ControlPlaneUnavailable otherwise."""
+        return await self.cache.get(
+            hashlib.sha256(bearer.encode()).hexdigest(), lambda: self._introspect(bearer)
+        )
+
+    async def _introspect(self, bearer: str) -> Introspection:
+        answer = await self.plane.introspect(bearer)
+        if not answer.ok or answer.principal is None or answer.principal.kind != "token":
+            raise Refused(answer.reason or "unknown")
+        return answer
+
+    def invalidate(self) -> None:
+        self.cache.invalidate()
+
+
+class Refused(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProjectMcpApp:
+    """The ASGI app behind `/projects/{project}/mcp` (the route supplies `path_params`)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        gate: TokenGate,
+        *,
+        allowed_hosts: Sequence[str],
+        allowed_origins: Sequence[str],
+        max_body_bytes: int,
+        session_idle_seconds: float,
+    ):
+        self.endpoint, self.gate = endpoint, gate
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=list(allowed_hosts),
+            allowed_origins=list(allowed_origins),
+        )
+        self.sessions = StreamableHTTPSessionManager(
+            endpoint.server,
+            security_settings=security,
+            max_request_body_size=max_body_bytes,
+            session_idle_timeout=session_idle_seconds,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        project = scope.get("path_params", {}).get("project", "")
+        plane = self.gate.plane
+        if not plane.healthy and await plane.ready() is not None:
+            await error(503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly")(
+                scope, receive, send
+            )
+            return
+        refusal = await self._authenticate(scope, project)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.sessions.handle_request(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        if any(k.lower() in _QUERY_TOKEN_KEYS for k, _ in parse_qsl(query, keep_blank_values=True)) or (
+            "mcpctl_pat_" in query
+        ):
+            return error(
+                400,
+                "invalid",
+                "tokens are not accepted in the URL; send Authorization: Bearer <token>",
+                _challenge("invalid_request", "token in query string"),
+            )
+        header = Headers(scope=scope).get("authorization")
+        if not header:
+            return error(
+                401, "unauthenticated", "an McpToken is required (Authorization: Bearer …)", _challenge()
+            )
+        scheme, _, bearer = header.partition(" ")
+        bearer = bearer.strip()
+        if scheme.lower() != "bearer" or not bearer:
+            return error(
+                401,
+                "unauthenticated",
+                "malformed Authorization header",
+                _challenge("invalid_token", "malformed"),
+            )
+        try:
+            answer = await self.gate.check(bearer)
+        except Refused as exc:
+            reason = exc.reason
+            return error(
+                401,
+                "unauthenticated",
+                f"token refused: {reason}",
+                _challenge("invalid_token", f"token {reason}"),
+            )
+        except ControlPlaneUnavailable as exc:
+            logger.warning("introspection failed: %s", exc)
+            return error(503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly")
+        principal = answer.principal
+        assert principal is not None
+        if principal.project != project:
+            return error(
+                403,
+                "forbidden",
+                f'this token belongs to project "{principal.project}", not "{project}"',
+                _challenge("insufficient_scope"),
+            )
+        sha = principal.token_sha or ""
+        scope["user"] = AuthenticatedUser(AccessToken(token=sha, client_id=sha, scopes=[], subject=sha))
+        scope[CALLER_SCOPE_KEY] = Caller(principal, bearer)
+        return None
+
+
+def loopback_hosts(extra: Sequence[str] = ()) -> list[str]:
+    return ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]", *extra]
+
+
+def loopback_origins(extra: Sequence[str] = ()) -> list[str]:
+    return ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *extra]

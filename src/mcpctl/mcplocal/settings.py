@@ -1,0 +1,72 @@
+"""mcplocal's settings (`MCPLOCAL_*`), read the same way by `mcplocal serve|stdio` and by mcpd for
+the embedded endpoint. Times are milliseconds, as the contract names them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcpctl.mcplocal.router import RouterSettings
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCPLOCAL_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="`mcplocal serve`: address to listen on.")
+    port: int = Field(3200, ge=0, le=65535, description="`mcplocal serve`: port to listen on.")
+    mcpd_url: str = Field(
+        "http://127.0.0.1:3000", description="`mcplocal serve` and `stdio`: the mcpd to ask (split mode)."
+    )
+    token_positive_ttl_ms: int = Field(
+        30_000, ge=0, le=3_600_000, description="How long an accepted token's introspection is cached."
+    )
+    token_negative_ttl_ms: int = Field(
+        5_000, ge=0, le=3_600_000, description="How long a refused token's introspection is cached."
+    )
+    discovery_positive_ttl_ms: int = Field(
+        60_000,
+        ge=0,
+        le=86_400_000,
+        description="How long a server's tools/resources/prompts lists are cached.",
+    )
+    discovery_negative_ttl_ms: int = Field(
+        10_000, ge=0, le=86_400_000, description="How long a server whose discovery failed is left alone."
+    )
+    discovery_timeout_ms: int = Field(
+        5_000, ge=1, le=600_000, description="Deadline for one server's discovery (all its list pages)."
+    )
+    project_ttl_ms: int = Field(
+        5_000,
+        ge=0,
+        le=600_000,
+        description="How long a project's server list is cached (mcpd itself invalidates on change).",
+    )
+    page_size: int = Field(500, ge=1, le=100_000, description="Most items in one page of a list.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values accepted besides loopback (DNS-rebinding protection); JSON list.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origin header values accepted besides loopback origins; JSON list."
+    )
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    session_idle_seconds: float = Field(
+        1800.0, gt=0, le=86_400, description="A legacy MCP session unused this long is closed."
+    )
+    audit_flush_ms: int = Field(
+        500, ge=10, le=60_000, description="Audit events are written at least this often."
+    )
+    audit_queue_max: int = Field(
+        100_000,
+        ge=100,
+        description="Most audit events held in memory; beyond it they are counted and logged as dropped.",
+    )
+
+    def router_settings(self) -> RouterSettings:
+        return RouterSettings(
+            discovery_positive_seconds=self.discovery_positive_ttl_ms / 1000,
+            discovery_negative_seconds=self.discovery_negative_ttl_ms / 1000,
+            discovery_timeout_seconds=self.discovery_timeout_ms / 1000,
+            project_ttl_seconds=self.project_ttl_ms / 1000,
+            page_size=self.page_size,
+        )
