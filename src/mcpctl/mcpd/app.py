@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 import mcpctl
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, errors
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
+from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcpd.kinds import HANDLERS
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
 from mcpctl.mcpd.routers import audit as audit_router
@@ -28,6 +31,7 @@ from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.metrics import InstanceCollector
 from mcpctl.mcpd.supervisor.sessions import ProxySessions
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
+from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -45,14 +49,25 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
+class _ProjectEndpoint:
+    """`/projects/{project}/mcp`: the embedded gateway of this app (created by the lifespan)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: AppState = scope["app"].state.mcpd
+        assert state.gateway is not None
+        await state.gateway.app(scope, receive, send)
+
+
+def create_app(settings: Settings, gateway_settings: GatewaySettings | None = None) -> FastAPI:
     """Build an mcpd application. Nothing is opened until the lifespan starts."""
     metrics = Metrics()
+    gateway_config = gateway_settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url)
         collector: InstanceCollector | None = None
+        stack = AsyncExitStack()
         try:
             await db.migrate()
             state = AppState(
@@ -70,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
             state.supervisor = Supervisor(db, state.cipher, settings)
             collector = InstanceCollector(state.supervisor)
             metrics.registry.register(collector)
+            state.gateway = Gateway(db, state.supervisor, gateway_config, settings.resolved_public_url)
+            await stack.enter_async_context(state.gateway.running())
             if settings.supervise:
                 await state.supervisor.start()
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
@@ -78,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             state_now: AppState | None = getattr(app.state, "mcpd", None)
             if state_now is not None and state_now.proxy_sessions is not None:
                 state_now.proxy_sessions.closing.set()
+            await stack.aclose()  # the project endpoint's sessions end; queued audit events are written
             if state_now is not None and state_now.supervisor is not None:
                 await state_now.supervisor.stop()  # every child process group terminated and reaped
             if collector is not None:
@@ -105,6 +123,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api)
     app.include_router(mcp_proxy.router)
     app.include_router(ops.router)
+    app.router.routes.append(
+        Route("/projects/{project}/mcp", _ProjectEndpoint(), methods=["GET", "POST", "DELETE"])
+    )
 
     async def on_forbidden(request: Request, error: McpctlError) -> None:
         state: AppState | None = getattr(request.app.state, "mcpd", None)

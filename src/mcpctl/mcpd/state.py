@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,9 @@ from mcpctl.mcpd.supervisor.sessions import ProxySessions
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.storage.database import Database
 
+if TYPE_CHECKING:
+    from mcpctl.mcpd.gateway import Gateway
+
 
 @dataclass
 class AppState:
@@ -25,6 +29,7 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     supervisor: Supervisor | None = None
     proxy_sessions: ProxySessions | None = None
+    gateway: Gateway | None = None
 
     def context(self, session: AsyncSession, principal: Principal) -> KindContext:
         """What kind handlers need for one unit of work."""
@@ -34,4 +39,5 @@ class AppState:
             principal=principal,
             passwords=self.passwords,
             data_dir=self.settings.data_dir,
+            offered_names=self.gateway.offered_names if self.gateway is not None else None,
         )

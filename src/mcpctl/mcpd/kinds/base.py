@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,9 @@ class KindContext:
     data_dir: Path
     # Work that must wait until the unit of work has committed (e.g. removing files).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # What a running server offers now ({"tools": [...], "prompts": [...]}), None when it cannot say:
+    # lets a toolPrefixMode-never project refuse colliding names when it is configured.
+    offered_names: Callable[[str], Awaitable[dict[str, list[str]] | None]] | None = None
 
 
 def iso(value: datetime) -> str:

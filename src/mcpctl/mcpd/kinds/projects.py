@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
 import sqlalchemy as sa
 
 from mcpctl.core.kinds import kind_for_noun
+from mcpctl.core.namespacing import Naming
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
 from mcpctl.mcpd.schemas import ProjectSpec
 from mcpctl.storage import tables
@@ -60,12 +62,27 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
             )
             ctx.after_commit.append(functools.partial(remove_token_file, ctx.data_dir, token, row.name))
 
+    @staticmethod
+    async def _refuse_collisions(ctx: KindContext, servers: list[str], separator: str) -> None:
+        """`toolPrefixMode: never` exposes upstream names as they are: two servers offering the same
+        tool or prompt name is refused here (400), with both servers named. Servers that are not
+        running cannot say; the endpoint hides later duplicates at run time and logs them."""
+        assert ctx.offered_names is not None
+        offered = dict(zip(servers, await asyncio.gather(*map(ctx.offered_names, servers)), strict=True))
+        naming = Naming("never", separator, tuple(servers))
+        for what in ("tools", "prompts"):
+            naming.index(
+                {s: names[what] for s, names in offered.items() if names is not None}, what=what[:-1]
+            )
+
     async def write(self, ctx: KindContext, row: tables.Project, spec: ProjectSpec) -> None:
         names = list(dict.fromkeys(spec.servers))
         kept = {link.server.name for link in row.server_links} if sa.inspect(row).persistent else set()
         found = await resolve(
             ctx, tables.Server.name, names, what="server", field="servers", plural="servers", kept=kept
         )
+        if spec.toolPrefixMode == "never" and ctx.offered_names is not None:
+            await self._refuse_collisions(ctx, names, spec.toolNameSeparator)
         row.proxy_model = spec.proxyModel
         row.tool_prefix_mode = spec.toolPrefixMode
         row.tool_name_separator = spec.toolNameSeparator

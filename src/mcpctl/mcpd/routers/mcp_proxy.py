@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import fnmatch
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NO
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, describe
+from mcpctl.mcpd import audit
 from mcpctl.mcpd.deps import authenticated, get_state
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
@@ -40,6 +42,7 @@ from mcpctl.mcpd.supervisor.connection import (
 )
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.mcpd.supervisor.sessions import ProxySession, ProxySessions
+from mcpctl.mcplocal.ports import AuditRecord
 from mcpctl.storage import tables
 
 router = APIRouter(tags=["mcp proxy"])
@@ -226,7 +229,58 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
             message_id, INVALID_PARAMS, f"Unknown tool: {tool!r} is not allowed on server {name!r}"
         )
     streaming = "text/event-stream" in request.headers.get("accept", "")
-    return await _forward(runtime, session, message_id, method, params, streaming=streaming)
+    audit_hook = _audit_hook(request, state, principal, project, name, method, params, session)
+    return await _forward(runtime, session, message_id, method, params, streaming=streaming, audit=audit_hook)
+
+
+_AUDITED = {
+    "tools/call": ("tool_call", "name"),
+    "resources/read": ("resource_read", "uri"),
+    "prompts/get": ("prompt_get", "name"),
+}
+
+
+def _audit_hook(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    project: str | None,
+    server: str,
+    method: str,
+    params: dict[str, Any] | None,
+    session: ProxySession | None,
+) -> Callable[[str, float], None] | None:
+    """Record tools/call, resources/read and prompts/get as AuditEvents (queued, off the hot
+    path). This is where split-mode mcplocal's calls are audited: it sends the downstream session
+    id in X-Mcpctl-Session."""
+    audited = _AUDITED.get(method)
+    if audited is None or state.gateway is None:
+        return None
+    kind, field = audited
+    queue = state.gateway.audit
+    target = str((params or {}).get(field, ""))[:500]
+    downstream = request.headers.get("x-mcpctl-session")
+    session_id = downstream or (session.id if session is not None else None) or None
+    request_id = getattr(request.state, "request_id", None)
+    client = audit.client_addr(request)
+
+    def record(outcome: str, seconds: float) -> None:
+        queue.put(
+            AuditRecord(
+                kind,
+                principal,
+                project or principal.project,
+                server,
+                target,
+                outcome,
+                int(seconds * 1000),
+                session_id[:128] if session_id else None,
+                request_id,
+                client,
+            )
+        )
+
+    return record
 
 
 async def _initialize(
@@ -260,7 +314,7 @@ def tool_allowed(runtime: ServerRuntime, tool: str) -> bool:
     return not any(fnmatch.fnmatchcase(tool, pattern) for pattern in deny)
 
 
-def _filter_tools(runtime: ServerRuntime, answer: dict[str, Any]) -> dict[str, Any]:
+def filter_tools(runtime: ServerRuntime, answer: dict[str, Any]) -> dict[str, Any]:
     result = answer.get("result")
     if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
         return answer
@@ -278,8 +332,10 @@ async def _forward(
     params: dict[str, Any] | None,
     *,
     streaming: bool,
+    audit: Callable[[str, float], None] | None = None,
 ) -> Response:
     notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started = time.perf_counter()
 
     async def on_progress(note: dict[str, Any]) -> None:
         notes.put_nowait(note)
@@ -292,9 +348,11 @@ async def _forward(
         answer = await connection.request(
             method, params, timeout=runtime.config.call_seconds, notify=on_progress if streaming else None
         )
-        return _filter_tools(runtime, answer) if method == "tools/list" else answer
+        return filter_tools(runtime, answer) if method == "tools/list" else answer
 
     task = asyncio.create_task(call())
+    if audit is not None:
+        task.add_done_callback(lambda done: audit(_outcome(done), time.perf_counter() - started))
     key = json.dumps(message_id)
     if session is not None:
         session.inflight[key] = task
@@ -346,6 +404,16 @@ async def _forward(
                 task.cancel()  # the caller went away: the upstream is told (notifications/cancelled)
 
     return _sse_response(stream())
+
+
+def _outcome(task: asyncio.Task[dict[str, Any]]) -> str:
+    if task.cancelled() or task.exception() is not None:
+        return "error"
+    answer = task.result()
+    if "error" in answer:
+        return "denied" if (answer.get("error") or {}).get("code") == INVALID_PARAMS else "error"
+    result = answer.get("result")
+    return "error" if isinstance(result, dict) and result.get("isError") else "ok"
 
 
 async def _replay(messages: list[dict[str, Any]]) -> AsyncIterator[bytes]:

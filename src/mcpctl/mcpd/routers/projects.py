@@ -1,4 +1,4 @@
-"""Project-scoped lists: GET /projects/{project}/servers."""
+"""Project-scoped reads: GET /projects/{project}/servers and /projects/{project}/endpoint."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from mcpctl.core.policy import can_access, ensure_visible
+from mcpctl.core.errors import ForbiddenError, NotFoundError
+from mcpctl.core.policy import can_access, describe, ensure_visible
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd.deps import CurrentPrincipal, State
+from mcpctl.mcpd.gateway import project_view
 from mcpctl.mcpd.kinds.projects import ProjectHandler
 from mcpctl.mcpd.kinds.servers import ServerHandler
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ListOut
+from mcpctl.mcplocal.ports import Caller
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 _projects, _servers = ProjectHandler(), ServerHandler()
@@ -37,3 +40,32 @@ async def project_servers(
             and matches(link.server.labels or {})
         ]
     return {"kind": "List", "items": items}
+
+
+@router.get("/{name}/endpoint", summary="What the project's MCP endpoint serves this caller (for mcplocal)")
+async def project_endpoint(name: NamePath, state: State, principal: CurrentPrincipal) -> Any:
+    """The project's servers in order (only those the caller may use through the endpoint) and how
+    names are exposed. An McpToken of the project may always ask (that is what mcplocal does with
+    the caller's bearer); a user needs `view` on the project, and sees the servers they may `run`."""
+    if principal.kind == "token":
+        if principal.project != name:
+            raise ForbiddenError(
+                f"{describe(principal)} may only be used under /api/v1/projects/{principal.project}/",
+                details={"project": principal.project},
+            )
+    else:
+        ensure_visible(principal, "projects", name, kind="Project")
+    async with state.db.read() as session:
+        view = await project_view(session, name)
+    if view is None:
+        raise NotFoundError(f'project "{name}" not found', details={"kind": "Project", "name": name})
+    if principal.kind == "token":
+        servers = [s for s in view.servers if Caller(principal, "").may_use(s)]
+    else:
+        servers = [s for s in view.servers if can_access(principal, "run", "servers", s)]
+    return {
+        "project": view.name,
+        "toolPrefixMode": view.prefix_mode,
+        "toolNameSeparator": view.separator,
+        "servers": servers,
+    }

@@ -252,6 +252,8 @@ def _committed(state: AppState, plural: str) -> None:
     """A change is in the database: tell whoever follows it (the supervisor runs servers)."""
     if plural in ("servers", "secrets") and state.supervisor is not None:
         state.supervisor.poke()
+    if state.gateway is not None:  # project endpoints: server lists, bindings and users may have changed
+        state.gateway.configuration_changed()
 
 
 def _record_change(

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_types import METHOD_NOT_FOUND, REQUEST_TIMEOUT
+from mcp_types import INTERNAL_ERROR, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 import mcpctl
@@ -32,6 +32,8 @@ SUPPORTED_VERSIONS = HANDSHAKE_PROTOCOL_VERSIONS
 UPSTREAM_UNAVAILABLE = -32000
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
+Relay = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+RELAYED = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 
 
 class UpstreamError(Exception):
@@ -54,6 +56,9 @@ class _Pending:
     notify: Notify | None  # the caller's stream for notifications of this request (progress, logs)
     progress_token: str | None = None
     original_token: Any = None
+    # Asks the caller's client on the upstream's behalf (sampling, elicitation, roots): returns
+    # {"result": …} or {"error": …}.
+    relay: Relay | None = None
 
 
 class Connection:
@@ -68,6 +73,7 @@ class Connection:
         self._progress: dict[str, int] = {}  # upstream progress token → upstream request id
         self._closed_reason: str | None = None
         self.initialize_result: dict[str, Any] | None = None
+        self._relays: set[asyncio.Task[None]] = set()
 
     @property
     def inflight(self) -> int:
@@ -116,6 +122,12 @@ class Connection:
                 entry.future.set_result(message)
             return
         if "id" in message:
+            relay = self._relay_for(message)
+            if relay is not None:  # answered by a caller's client: never block this reader on it
+                task = asyncio.create_task(self._relay(relay, message))
+                self._relays.add(task)
+                task.add_done_callback(self._relays.discard)
+                return
             await self._answer_upstream_request(message)
             return
         params = message.get("params")
@@ -137,6 +149,25 @@ class Connection:
             return
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
+
+    def _relay_for(self, message: dict[str, Any]) -> Relay | None:
+        """Whose client answers a request from the upstream. Over stdio nothing says which of our
+        requests it belongs to, so it goes to the one caller in flight when that caller can relay
+        it (as log lines do); with several in flight it cannot be attributed and is refused."""
+        if message.get("method") not in RELAYED or len(self._pending) != 1:
+            return None
+        (entry,) = self._pending.values()
+        return entry.relay
+
+    async def _relay(self, relay: Relay, message: dict[str, Any]) -> None:
+        try:
+            answer = await relay({"method": message["method"], "params": message.get("params")})
+        except Exception as exc:  # boundary: the caller's client failed; the upstream gets an error
+            answer = {"error": {"code": INTERNAL_ERROR, "message": f"the client could not answer: {exc}"}}
+        reply = {"jsonrpc": "2.0", "id": message["id"], **answer}
+        with contextlib.suppress(LinkClosed, TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.link.send(reply)
 
     async def _answer_upstream_request(self, message: dict[str, Any]) -> None:
         """Requests from the upstream: ping and roots/list are answered here; sampling and
@@ -165,6 +196,7 @@ class Connection:
         *,
         timeout: float,
         notify: Notify | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         """Send one request; return the upstream's response message (`result` or `error`).
 
@@ -174,7 +206,7 @@ class Connection:
             raise UpstreamGone(f"{self.label} {self._closed_reason}")
         upstream_id = next(self._ids)
         loop = asyncio.get_running_loop()
-        entry = _Pending(future=loop.create_future(), notify=notify)
+        entry = _Pending(future=loop.create_future(), notify=notify, relay=relay)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": upstream_id, "method": method}
         if params is not None:
             params = dict(params)
@@ -239,7 +271,12 @@ class Connection:
             "initialize",
             {
                 "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "capabilities": {"roots": {"listChanged": False}},
+                # sampling and elicitation are relayed to the caller whose request caused them
+                "capabilities": {
+                    "roots": {"listChanged": False},
+                    "sampling": {},
+                    "elicitation": {"form": {}, "url": {}},
+                },
                 "clientInfo": {"name": "mcpd", "version": mcpctl.__version__},
             },
             timeout=timeout,

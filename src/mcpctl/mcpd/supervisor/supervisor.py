@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 
 logger = logging.getLogger(__name__)
+
+ServerListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class Supervisor:
@@ -38,6 +41,8 @@ class Supervisor:
             backoff_reset_seconds=settings.backoff_reset_seconds,
         )
         self.runtimes: dict[str, ServerRuntime] = {}
+        # Who hears every server's notifications that belong to no request (the project endpoint).
+        self.listeners: list[ServerListener] = []
         self._poked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -91,9 +96,17 @@ class Supervisor:
                 current = self.runtimes.get(name)
                 if current is None:
                     runtime = self.runtimes[name] = ServerRuntime(config, self.tuning)
+                    runtime.subscribers.add(self._relay_to_listeners(name))
                     runtime.start()
                 elif current.config != config:
                     await current.apply(config)
+
+    def _relay_to_listeners(self, name: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        async def relay(message: dict[str, Any]) -> None:
+            for listener in list(self.listeners):
+                await listener(name, message)
+
+        return relay
 
     async def load(self) -> dict[str, ServerConfig]:
         async with self.db.read() as session:

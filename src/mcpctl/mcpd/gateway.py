@@ -1,0 +1,236 @@
+"""The embedded project endpoint: mcplocal's router linked into mcpd (DESIGN §1, "no HTTP hop").
+
+`EmbeddedPlane` is the in-process adapter of mcplocal's control-plane port: introspection is the
+same McpToken check the API uses, the project comes straight from the database, upstreams are the
+supervisor's running instances, and AuditEvents are written by a batching queue. `Gateway` holds the
+pieces and serves `/projects/{project}/mcp` on mcpd's own port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcpctl.core import tokens
+from mcpctl.core.namespacing import PrefixMode
+from mcpctl.mcpd.auth import authenticate_mcptoken, touch_token
+from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
+from mcpctl.mcpd.supervisor.connection import UpstreamError
+from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
+from mcpctl.mcpd.supervisor.supervisor import Supervisor
+from mcpctl.mcplocal.audit import AuditQueue
+from mcpctl.mcplocal.endpoint import Endpoint
+from mcpctl.mcplocal.http import ProjectMcpApp, TokenGate, loopback_hosts, loopback_origins
+from mcpctl.mcplocal.ports import (
+    AuditRecord,
+    Caller,
+    ControlPlaneUnavailable,
+    Introspection,
+    Message,
+    Notify,
+    ProjectView,
+    Relay,
+    ServerEvent,
+    UpstreamFailure,
+)
+from mcpctl.mcplocal.router import Router, without_envelope
+from mcpctl.mcplocal.settings import GatewaySettings
+from mcpctl.storage import tables
+from mcpctl.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+
+async def project_view(session: AsyncSession, name: str) -> ProjectView | None:
+    """What a project endpoint serves: the project's servers in order, and how names are exposed."""
+    project = (await session.execute(sa.select(tables.Project).where(tables.Project.name == name))).scalar()
+    if project is None:
+        return None
+    mode: PrefixMode = "never" if project.tool_prefix_mode == "never" else "always"
+    return ProjectView(
+        name=project.name,
+        servers=tuple(link.server.name for link in project.server_links),
+        prefix_mode=mode,
+        separator=project.tool_name_separator or "__",
+    )
+
+
+class EmbeddedUpstream:
+    """A server of the project as its supervised instances reach it.
+
+    A 2026-07-28 caller's request to a `transport: http` server that speaks 2026-07-28 goes as that
+    caller's own request, envelope kept (supervisor/modern.py): the upstream sees the caller's
+    capabilities and may answer `input_required`, which passes back untouched. Everything else goes
+    down the replica's shared 2025-11-25 connection without the envelope."""
+
+    def __init__(self, supervisor: Supervisor | None, name: str, modern: ModernChannels):
+        self.supervisor, self.name, self.modern = supervisor, name, modern
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        timeout: float | None,
+        notify: Notify | None,
+        relay: Relay | None = None,
+    ) -> Message:
+        runtime = self.supervisor.runtime(self.name) if self.supervisor is not None else None
+        if runtime is None:
+            raise UpstreamFailure(self.name, f'server "{self.name}" is not running')
+        if method == "tools/call" and not tool_allowed(runtime, str((params or {}).get("name", ""))):
+            tool = (params or {}).get("name")
+            return {"error": {"code": -32602, "message": f"Unknown tool: {tool!r}"}}
+        config = runtime.config
+        try:
+            replica = await runtime.pick(config.init_seconds)
+            version = caller_version(params)
+            channel = await self.modern.channel(config) if version is not None else None
+            if (
+                params is not None
+                and version is not None
+                and channel is not None
+                and await channel.supports(version, replica.name, replica.started_at, config.init_seconds)
+            ):
+                answer = await channel.request(
+                    method, params, timeout=timeout or config.call_seconds, notify=notify
+                )
+            else:
+                connection = replica.connection
+                if connection is None:
+                    raise UpstreamFailure(self.name, runtime.unavailable_reason())
+                answer = await connection.request(
+                    method,
+                    without_envelope(params) if params is not None else None,
+                    timeout=timeout or config.call_seconds,
+                    notify=notify,
+                    relay=relay,
+                )
+        except UpstreamError as exc:
+            raise UpstreamFailure(self.name, str(exc), exc.code) from None
+        return filter_tools(runtime, answer) if method == "tools/list" else answer
+
+
+class EmbeddedPlane:
+    def __init__(self, db: Database, supervisor: Supervisor | None):
+        self.db, self.supervisor = db, supervisor
+        self.modern = ModernChannels()
+
+    async def introspect(self, bearer: str) -> Introspection:
+        if not tokens.looks_like_token(bearer):
+            return Introspection(False, "malformed")
+        try:
+            async with self.db.read() as session:
+                result = await authenticate_mcptoken(session, bearer)
+            if result.touch and result.principal.token_id is not None:
+                async with self.db.write() as session:
+                    await touch_token(session, result.principal.token_id)
+        except Exception as exc:  # the database is down: say so, do not remember a refusal
+            raise ControlPlaneUnavailable(f"database: {type(exc).__name__}") from exc
+        if result.principal.kind != "token":
+            return Introspection(False, result.error or "unknown")
+        return Introspection(True, principal=result.principal, expires_at=result.expires_at)
+
+    async def project(self, caller: Caller) -> ProjectView:
+        async with self.db.read() as session:
+            view = await project_view(session, caller.project)
+        return view or ProjectView(caller.project, ())
+
+    def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> EmbeddedUpstream:
+        return EmbeddedUpstream(self.supervisor, server, self.modern)
+
+    healthy = True  # in-process: the database's own failures surface per request
+
+    async def ready(self) -> str | None:
+        return None
+
+    def watch(self, callback: ServerEvent) -> None:
+        if self.supervisor is not None:
+            self.supervisor.listeners.append(callback)
+
+    async def audit(self, records: Sequence[AuditRecord]) -> None:
+        async with self.db.write() as session:
+            session.add_all([audit_row(r) for r in records])
+
+
+def audit_row(record: AuditRecord) -> tables.AuditEvent:
+    principal = record.principal
+    return tables.AuditEvent(
+        kind=record.kind,
+        user=principal.owner if principal.kind == "token" else principal.email,
+        token_name=principal.token_name,
+        token_sha=principal.token_sha,
+        project=record.project,
+        server=record.server,
+        target=record.target[:500],
+        outcome=record.outcome,
+        duration_ms=record.duration_ms,
+        session_id=(record.session_id or None) and record.session_id[:128],
+        request_id=record.request_id,
+        client_addr=record.client_addr,
+    )
+
+
+class Gateway:
+    """The project endpoint inside mcpd: router, token gate, SDK session manager, audit queue."""
+
+    def __init__(
+        self, db: Database, supervisor: Supervisor | None, settings: GatewaySettings, public_url: str
+    ):
+        self.settings = settings
+        self.plane = EmbeddedPlane(db, supervisor)
+        self.audit = AuditQueue(
+            self.plane.audit, flush_seconds=settings.audit_flush_ms / 1000, max_queue=settings.audit_queue_max
+        )
+        self.router = Router(self.plane, settings.router_settings(), self.audit.put)
+        self.endpoint = Endpoint(self.router)
+        self.gate = TokenGate(
+            self.plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000
+        )
+        public = urlsplit(public_url)
+        extra_hosts = [public.netloc] if public.netloc else []
+        extra_origins = [f"{public.scheme}://{public.netloc}"] if public.netloc else []
+        self.app = ProjectMcpApp(
+            self.endpoint,
+            self.gate,
+            allowed_hosts=loopback_hosts([*extra_hosts, *settings.allowed_hosts]),
+            allowed_origins=loopback_origins([*extra_origins, *settings.allowed_origins]),
+            max_body_bytes=settings.max_body_bytes,
+            session_idle_seconds=settings.session_idle_seconds,
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        self.audit.start()
+        try:
+            async with self.app.sessions.run():
+                yield
+        finally:
+            self.endpoint.close()
+            await self.audit.close()
+            await self.plane.modern.aclose()
+
+    async def offered_names(self, server: str) -> dict[str, list[str]] | None:
+        """The tool and prompt names a server offers now, if it is running (None otherwise)."""
+        supervisor = self.plane.supervisor
+        runtime = supervisor.runtime(server) if supervisor is not None else None
+        if runtime is None or not any(replica.ready for replica in runtime.replicas):
+            return None
+        found: dict[str, list[str]] = {}
+        for kind in ("tools", "prompts"):
+            items = await self.router.discover(None, server, kind)
+            if items is None:
+                return None
+            found[kind] = [str(item["name"]) for item in items]
+        return found
+
+    def configuration_changed(self) -> None:
+        """Projects, servers, bindings or users changed in this mcpd: forget cached views."""
+        self.router.invalidate()
+        self.gate.invalidate()
