@@ -1,0 +1,209 @@
+"""The project endpoint's router under faults and bad input: a dead and a hanging upstream next to a
+healthy one, pagination with the gateway's own cursor, toolPrefixMode never, and malformed requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin, running_mcpd
+from tests.e2e.test_project_endpoint import client, endpoint, mint
+from tests.e2e.upstreams import ACCEPT, FIXTURE, INITIALIZE, PYTHON, run, upstream_env, wait_running
+
+pytestmark = pytest.mark.e2e
+PAGE = 4
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
+    env = {**upstream_env(), "MCPLOCAL_PAGE_SIZE": str(PAGE), "MCPLOCAL_DISCOVERY_TIMEOUT_MS": "1500"}
+    with running_mcpd(tmp_path_factory.mktemp("mcpd-faults"), "sqlite", **env) as mcpd:
+        yield mcpd
+
+
+@pytest.fixture(scope="module")
+def black_hole() -> Iterator[str]:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+
+
+@pytest.fixture(scope="module")
+def op(daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory, black_hole: str) -> Cli:
+    op = login_admin(_cli_maker(daemon, tmp_path_factory.mktemp("clis"))())
+    fixture = ("--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
+    op.ok("create", "server", "fx", *fixture)
+    op.ok("create", "server", "fx-twin", *fixture)
+    op.ok("create", "server", "dead", "--transport", "stdio", "--command", "false")
+    op.ok("create", "server", "hang", "--transport", "http", "--url", black_hole)
+    op.ok("create", "project", "mixed", "--server", "dead", "--server", "hang", "--server", "fx")
+    wait_running(op, "fx", 1)
+    wait_running(op, "fx-twin", 1)
+    return op
+
+
+def rpc(http: httpx.Client, url: str, token: str, method: str, params: Any = None, **headers: str) -> Any:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 7, "method": method}
+    if params is not None:
+        body["params"] = params
+    sent = {**ACCEPT, "Authorization": f"Bearer {token}", "Mcp-Protocol-Version": "2025-11-25", **headers}
+    return http.post(url, json=body, headers=sent)
+
+
+def session(http: httpx.Client, url: str, token: str) -> str:
+    answer = http.post(url, json=INITIALIZE, headers={**ACCEPT, "Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    sid: str = answer.headers["mcp-session-id"]
+    http.post(
+        url,
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        headers={**ACCEPT, "Authorization": f"Bearer {token}", "Mcp-Session-Id": sid},
+    )
+    return sid
+
+
+def answer_of(response: httpx.Response) -> Any:
+    """The JSON-RPC answer in a JSON or SSE body."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return response.json()
+
+
+def test_broken_upstreams_cost_one_discovery_timeout_then_nothing(op: Cli) -> None:
+    token = mint(op, "mixed", "partial")
+
+    async def scenario() -> tuple[list[str], float, float, Any, Any]:
+        async with client(endpoint(op, "mixed"), token) as session:
+            started = time.monotonic()
+            names: list[str] = []
+            cursor = None
+            while True:
+                page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+                names += [t.name for t in page.tools]
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            first = time.monotonic() - started
+            started = time.monotonic()
+            await session.list_tools()
+            again = time.monotonic() - started
+            good = await session.call_tool("fx__echo", {"text": "still here"})
+            bad = await session.call_tool("dead__anything", {})
+            return names, first, again, good, bad
+
+    names, first, again, good, bad = run(scenario)
+    assert "fx__echo" in names and not any(n.startswith(("dead__", "hang__")) for n in names)
+    assert first < 10, f"a hanging upstream held the list for {first:.1f}s"
+    assert again < 1.0, "the failed upstreams are remembered (negative TTL), not asked again"
+    assert good.content[0].text == "still here"
+    assert bad.is_error and 'server "dead"' in bad.content[0].text
+
+
+def test_pages_follow_the_gateway_cursor(op: Cli, daemon: Mcpd) -> None:
+    op.ok("create", "project", "paged", "--server", "fx", "--server", "fx-twin")
+    token = mint(op, "paged", "pager")
+    url = endpoint(op, "paged")
+    with httpx.Client(timeout=30) as http:
+        sid = session(http, url, token)
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(100):
+            answer = answer_of(
+                rpc(
+                    http,
+                    url,
+                    token,
+                    "tools/list",
+                    {"cursor": cursor} if cursor else None,
+                    **{"Mcp-Session-Id": sid},
+                )
+            )
+            tools = answer["result"]["tools"]
+            assert 0 < len(tools) <= PAGE
+            seen += [t["name"] for t in tools]
+            cursor = answer["result"].get("nextCursor")
+            if not cursor:
+                break
+        assert len(seen) == len(set(seen)), "no name twice"
+        assert any(n.startswith("fx__") for n in seen) and any(n.startswith("fx-twin__") for n in seen)
+        assert seen.index("fx__echo") < seen.index("fx-twin__echo")
+        bad = answer_of(
+            rpc(http, url, token, "tools/list", {"cursor": "not-a-cursor"}, **{"Mcp-Session-Id": sid})
+        )
+        assert bad["error"]["code"] == -32602
+
+
+def test_never_mode_refuses_colliding_names_and_exposes_plain_names(op: Cli) -> None:
+    clash = op(
+        "create", "project", "clash", "--server", "fx", "--server", "fx-twin", "--tool-prefix-mode", "never"
+    )
+    assert clash.returncode == 1
+    assert 'is offered by servers "fx" and "fx-twin"' in clash.stderr
+    assert op("get", "project", "clash").returncode == 1, "nothing was created"
+    op.ok("create", "project", "plain", "--server", "fx", "--tool-prefix-mode", "never")
+    token = mint(op, "plain", "plain")
+
+    async def names() -> list[str]:
+        async with client(endpoint(op, "plain"), token) as session:
+            return [t.name for t in (await session.list_tools()).tools]
+
+    assert "echo" in run(names)
+
+
+def test_bad_input_gets_the_spec_status_never_a_500(op: Cli) -> None:
+    token = mint(op, "mixed", "bad-input")
+    url = endpoint(op, "mixed")
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=30) as http:
+        sid = session(http, url, token)
+        garbage = http.post(
+            url,
+            content=b"{not json",
+            headers={**ACCEPT, **auth, "Content-Type": "application/json", "Mcp-Session-Id": sid},
+        )
+        assert garbage.status_code == 400
+        wrong_accept = http.post(url, json=INITIALIZE, headers={**auth, "Accept": "text/plain"})
+        assert wrong_accept.status_code == 406
+        huge = http.post(
+            url,
+            content=b"[" + b" " * (5 * 1024 * 1024) + b"]",
+            headers={**ACCEPT, **auth, "Content-Type": "application/json"},
+        )
+        assert huge.status_code == 413
+        unknown = answer_of(rpc(http, url, token, "no/such/method", {}, **{"Mcp-Session-Id": sid}))
+        assert unknown["error"]["code"] == -32601
+        bad_version = rpc(
+            http,
+            url,
+            token,
+            "tools/list",
+            None,
+            **{"Mcp-Session-Id": sid, "Mcp-Protocol-Version": "1999-01-01"},
+        )
+        assert bad_version.status_code == 400
+        unknown_tool = answer_of(
+            rpc(
+                http,
+                url,
+                token,
+                "tools/call",
+                {"name": "fx__nope", "arguments": {}},
+                **{"Mcp-Session-Id": sid},
+            )
+        )
+        assert "error" in unknown_tool or unknown_tool["result"].get("isError")
+        evil_host = http.post(url, json=INITIALIZE, headers={**ACCEPT, **auth, "Host": "evil.example"})
+        assert evil_host.status_code in (400, 421)
+        evil_origin = http.post(
+            url, json=INITIALIZE, headers={**ACCEPT, **auth, "Origin": "http://evil.example"}
+        )
+        assert evil_origin.status_code == 403
