@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-unit test-integration test-e2e lint fmt clean
+.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: $(STAMP) $(NODE_STAMP)
 
 test-unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+## make conformance: the official MCP conformance suite (2025-11-25 and 2026-07-28) against the fixture
+## server directly and through the gateway (mcpd, a project with only that server, an McpToken); fails
+## if a scenario that passes directly fails through the gateway. CONFORMANCE_ARGS e.g. --json, --check-proxy.
+conformance: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m conformance.run $(CONFORMANCE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,0 +1,102 @@
+"""The processes the harness runs on 127.0.0.1: the fixture server over HTTP, the auth proxy, mcpd.
+Each has a log file in the work dir, a bounded wait until it listens, and a bounded stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from conformance.suites import ROOT, SetupError
+
+PYTHON = sys.executable
+FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+POLL_INTERVAL = 0.1
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This environment minus every mcpd/mcpctl/mcplocal setting, so none leaks into what we start."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def background(
+    name: str, command: Sequence[str], port: int, log: Path, env: dict[str, str]
+) -> Iterator[None]:
+    """Run `command` until the block ends; it must be listening on `port` within READY_TIMEOUT."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            list(command),
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not _listening(port):
+                if process.poll() is not None:
+                    raise SetupError(f"{name} exited with {process.returncode} before listening; see {log}")
+                if time.monotonic() > deadline:
+                    raise SetupError(f"{name} did not listen on {port} within {READY_TIMEOUT}s; see {log}")
+                time.sleep(POLL_INTERVAL)
+            yield
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to its process group, a bounded wait, then SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def fixture_http(work: Path, name: str = "fixture") -> Iterator[str]:
+    """The fixture server with the conformance surface over Streamable HTTP; yields its MCP URL.
+    Its log is `<name>.log` in the work dir."""
+    port = free_port()
+    command = [PYTHON, str(FIXTURE), "http", "--port", str(port), "--conformance"]
+    with background(f"the {name} server", command, port, work / f"{name}.log", clean_env()):
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+@contextmanager
+def authproxy(target_url: str, token: str, work: Path, name: str) -> Iterator[str]:
+    """conformance.authproxy in front of `target_url`, adding the bearer `token`; yields the same URL
+    on the proxy's address."""
+    port = free_port()
+    origin, _, path = target_url.partition("://")[2].partition("/")
+    command = [PYTHON, "-m", "conformance.authproxy", "--port", str(port), "--target", f"http://{origin}"]
+    env = {**clean_env(), "AUTHPROXY_TOKEN": token}
+    with background(f"the auth proxy ({name})", command, port, work / f"authproxy-{name}.log", env):
+        yield f"http://127.0.0.1:{port}/{path}"
