@@ -123,8 +123,11 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
     app.include_router(api)
     app.include_router(mcp_proxy.router)
     app.include_router(ops.router)
-    app.router.routes.append(
-        Route("/projects/{project}/mcp", _ProjectEndpoint(), methods=["GET", "POST", "DELETE"])
+    # First, so a project endpoint request is not matched against every API route before it (the
+    # benchmark's profile had route matching at 12% of mcpd's main thread at c=8); no API path
+    # starts with /projects.
+    app.router.routes.insert(
+        0, Route("/projects/{project}/mcp", _ProjectEndpoint(), methods=["GET", "POST", "DELETE"])
     )
 
     async def on_forbidden(request: Request, error: McpctlError) -> None:
