@@ -83,6 +83,13 @@ class TtlCache(Generic[K, V]):
             while len(self._entries) > self.max_entries:
                 del self._entries[next(iter(self._entries))]  # oldest inserted first
 
+    def peek(self, key: K) -> V | None:
+        """The fresh value held for `key`, without fetching (None when absent, stale or a failure)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.error is not None or entry.expires <= self.clock():
+            return None
+        return entry.value
+
     def invalidate(self, key: K | None = None) -> None:
         """Forget one key (or everything); a fetch in flight is not stored when it lands."""
         self._generation += 1

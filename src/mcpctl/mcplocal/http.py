@@ -118,7 +118,13 @@ class ProjectMcpApp:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.sessions.handle_request(scope, receive, send)
+        validating = None
+        if scope.get("method") == "POST" and Headers(scope=scope).get("mcp-method") == "tools/call":
+            validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY])
+        try:
+            await self.sessions.handle_request(scope, receive, send)
+        finally:
+            self.endpoint.finish_tool_call(validating)
 
     async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:
         query = scope.get("query_string", b"").decode("latin-1")

@@ -285,6 +285,30 @@ class Router:
             result["nextCursor"] = next_cursor
         return result
 
+    async def warm_tools(self, caller: Caller) -> None:
+        """Make the caller's project view and its servers' tool lists cached (see `cached_tool_schema`)."""
+        _, servers = await self.servers(caller)
+        await self.catalog(caller, "tools", servers)
+
+    def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
+        """An exposed tool's inputSchema from what is cached now, without I/O: None when the tool is
+        not offered to this caller or its server's listing is not at hand."""
+        view = self.projects.peek((caller.project, caller.token_sha))
+        if view is None:
+            return None
+        servers = tuple(s for s in view.servers if caller.may_use(s))
+        if view.prefix_mode == "always":
+            resolved = Naming(view.prefix_mode, view.separator, servers).resolve(exposed)
+            candidates = [resolved] if resolved is not None else []
+        else:
+            candidates = [(server, exposed) for server in servers]
+        for server, name in candidates:
+            for item in self.discovery.peek((server, "tools")) or ():
+                if item["name"] == name:
+                    schema = item.get("inputSchema")
+                    return schema if isinstance(schema, dict) else None
+        return None
+
     # ---- routing -------------------------------------------------------------------------------
 
     async def _resolve_name(self, caller: Caller, kind_name: str, exposed: str) -> tuple[str, str] | None:
