@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance
+.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: $(STAMP)
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
 ## (unit, integration on SQLite and PostgreSQL, e2e with real processes).
 test: $(STAMP) $(NODE_STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests conformance bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
@@ -41,15 +41,21 @@ test-unit: $(STAMP) $(NODE_STAMP)
 conformance: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m conformance.run $(CONFORMANCE_ARGS)
 
+## make bench: tools/call through the embedded gateway vs the fixture upstream directly, at concurrency
+## 1, 8 and 32 (each level bounded by count and time): req/s, p50/p95/p99 and the ratios. A measurement,
+## not a test. BENCH_ARGS e.g. --json, --era 2026-07-28, --profile DIR (py-spy).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests conformance bench
+	$(BIN)/ruff format --check src tests conformance bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests conformance bench
+	$(BIN)/ruff check --fix src tests conformance bench
 
 clean:
 	rm -rf $(VENV) node_modules build dist .pytest_cache .mypy_cache .ruff_cache

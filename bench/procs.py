@@ -1,0 +1,195 @@
+"""The processes a benchmark run needs, all on 127.0.0.1: the fixture upstream in its own Streamable
+HTTP mode ("direct"), and an mcpd on a temporary data dir (SQLite) that supervises the same fixture
+over stdio and serves it through a project endpoint ("gateway"), set up with the real CLI.
+
+Every child starts in a session of its own; `Processes.close()` stops each group (SIGTERM, a bounded
+wait, then SIGKILL), and also whatever the group leader had started that lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cpu import tree
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+MCPD = shutil.which("mcpd", path=str(BIN)) or str(BIN / "mcpd")
+MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
+STARTUP_SECONDS = 30.0
+STOP_SECONDS = 10.0
+CLI_SECONDS = 30.0
+
+
+class SetupError(RuntimeError):
+    """A process did not start, or the CLI refused a setup step."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
+    return {**env, **extra}
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+@dataclass
+class Processes:
+    """The children of one run; `close()` is idempotent and safe from a signal's unwinding."""
+
+    workdir: Path
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        try:
+            process = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        finally:
+            log.close()
+        self.children.append(process)
+        return process
+
+    def wait_listening(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SetupError(f"{name} exited with {process.returncode}:\n{self.log(name)[-2000:]}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise SetupError(f"{name} did not listen on {port} within {STARTUP_SECONDS:g}s")
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        children, self.children = self.children, []
+        for process in reversed(children):
+            if process.poll() is not None:
+                continue
+            strays = tree(process.pid)[1:]
+            _killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                _killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_SECONDS)
+            for pid in strays:  # e.g. supervised upstreams in sessions of their own
+                _kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Served:
+    """An MCP endpoint under test: its URL, the bearer it needs, and the pid of the server process."""
+
+    url: str
+    token: str | None
+    pid: int
+
+
+def start_direct(procs: Processes) -> Served:
+    """The fixture serving Streamable HTTP itself."""
+    port = free_port()
+    process = procs.start("fixture", [PYTHON, str(FIXTURE), "http", "--port", str(port)], _clean_env())
+    procs.wait_listening("fixture", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
+
+
+def start_gateway(procs: Processes, replicas: int = 1) -> Served:
+    """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
+    port = free_port()
+    data = procs.workdir / "mcpd-data"
+    env = _clean_env(
+        MCPD_DATA_DIR=str(data),
+        MCPD_LOG_LEVEL="warning",
+        PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+    )
+    process = procs.start("mcpd", [MCPD, "--host", "127.0.0.1", "--port", str(port)], env)
+    procs.wait_listening("mcpd", process, port)
+    base = f"http://127.0.0.1:{port}"
+    cli = _Cli(base, procs.workdir / "mcpctl.yaml")
+    _wait_file(data / "admin-credentials", process)
+    creds = yaml.safe_load((data / "admin-credentials").read_text())
+    cli("login", "--email", creds["email"], "--password-stdin", input=creds["password"] + "\n")
+    server = ["--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE), "--replicas", str(replicas)]
+    cli("create", "server", "fx", *server)
+    cli("create", "project", "bench", "--server", "fx")
+    token = json.loads(cli("create", "mcptoken", "bench", "-p", "bench", "-o", "json"))["token"]
+    _wait_running(cli, "fx", replicas)
+    return Served(f"{base}/projects/bench/mcp", token, process.pid)
+
+
+def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SetupError(f"mcpd did not write {path}")
+        time.sleep(0.05)
+
+
+def _wait_running(cli: _Cli, server: str, count: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        items: list[dict[str, Any]] = json.loads(cli("get", "instances", "--server", server, "-o", "json"))[
+            "items"
+        ]
+        status = [i["status"] for i in items]
+        if len(status) == count and all(
+            s["status"] == "RUNNING" and s["healthStatus"] == "healthy" for s in status
+        ):
+            return
+        time.sleep(0.2)
+    raise SetupError(f"{count} instance(s) of {server} not RUNNING and healthy within {STARTUP_SECONDS:g}s")
+
+
+@dataclass(frozen=True)
+class _Cli:
+    url: str
+    config: Path
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        env = _clean_env(MCPCTL_CONFIG=str(self.config), MCPCTL_MCPD_URL=self.url)
+        result = subprocess.run(
+            [MCPCTL, *args],
+            env=env,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_SECONDS,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SetupError(f"mcpctl {' '.join(args[:3])} → {result.returncode}: {result.stderr.strip()}")
+        return result.stdout
