@@ -377,6 +377,7 @@ class Router:
         name = params.get("name")
         started = time.perf_counter()
         server: str | None = None
+        audited = name  # the upstream's name once resolved (as mcpd's proxy records it in split mode)
         outcome = "error"
         try:
             target = await self._resolve_name(caller, "tools", name) if isinstance(name, str) else None
@@ -384,6 +385,7 @@ class Router:
                 outcome = "denied"
                 raise MCPError(INVALID_PARAMS, f"Unknown tool: {name!r}")
             server, upstream_name = target
+            audited = upstream_name
             try:
                 result = await self._forward(
                     caller, server, "tools/call", {**params, "name": upstream_name}, notify, session, relay
@@ -402,7 +404,7 @@ class Router:
                     caller.principal,
                     caller.project,
                     server,
-                    str(name)[:500],
+                    str(audited)[:500],
                     outcome,
                     int((time.perf_counter() - started) * 1000),
                     session,
@@ -425,6 +427,7 @@ class Router:
         name = params.get("name")
         started = time.perf_counter()
         server: str | None = None
+        audited = name  # the upstream's name once resolved (as mcpd's proxy records it in split mode)
         outcome = "error"
         try:
             target = await self._resolve_name(caller, "prompts", name) if isinstance(name, str) else None
@@ -432,6 +435,7 @@ class Router:
                 outcome = "denied"
                 raise MCPError(INVALID_PARAMS, f"Unknown prompt: {name!r}")
             server, upstream_name = target
+            audited = upstream_name
             try:
                 result = await self._forward(
                     caller, server, "prompts/get", {**params, "name": upstream_name}, notify, session, relay
@@ -449,7 +453,7 @@ class Router:
                     caller.principal,
                     caller.project,
                     server,
-                    str(name)[:500],
+                    str(audited)[:500],
                     outcome,
                     int((time.perf_counter() - started) * 1000),
                     session,
