@@ -21,8 +21,10 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 ## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir.
+## Servers installed by the project (mcp-server-time in .venv, npm ones in node_modules) are on mcpd's PATH,
+## so `mcpctl create server time --command mcp-server-time` works without activating the venv.
 run: $(STAMP)
-	$(BIN)/mcpd
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
 ## (unit, integration on SQLite and PostgreSQL, e2e with real processes).

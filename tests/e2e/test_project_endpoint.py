@@ -101,6 +101,8 @@ def test_auth_refusals(op: Cli) -> None:
     with httpx.Client(timeout=30) as http:
         missing = http.post(url, json=INITIALIZE, headers=headers)
         assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+        assert missing.json()["error"]["code"] == "unauthenticated"
+        assert missing.json()["requestId"] == missing.headers["x-request-id"]  # the one error shape
         for bad in ("mcpctl_pat_" + "A" * 49, "garbage"):
             answer = http.post(url, json=INITIALIZE, headers={**headers, "Authorization": f"Bearer {bad}"})
             assert answer.status_code == 401, bad

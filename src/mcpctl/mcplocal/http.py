@@ -33,8 +33,12 @@ logger = logging.getLogger(__name__)
 _QUERY_TOKEN_KEYS = {"access_token", "token", "bearer", "authorization", "api_key", "apikey"}
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": {}}, "requestId": None}
+def error(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The one JSON error shape, with the request id mcpd's middleware gave the request (if any)."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = {"error": {"code": code, "message": message, "details": {}}, "requestId": request_id}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -110,9 +114,9 @@ class ProjectMcpApp:
         project = scope.get("path_params", {}).get("project", "")
         plane = self.gate.plane
         if not plane.healthy and await plane.ready() is not None:
-            await error(503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly")(
-                scope, receive, send
-            )
+            await error(
+                scope, 503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly"
+            )(scope, receive, send)
             return
         refusal = await self._authenticate(scope, project)
         if refusal is not None:
@@ -132,6 +136,7 @@ class ProjectMcpApp:
             "mcpctl_pat_" in query
         ):
             return error(
+                scope,
                 400,
                 "invalid",
                 "tokens are not accepted in the URL; send Authorization: Bearer <token>",
@@ -140,12 +145,17 @@ class ProjectMcpApp:
         header = Headers(scope=scope).get("authorization")
         if not header:
             return error(
-                401, "unauthenticated", "an McpToken is required (Authorization: Bearer …)", _challenge()
+                scope,
+                401,
+                "unauthenticated",
+                "an McpToken is required (Authorization: Bearer …)",
+                _challenge(),
             )
         scheme, _, bearer = header.partition(" ")
         bearer = bearer.strip()
         if scheme.lower() != "bearer" or not bearer:
             return error(
+                scope,
                 401,
                 "unauthenticated",
                 "malformed Authorization header",
@@ -156,6 +166,7 @@ class ProjectMcpApp:
         except Refused as exc:
             reason = exc.reason
             return error(
+                scope,
                 401,
                 "unauthenticated",
                 f"token refused: {reason}",
@@ -163,11 +174,14 @@ class ProjectMcpApp:
             )
         except ControlPlaneUnavailable as exc:
             logger.warning("introspection failed: %s", exc)
-            return error(503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly")
+            return error(
+                scope, 503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly"
+            )
         principal = answer.principal
         assert principal is not None
         if principal.project != project:
             return error(
+                scope,
                 403,
                 "forbidden",
                 f'this token belongs to project "{principal.project}", not "{project}"',
