@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import MCPCTL, Mcpd, _clean_env, _cli_maker, free_port, login_admin, running_mcpd
+from tests.e2e.conftest import MCPCTL, Mcpd, _clean_env, _cli_maker, free_port, login_admin
 from tests.e2e.upstreams import (
     FIXTURE,
     PYTHON,
@@ -261,12 +261,6 @@ def test_usage_errors_exit_2_before_any_request() -> None:
 # ---- mcpd's per-server proxy with McpTokens ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-test-mcp"), "sqlite", **upstream_env()) as mcpd:
-        yield mcpd
-
-
 def test_mcpd_proxy_with_a_valid_revoked_and_no_token(daemon: Mcpd, tmp_path: Path) -> None:
     op = login_admin(_cli_maker(daemon, tmp_path)())
     op.ok("create", "server", "tested", "--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
@@ -320,7 +314,8 @@ def make_run(base: Path) -> Iterator[Mcpd]:
     plan = subprocess.run(
         [make, "-s", "-n", "-C", str(ROOT), "run"], capture_output=True, text=True, check=True
     )
-    if [line.rsplit("/", 1)[-1] for line in plan.stdout.split()] != ["mcpd"]:
+    commands = plan.stdout.strip().splitlines()  # one command: mcpd (with PATH set for its servers)
+    if len(commands) != 1 or commands[0].split()[-1].rsplit("/", 1)[-1] != "mcpd":
         pytest.skip(f"make run would do more than start mcpd (run `make test` first):\n{plan.stdout}")
     daemon = Mcpd("sqlite", data_dir=base / "data", stderr_path=base / "make-run.log")
     env = {
