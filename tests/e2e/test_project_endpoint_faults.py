@@ -12,19 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin, running_mcpd
+from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin
 from tests.e2e.test_project_endpoint import client, endpoint, mint
-from tests.e2e.upstreams import ACCEPT, FIXTURE, INITIALIZE, PYTHON, run, upstream_env, wait_running
+from tests.e2e.upstreams import ACCEPT, FIXTURE, INITIALIZE, PYTHON, run, wait_running
 
 pytestmark = pytest.mark.e2e
 PAGE = 4
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    env = {**upstream_env(), "MCPLOCAL_PAGE_SIZE": str(PAGE), "MCPLOCAL_DISCOVERY_TIMEOUT_MS": "1500"}
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-faults"), "sqlite", **env) as mcpd:
-        yield mcpd
+# on top of the upstream settings (conftest `daemon`)
+MCPD_ENV = {"MCPLOCAL_PAGE_SIZE": str(PAGE), "MCPLOCAL_DISCOVERY_TIMEOUT_MS": "1500"}
 
 
 @pytest.fixture(scope="module")

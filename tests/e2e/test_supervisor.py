@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
+from tests.e2e.conftest import Cli, login_admin
 from tests.e2e.upstreams import (
     FIXTURE,
     INITIALIZE,
@@ -25,24 +25,12 @@ from tests.e2e.upstreams import (
     proxy_url,
     require_everything,
     run,
-    upstream_env,
     wait_for,
     wait_running,
 )
 from tests.processes import pid_alive
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-supervisor"), "sqlite", **upstream_env()) as mcpd:
-        yield mcpd
-
-
-@pytest.fixture(scope="module")
-def make_cli(daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Cli]:
-    return _cli_maker(daemon, tmp_path_factory.mktemp("clis"))
 
 
 @pytest.fixture(scope="module")

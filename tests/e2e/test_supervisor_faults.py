@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +34,7 @@ from tests.processes import descendants, open_fds, pid_alive
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    env = {**upstream_env(), "MCPD_BACKOFF_MAX_SECONDS": "4"}
-    with running_mcpd(tmp_path_factory.mktemp("mcpd-faults"), "sqlite", **env) as mcpd:
-        yield mcpd
+MCPD_ENV = {"MCPD_BACKOFF_MAX_SECONDS": "4"}  # on top of the upstream settings (conftest `daemon`)
 
 
 @pytest.fixture(scope="module")
