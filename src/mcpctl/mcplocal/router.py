@@ -17,10 +17,11 @@ plus a fingerprint of the caller's server list, so a stale cursor is refused rat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,15 @@ def _template_regex(template: str) -> re.Pattern[str]:
     """A loose RFC 6570 match: each `{…}` expression matches any run of characters."""
     parts = re.split(r"\{[^}]*\}", template)
     return re.compile(".+?".join(re.escape(p) for p in parts) + r"\Z", re.DOTALL)
+
+
+@dataclass
+class _Audited:
+    """What an audited request has found out so far (recorded when it ends, however it ends)."""
+
+    server: str | None
+    target: str
+    outcome: str = "error"
 
 
 class Router:
@@ -359,9 +369,36 @@ class Router:
             )
         return _strip_server_info(result)
 
-    def _record(self, record: AuditRecord) -> None:
-        if self._audit is not None:
-            self._audit(record)
+    @contextlib.contextmanager
+    def _audited(
+        self,
+        kind: str,
+        caller: Caller,
+        target: object,
+        session: str | None,
+        request_id: str | None,
+        client_addr: str | None,
+    ) -> Iterator[_Audited]:
+        started = time.perf_counter()
+        audited = _Audited(None, str(target))
+        try:
+            yield audited
+        finally:
+            if self._audit is not None:
+                self._audit(
+                    AuditRecord(
+                        kind,
+                        caller.principal,
+                        caller.project,
+                        audited.server,
+                        audited.target[:500],
+                        audited.outcome,
+                        int((time.perf_counter() - started) * 1000),
+                        session,
+                        request_id,
+                        client_addr,
+                    )
+                )
 
     async def call_tool(
         self,
@@ -375,17 +412,13 @@ class Router:
         relay: Relay | None = None,
     ) -> dict[str, Any]:
         name = params.get("name")
-        started = time.perf_counter()
-        server: str | None = None
-        audited = name  # the upstream's name once resolved (as mcpd's proxy records it in split mode)
-        outcome = "error"
-        try:
+        with self._audited("tool_call", caller, name, session, request_id, client_addr) as audited:
             target = await self._resolve_name(caller, "tools", name) if isinstance(name, str) else None
             if target is None:
-                outcome = "denied"
+                audited.outcome = "denied"
                 raise MCPError(INVALID_PARAMS, f"Unknown tool: {name!r}")
             server, upstream_name = target
-            audited = upstream_name
+            audited.server, audited.target = target  # the upstream's name, as mcpd's proxy records it
             try:
                 result = await self._forward(
                     caller, server, "tools/call", {**params, "name": upstream_name}, notify, session, relay
@@ -395,23 +428,8 @@ class Router:
                     "content": [{"type": "text", "text": f'server "{server}" is unavailable: {exc}'}],
                     "isError": True,
                 }
-            outcome = "error" if result.get("isError") else "ok"
+            audited.outcome = "error" if result.get("isError") else "ok"
             return result
-        finally:
-            self._record(
-                AuditRecord(
-                    "tool_call",
-                    caller.principal,
-                    caller.project,
-                    server,
-                    str(audited)[:500],
-                    outcome,
-                    int((time.perf_counter() - started) * 1000),
-                    session,
-                    request_id,
-                    client_addr,
-                )
-            )
 
     async def get_prompt(
         self,
@@ -425,17 +443,13 @@ class Router:
         relay: Relay | None = None,
     ) -> dict[str, Any]:
         name = params.get("name")
-        started = time.perf_counter()
-        server: str | None = None
-        audited = name  # the upstream's name once resolved (as mcpd's proxy records it in split mode)
-        outcome = "error"
-        try:
+        with self._audited("prompt_get", caller, name, session, request_id, client_addr) as audited:
             target = await self._resolve_name(caller, "prompts", name) if isinstance(name, str) else None
             if target is None:
-                outcome = "denied"
+                audited.outcome = "denied"
                 raise MCPError(INVALID_PARAMS, f"Unknown prompt: {name!r}")
             server, upstream_name = target
-            audited = upstream_name
+            audited.server, audited.target = target
             try:
                 result = await self._forward(
                     caller, server, "prompts/get", {**params, "name": upstream_name}, notify, session, relay
@@ -444,23 +458,8 @@ class Router:
                 raise MCPError(
                     exc.code, f'server "{server}" is unavailable: {exc}', {"server": server}
                 ) from None
-            outcome = "ok"
+            audited.outcome = "ok"
             return result
-        finally:
-            self._record(
-                AuditRecord(
-                    "prompt_get",
-                    caller.principal,
-                    caller.project,
-                    server,
-                    str(audited)[:500],
-                    outcome,
-                    int((time.perf_counter() - started) * 1000),
-                    session,
-                    request_id,
-                    client_addr,
-                )
-            )
 
     async def read_resource(
         self,
@@ -474,14 +473,12 @@ class Router:
         relay: Relay | None = None,
     ) -> dict[str, Any]:
         uri = params.get("uri")
-        started = time.perf_counter()
-        server: str | None = None
-        outcome = "error"
-        try:
+        with self._audited("resource_read", caller, uri, session, request_id, client_addr) as audited:
             if not isinstance(uri, str):
                 raise MCPError(INVALID_PARAMS, "Invalid params: uri is required")
             last: MCPError | None = None
             for server in await self._resolve_uri(caller, uri):
+                audited.server = server
                 try:
                     result = await self._forward(
                         caller, server, "resources/read", params, notify, session, relay
@@ -494,25 +491,10 @@ class Router:
                     if exc.code in (RESOURCE_NOT_FOUND, INVALID_PARAMS, METHOD_NOT_FOUND):
                         continue
                     raise
-                outcome = "ok"
+                audited.outcome = "ok"
                 return result
-            server = None
+            audited.server = None
             raise last or MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
-        finally:
-            self._record(
-                AuditRecord(
-                    "resource_read",
-                    caller.principal,
-                    caller.project,
-                    server,
-                    str(uri)[:500],
-                    outcome,
-                    int((time.perf_counter() - started) * 1000),
-                    session,
-                    request_id,
-                    client_addr,
-                )
-            )
 
     async def complete(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         ref = params.get("ref")
