@@ -8,8 +8,10 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -172,3 +174,36 @@ def test_sigterm_with_open_sessions_is_quick(op: Cli, daemon: Mcpd) -> None:
             stopped = time.monotonic() - started
     daemon.start()
     assert stopped < 5, f"mcpd took {stopped:.1f}s to stop with an open MCP stream"
+
+
+def test_upstream_list_changed_reaches_sessions_and_refreshes_the_cached_list(op: Cli) -> None:
+    """An upstream's tools/list_changed invalidates its cached tools at once (not after the 60 s TTL)
+    and is passed on to the project's open sessions."""
+    conformance = ("--arg", str(FIXTURE), "--arg", "stdio", "--arg", "--conformance")
+    op.ok("create", "server", "dyn", "--transport", "stdio", "--command", PYTHON, *conformance)
+    op.ok("create", "project", "p3", "--server", "dyn")
+    wait_running(op, "dyn", 1)
+    token = mint(op, "p3", "list-changed")
+
+    async def scenario() -> tuple[set[str], set[str]]:
+        changed = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                changed.set()
+
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+            Client(streamable_http_client(endpoint(op, "p3"), http_client=http), mode="legacy",
+                   message_handler=on_message) as session,  # type: ignore[arg-type]
+        ):  # fmt: skip
+            before = {tool.name for tool in (await session.list_tools()).tools}
+            await session.call_tool("dyn__test_trigger_tool_change", {})
+            with anyio.fail_after(10):
+                await changed.wait()
+            after = {tool.name for tool in (await session.list_tools()).tools}
+        return before, after
+
+    before, after = run(scenario)
+    assert "dyn__test_trigger_tool_change" in before and "dyn__test_dynamic_tool" not in before
+    assert after - before == {"dyn__test_dynamic_tool"}
