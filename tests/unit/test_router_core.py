@@ -146,3 +146,25 @@ async def test_concurrent_misses_share_one_fetch_and_invalidation_wins_over_a_la
 
 async def _collect(cache: TtlCache[str, str], fetch: object, out: list[str]) -> None:
     out.append(await cache.get("k", fetch))  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_waiter_that_goes_away_does_not_cancel_the_fetch_others_wait_for() -> None:
+    cache: TtlCache[str, str] = TtlCache(positive=60, negative=10)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "listed"
+
+    first = asyncio.ensure_future(cache.get("k", slow))  # the request whose client disconnects
+    await started.wait()
+    second = asyncio.ensure_future(cache.get("k", slow))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await second == "listed"
+    assert first.cancelled()
+    assert await cache.get("k", slow) == "listed", "the answer was kept for later callers"

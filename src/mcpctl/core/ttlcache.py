@@ -25,6 +25,12 @@ class _Entry(Generic[V]):
     error: BaseException | None = None
 
 
+def _retrieve(task: asyncio.Future[object]) -> None:
+    """A fetch's failure is raised to its waiters; when they all went away it is still retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class TtlCache(Generic[K, V]):
     def __init__(
         self,
@@ -49,27 +55,26 @@ class TtlCache(Generic[K, V]):
             if entry.error is not None:
                 raise entry.error
             return entry.value  # type: ignore[return-value]
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        task = self._inflight.get(key)
+        if task is None:
+            # The fetch runs as a task of its own, so a caller that goes away (a client disconnect
+            # cancels its request) cancels only its own wait, never the fetch others share.
+            task = asyncio.ensure_future(self._fetch(key, fetch))
+            task.add_done_callback(_retrieve)
+            self._inflight[key] = task
+        return await asyncio.shield(task)
+
+    async def _fetch(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         generation = self._generation
         try:
             value = await fetch()
         except Exception as exc:
             if generation == self._generation and self.remember(exc):  # not invalidated meanwhile
                 self._store(key, _Entry(self.clock() + self.negative, error=exc))
-            future.set_exception(exc)
-            future.exception()  # retrieved here; waiters re-raise it
-            raise
-        except BaseException:
-            future.cancel()  # the fetch itself was cancelled; so are those waiting on it
             raise
         else:
             if generation == self._generation:
                 self._store(key, _Entry(self.clock() + self.positive, value=value))
-            future.set_result(value)
             return value
         finally:
             self._inflight.pop(key, None)
