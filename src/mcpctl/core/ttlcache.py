@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -25,7 +25,7 @@ class _Entry(Generic[V]):
     error: BaseException | None = None
 
 
-def _retrieve(task: asyncio.Future[object]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """A fetch's failure is raised to its waiters; when they all went away it is still retrieved."""
     if not task.cancelled():
         task.exception()
