@@ -168,3 +168,11 @@ async def test_a_waiter_that_goes_away_does_not_cancel_the_fetch_others_wait_for
     assert await second == "listed"
     assert first.cancelled()
     assert await cache.get("k", slow) == "listed", "the answer was kept for later callers"
+
+
+def test_candidates_name_every_server_an_ambiguous_prefix_can_mean_in_project_order() -> None:
+    naming = Naming("always", "-", ["git", "git-hub", "time"])
+    assert naming.candidates("git-hub-push") == [("git", "hub-push"), ("git-hub", "push")]
+    assert naming.candidates("time-now") == [("time", "now")]
+    assert naming.candidates("time-") == [] and naming.candidates("other-x") == []
+    assert Naming("never", "__", ["git"]).candidates("git__x") == []

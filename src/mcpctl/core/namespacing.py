@@ -52,6 +52,19 @@ class Naming:
                 index[exposed] = (server, name)
         return index
 
+    def candidates(self, exposed: str) -> list[tuple[str, str]]:
+        """Every (server, upstream name) an `always`-mode name can stand for, in project order: more
+        than one when a server name plus the separator prefixes another's (`git` and `git-hub` with
+        `-`); the listing shows the first of them that offers the name, so that one must win."""
+        if self.mode != "always":
+            return []
+        found = []
+        for server in self.servers:
+            prefix = server + self.separator
+            if exposed.startswith(prefix) and len(exposed) > len(prefix):
+                found.append((server, exposed[len(prefix) :]))
+        return found
+
     def resolve(self, exposed: str) -> tuple[str, str] | None:
         """(server, upstream name) for an `always`-mode name, without a discovery index: the
         longest server name that prefixes it (server names may contain the separator's characters)."""

@@ -308,8 +308,7 @@ class Router:
             return None
         servers = tuple(s for s in view.servers if caller.may_use(s))
         if view.prefix_mode == "always":
-            resolved = Naming(view.prefix_mode, view.separator, servers).resolve(exposed)
-            candidates = [resolved] if resolved is not None else []
+            candidates = Naming(view.prefix_mode, view.separator, servers).candidates(exposed)
         else:
             candidates = [(server, exposed) for server in servers]
         for server, name in candidates:
@@ -325,12 +324,18 @@ class Router:
         view, servers = await self.servers(caller)
         naming = Naming(view.prefix_mode, view.separator, servers)
         if view.prefix_mode == "always":
-            return naming.resolve(exposed)
-        catalog = await self.catalog(caller, kind_name, servers)
-        for server in servers:
-            if any(item["name"] == exposed for item in catalog[server] or ()):
-                return server, exposed
-        return None
+            candidates = naming.candidates(exposed)
+            if len(candidates) <= 1:
+                return candidates[0] if candidates else None
+            # an ambiguous prefix: the server the listing shows it for (the first that offers it)
+            catalog = await self.catalog(caller, kind_name, [server for server, _ in candidates])
+        else:
+            candidates = [(server, exposed) for server in servers]
+            catalog = await self.catalog(caller, kind_name, servers)
+        for server, name in candidates:
+            if any(item["name"] == name for item in catalog[server] or ()):
+                return server, name
+        return naming.resolve(exposed)  # None in never mode; a server may offer names it does not list
 
     async def _resolve_uri(self, caller: Caller, uri: str) -> list[str]:
         """The servers that may hold `uri`, best first: one that lists it, then template matches,
