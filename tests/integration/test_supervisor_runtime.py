@@ -145,3 +145,33 @@ async def test_scale_down_and_kill_minus_nine_are_seen_and_reaped() -> None:
         await runtime.apply(raw("ok", replicas=1))
         assert [r.name for r in runtime.replicas] == ["raw-0"]
         assert not pid_alive(pids[1]) and not pid_alive(pids[2])  # type: ignore[arg-type]
+
+
+async def test_after_a_call_is_abandoned_upstream_log_lines_are_not_given_to_the_next_caller() -> None:
+    """A timed-out call may still run upstream (and log, or ask its client something): what the
+    instance sends next cannot be told apart from the next caller's own, so it reaches no one."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "mcp_fixture_server.py"
+    config = raw("-", args=(str(fixture), "stdio"))
+    async with running(config) as runtime:
+        connection = (await ready(runtime)).connection
+        assert connection is not None
+        heard: list[dict[str, object]] = []
+
+        async def notify(message: dict[str, object]) -> None:
+            heard.append(message)
+
+        log = {"name": "log", "arguments": {"message": "mine"}}
+        for _ in range(50):  # until the start-up health probe (also a request in flight) is done
+            await connection.request("tools/call", log, timeout=5, notify=notify)
+            if heard:
+                break
+            await anyio.sleep(0.1)
+        assert [m["method"] for m in heard] == ["notifications/message"], "the only caller hears its log"
+        heard.clear()
+        with pytest.raises(UpstreamTimeout):
+            await connection.request(
+                "tools/call", {"name": "sleep", "arguments": {"seconds": 3}}, timeout=0.2, notify=notify
+            )
+        answer = await connection.request("tools/call", log, timeout=5, notify=notify)
+        assert "result" in answer
+        assert heard == [], "a log line while an abandoned call may still run is not attributed"

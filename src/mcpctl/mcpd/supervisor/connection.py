@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,10 @@ UPSTREAM_UNAVAILABLE = -32000
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 Relay = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 RELAYED = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
+# How long a request we gave up on (timed out, caller gone) may still be running upstream: until its
+# late answer arrives, or this long, log lines and requests from the upstream are not attributed to
+# the one request left in flight, as they may be the abandoned one's.
+ABANDONED_SECONDS = 30.0
 
 
 class UpstreamError(Exception):
@@ -74,6 +79,7 @@ class Connection:
         self._closed_reason: str | None = None
         self.initialize_result: dict[str, Any] | None = None
         self._relays: set[asyncio.Task[None]] = set()
+        self._abandoned: dict[int, float] = {}  # upstream id → when we stop assuming it still runs
 
     @property
     def inflight(self) -> int:
@@ -105,6 +111,7 @@ class Connection:
     def _fail_all(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
         self._progress.clear()
+        self._abandoned.clear()
         for entry in pending.values():
             if not entry.future.done():
                 entry.future.set_exception(UpstreamGone(f"{self.label} {reason}"))
@@ -115,7 +122,9 @@ class Connection:
             key = message.get("id")
             entry = self._pending.pop(key, None) if isinstance(key, int) else None
             if entry is None:
-                return  # late answer to a request that timed out or was cancelled
+                if isinstance(key, int):  # a late answer to a request that timed out or was cancelled
+                    self._abandoned.pop(key, None)
+                return
             if entry.progress_token is not None:
                 self._progress.pop(entry.progress_token, None)
             if not entry.future.done():
@@ -143,9 +152,9 @@ class Connection:
         if method == "notifications/message":
             # A log line belongs to whoever's request produced it. Over stdio nothing says which, so
             # it goes to the one caller in flight (when it listens) and is never shown to others.
-            listening = [e for e in self._pending.values() if e.notify is not None]
-            if len(self._pending) == 1 and listening:
-                await _deliver(listening[0].notify, message)  # type: ignore[arg-type]
+            only = self._only_caller()
+            if only is not None and only.notify is not None:
+                await _deliver(only.notify, message)
             return
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
@@ -154,10 +163,18 @@ class Connection:
         """Whose client answers a request from the upstream. Over stdio nothing says which of our
         requests it belongs to, so it goes to the one caller in flight when that caller can relay
         it (as log lines do); with several in flight it cannot be attributed and is refused."""
-        if message.get("method") not in RELAYED or len(self._pending) != 1:
+        only = self._only_caller() if message.get("method") in RELAYED else None
+        return only.relay if only is not None else None
+
+    def _only_caller(self) -> _Pending | None:
+        """The request in flight when it is the only one that may still be running upstream."""
+        if self._abandoned:
+            now = time.monotonic()
+            self._abandoned = {k: until for k, until in self._abandoned.items() if until > now}
+        if len(self._pending) != 1 or self._abandoned:
             return None
         (entry,) = self._pending.values()
-        return entry.relay
+        return entry
 
     async def _relay(self, relay: Relay, message: dict[str, Any]) -> None:
         try:
@@ -219,19 +236,23 @@ class Connection:
                 params["_meta"] = {**meta, "progressToken": token}
             message["params"] = params
         self._pending[upstream_id] = entry
+        sent = False
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives with the answer, and a stop must never be swallowed. The send is inside the
             # deadline too: an upstream that stops reading stdin cannot block a caller forever.
             async with asyncio.timeout(timeout):
                 await self.link.send(message)
+                sent = True
                 return await asyncio.shield(entry.future)
         except LinkClosed as exc:
             raise UpstreamGone(f"{self.label} {exc}") from exc
         except TimeoutError:
+            self._abandon(upstream_id, sent)
             await self._cancel(upstream_id, f"timed out after {timeout:g}s")
             raise UpstreamTimeout(f"{self.label} did not answer {method} within {timeout:g}s") from None
         except asyncio.CancelledError:
+            self._abandon(upstream_id, sent)
             await asyncio.shield(self._cancel(upstream_id, "the caller went away"))
             raise
         finally:
@@ -240,6 +261,10 @@ class Connection:
                 self._progress.pop(gone.progress_token, None)
             if entry.future.done() and not entry.future.cancelled():
                 entry.future.exception()  # mark retrieved
+
+    def _abandon(self, upstream_id: int, sent: bool) -> None:
+        if sent and upstream_id in self._pending:  # it may still run upstream (and log, and ask)
+            self._abandoned[upstream_id] = time.monotonic() + ABANDONED_SECONDS
 
     async def _cancel(self, upstream_id: int, reason: str) -> None:
         if upstream_id not in self._pending:
