@@ -71,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 SCHEMA_TTL_SECONDS = 60.0  # how long the tools' Mcp-Param header maps are trusted
+# A `server/discover` that said nothing (the wire failed, a 5xx, a timeout) is not asked again for
+# this long: requests take the 2025 path meanwhile instead of each waiting out another discovery.
+UNKNOWN_SUPPORT_SECONDS = 10.0
 MAX_LIST_PAGES = 100
 _ENVELOPE = (PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY)
 # answers that say nothing about the upstream's protocol support (it failed, or the wire did)
@@ -131,10 +134,13 @@ class ModernChannel:
     def __init__(self, name: str, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0):
         self.name, self.url, self.headers = name, url, dict(headers)
         self._http = httpx2.AsyncClient(
-            headers=self.headers, timeout=httpx2.Timeout(connect_timeout, read=300.0)
+            # no read limit of its own: every exchange runs under the caller's call deadline
+            headers=self.headers,
+            timeout=httpx2.Timeout(connect_timeout, read=None),
         )
         self._ids = itertools.count(1)
-        self._versions: dict[str, tuple[object, frozenset[str]]] = {}  # replica → (generation, versions)
+        # replica → (generation, versions, until when the answer holds)
+        self._versions: dict[str, tuple[object, frozenset[str], float]] = {}
         self._header_maps: dict[str, dict[tuple[str, ...], str]] = {}
         self._maps_at = -SCHEMA_TTL_SECONDS
         self._lock = asyncio.Lock()
@@ -152,23 +158,32 @@ class ModernChannel:
     async def supports(self, version: str, replica: str, generation: object, timeout: float) -> bool:
         """Whether the upstream serves `version`: asked (`server/discover`) once per replica and
         generation (a reconnected replica may be a new upstream); an answer that says nothing (the
-        wire failed) is not remembered."""
-        known = self._versions.get(replica)
-        if known is None or known[0] != generation:
-            async with self._lock:
-                known = self._versions.get(replica)
-                if known is None or known[0] != generation:
+        wire failed) counts as "no" for `UNKNOWN_SUPPORT_SECONDS`, then it is asked again."""
+        known = self._known(replica, generation)
+        if known is None:
+            async with self._lock:  # one discovery at a time; those waiting use its answer
+                known = self._known(replica, generation)
+                if known is None:
                     versions = await self._discover(timeout)
                     if versions is None:
-                        return False
-                    known = self._versions[replica] = (generation, versions)
-                    logger.info(
-                        "server %s (%s) serves 2026-era versions over HTTP: %s",
-                        self.name,
-                        replica,
-                        ", ".join(sorted(versions)) or "none",
-                    )
-        return version in known[1]
+                        known = frozenset()
+                        until = time.monotonic() + UNKNOWN_SUPPORT_SECONDS
+                    else:
+                        known, until = versions, float("inf")
+                        logger.info(
+                            "server %s (%s) serves 2026-era versions over HTTP: %s",
+                            self.name,
+                            replica,
+                            ", ".join(sorted(versions)) or "none",
+                        )
+                    self._versions[replica] = (generation, known, until)
+        return version in known
+
+    def _known(self, replica: str, generation: object) -> frozenset[str] | None:
+        entry = self._versions.get(replica)
+        if entry is None or entry[0] != generation or entry[2] <= time.monotonic():
+            return None
+        return entry[1]
 
     async def _discover(self, timeout: float) -> frozenset[str] | None:
         params = {
@@ -299,16 +314,17 @@ class ModernChannels:
             return None
         if httpx2.URL(config.url).path.rstrip("/").endswith("/sse"):
             return None
-        channel = self._channels.get(config.name)
-        if channel is not None and channel.serves(config):
-            return channel
-        if channel is not None:
-            channel.retired = True
-            if channel.inflight == 0:
-                await channel.aclose()
+        old = self._channels.get(config.name)
+        if old is not None and old.serves(config):
+            return old
+        # swapped in before anything is awaited, so concurrent callers share the one new channel
         channel = self._channels[config.name] = ModernChannel(
             config.name, config.url, config.headers, connect_timeout=config.init_seconds
         )
+        if old is not None:
+            old.retired = True
+            if old.inflight == 0:
+                await old.aclose()
         return channel
 
     async def aclose(self) -> None:
