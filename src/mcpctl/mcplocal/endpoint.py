@@ -154,12 +154,14 @@ class Endpoint:
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    async def prepare_tool_call(self, caller: Caller) -> contextvars.Token[Caller | None] | None:
+    async def prepare_tool_call(
+        self, caller: Caller, tool: str | None
+    ) -> contextvars.Token[Caller | None] | None:
         """Before a 2026-07-28 tools/call reaches the SDK: make the caller's tool lists cached and
         name the caller for `_input_schema` (in this task's context; reset with the token). When
         the lists cannot be had, validation is skipped and the call itself reports the failure."""
         try:
-            await self.router.warm_tools(caller)
+            await self.router.warm_tools(caller, tool)
         except Exception as exc:  # boundary: the handler meets the same failure and answers it
             logger.debug("no tool schemas for Mcp-Param validation: %s", exc)
             return None

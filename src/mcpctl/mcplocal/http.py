@@ -20,6 +20,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.inbound import decode_header_value
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -123,8 +124,11 @@ class ProjectMcpApp:
             await refusal(scope, receive, send)
             return
         validating = None
-        if scope.get("method") == "POST" and Headers(scope=scope).get("mcp-method") == "tools/call":
-            validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY])
+        headers = Headers(scope=scope)
+        if scope.get("method") == "POST" and headers.get("mcp-method") == "tools/call":
+            # the tool's name as the 2026 routing header says (the SDK checks it matches the body)
+            tool = decode_header_value(headers.get("mcp-name"))
+            validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY], tool)
         try:
             await self.sessions.handle_request(scope, receive, send)
         finally:

@@ -295,9 +295,14 @@ class Router:
             result["nextCursor"] = next_cursor
         return result
 
-    async def warm_tools(self, caller: Caller) -> None:
-        """Make the caller's project view and its servers' tool lists cached (see `cached_tool_schema`)."""
-        _, servers = await self.servers(caller)
+    async def warm_tools(self, caller: Caller, exposed: str | None = None) -> None:
+        """Make the caller's project view and tool lists cached (see `cached_tool_schema`): in
+        `always` mode only those of the servers `exposed` can name, so a call to one server never
+        waits for another's discovery."""
+        view, servers = await self.servers(caller)
+        if exposed is not None and view.prefix_mode == "always":
+            naming = Naming(view.prefix_mode, view.separator, servers)
+            servers = tuple(server for server, _ in naming.candidates(exposed))
         await self.catalog(caller, "tools", servers)
 
     def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
