@@ -47,7 +47,7 @@ conformance: $(STAMP) $(NODE_STAMP)
 ## 1, 8 and 32 (each level bounded by count and time): req/s, p50/p95/p99 and the ratios. A measurement,
 ## not a test. BENCH_ARGS e.g. --json, --era 2026-07-28, --profile DIR (py-spy).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests conformance bench

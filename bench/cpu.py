@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import descendants
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -27,24 +29,6 @@ def _busy_seconds() -> float:
     return (sum(values[:8]) - idle) / _TICK
 
 
-def tree(pid: int) -> list[int]:
-    """`pid` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [pid], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @dataclass(frozen=True)
 class Usage:
     generator: float
@@ -56,7 +40,7 @@ class CpuMeter:
     """Start before a measurement, `stop()` after; the server's processes are fixed at start."""
 
     def __init__(self, server_pid: int):
-        self.server = tree(server_pid)
+        self.server = [server_pid, *descendants(server_pid)]
         self.me = os.getpid()
         self.wall = time.perf_counter()
         self.start = self._sample()

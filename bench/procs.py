@@ -9,7 +9,6 @@ wait, then SIGKILL), and also whatever the group leader had started that lives e
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cpu import tree
+from conformance.gateway import Cli
+from conformance.suites import SetupError
+from tests.processes import clean_env, descendants, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
@@ -33,21 +34,6 @@ MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0
 CLI_SECONDS = 30.0
-
-
-class SetupError(RuntimeError):
-    """A process did not start, or the CLI refused a setup step."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
-    return {**env, **extra}
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
@@ -98,7 +84,7 @@ class Processes:
         for process in reversed(children):
             if process.poll() is not None:
                 continue
-            strays = tree(process.pid)[1:]
+            strays = descendants(process.pid)
             _killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=STOP_SECONDS)
@@ -121,7 +107,7 @@ class Served:
 def start_direct(procs: Processes) -> Served:
     """The fixture serving Streamable HTTP itself."""
     port = free_port()
-    process = procs.start("fixture", [PYTHON, str(FIXTURE), "http", "--port", str(port)], _clean_env())
+    process = procs.start("fixture", [PYTHON, str(FIXTURE), "http", "--port", str(port)], clean_env())
     procs.wait_listening("fixture", process, port)
     return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
 
@@ -130,22 +116,23 @@ def start_gateway(procs: Processes, replicas: int = 1) -> Served:
     """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
     port = free_port()
     data = procs.workdir / "mcpd-data"
-    env = _clean_env(
-        MCPD_DATA_DIR=str(data),
-        MCPD_LOG_LEVEL="warning",
-        PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-    )
+    env = {
+        **clean_env(),
+        "MCPD_DATA_DIR": str(data),
+        "MCPD_LOG_LEVEL": "warning",
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+    }
     process = procs.start("mcpd", [MCPD, "--host", "127.0.0.1", "--port", str(port)], env)
     procs.wait_listening("mcpd", process, port)
     base = f"http://127.0.0.1:{port}"
-    cli = _Cli(base, procs.workdir / "mcpctl.yaml")
+    cli = Cli(base, procs.workdir / "mcpctl.yaml")
     _wait_file(data / "admin-credentials", process)
     creds = yaml.safe_load((data / "admin-credentials").read_text())
     cli("login", "--email", creds["email"], "--password-stdin", input=creds["password"] + "\n")
     server = ["--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE), "--replicas", str(replicas)]
     cli("create", "server", "fx", *server)
     cli("create", "project", "bench", "--server", "fx")
-    token = json.loads(cli("create", "mcptoken", "bench", "-p", "bench", "-o", "json"))["token"]
+    token = cli.json("create", "mcptoken", "bench", "-p", "bench")["token"]
     _wait_running(cli, "fx", replicas)
     return Served(f"{base}/projects/bench/mcp", token, process.pid)
 
@@ -158,12 +145,10 @@ def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
-def _wait_running(cli: _Cli, server: str, count: int) -> None:
+def _wait_running(cli: Cli, server: str, count: int) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        items: list[dict[str, Any]] = json.loads(cli("get", "instances", "--server", server, "-o", "json"))[
-            "items"
-        ]
+        items: list[dict[str, Any]] = cli.json("get", "instances", "--server", server)["items"]
         status = [i["status"] for i in items]
         if len(status) == count and all(
             s["status"] == "RUNNING" and s["healthStatus"] == "healthy" for s in status
@@ -171,25 +156,3 @@ def _wait_running(cli: _Cli, server: str, count: int) -> None:
             return
         time.sleep(0.2)
     raise SetupError(f"{count} instance(s) of {server} not RUNNING and healthy within {STARTUP_SECONDS:g}s")
-
-
-@dataclass(frozen=True)
-class _Cli:
-    url: str
-    config: Path
-
-    def __call__(self, *args: str, input: str | None = None) -> str:
-        env = _clean_env(MCPCTL_CONFIG=str(self.config), MCPCTL_MCPD_URL=self.url)
-        result = subprocess.run(
-            [MCPCTL, *args],
-            env=env,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLI_SECONDS,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SetupError(f"mcpctl {' '.join(args[:3])} → {result.returncode}: {result.stderr.strip()}")
-        return result.stdout

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cpu import Usage
-from load import Level
+from bench.cpu import Usage
+from bench.load import Level
 
 RATIO_AT, RATIO_MIN = 8, 0.5  # at c=8, gateway throughput ≥ 0.5 x direct
 OVERHEAD_AT, OVERHEAD_MAX_MS = 1, 3.0  # at c=1, gateway p50 - direct p50 ≤ 3 ms

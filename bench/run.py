@@ -1,6 +1,6 @@
 """`make bench`: tools/call throughput and latency of the fixture upstream, directly and through mcpd.
 
-    python bench/run.py [--concurrency 1,8,32] [--count 2000] [--seconds 20] [--warmup 64]
+    python -m bench.run [--concurrency 1,8,32] [--count 2000] [--seconds 20] [--warmup 64]
                         [--era legacy|2026-07-28] [--client wire|httpx|sdk] [--json] [--profile DIR]
 
 What is compared. "direct" is the fixture server (tests/fixtures/mcp_fixture_server.py, the SDK's
@@ -51,10 +51,11 @@ from types import FrameType
 from typing import Any
 
 import anyio
-from cpu import CpuMeter, Usage
-from load import Level, Target, run_level
-from procs import BIN, Processes, Served, SetupError, start_direct, start_gateway
-from report import compare, render, to_json
+
+from bench.cpu import CpuMeter, Usage
+from bench.load import Level, Target, run_level
+from bench.procs import BIN, Processes, Served, SetupError, start_direct, start_gateway
+from bench.report import compare, render, to_json
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 import yaml
+from tests.processes import clean_env, free_port
 
-from conformance.processes import PYTHON, background, clean_env, free_port
+from conformance.processes import PYTHON, background
 from conformance.suites import SetupError
 
 BIN = Path(PYTHON).parent
@@ -50,7 +51,7 @@ class Gateway:
 
 
 @dataclass(frozen=True)
-class _Cli:
+class Cli:
     """The real `mcpctl` with its own config file, against one mcpd."""
 
     mcpd_url: str
@@ -106,7 +107,7 @@ def running_gateway(work: Path, upstream_url: str) -> Iterator[Gateway]:
     with background("mcpd", command, port, work / "mcpd.log", env):
         mcpd_url = f"http://127.0.0.1:{port}"
         _wait_ready(mcpd_url)
-        cli = _Cli(mcpd_url, work / "mcpctl" / "config.yaml")
+        cli = Cli(mcpd_url, work / "mcpctl" / "config.yaml")
         credentials = yaml.safe_load((data_dir / "admin-credentials").read_text())
         cli(
             "login", "--email", credentials["email"], "--password-stdin", input=credentials["password"] + "\n"
@@ -132,7 +133,7 @@ def _wait_ready(mcpd_url: str) -> None:
     raise SetupError(f"mcpd at {mcpd_url} was not ready within {RUNNING_TIMEOUT}s")
 
 
-def _wait_running(cli: _Cli) -> None:
+def _wait_running(cli: Cli) -> None:
     deadline = time.monotonic() + RUNNING_TIMEOUT
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:

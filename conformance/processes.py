@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.processes import clean_env, free_port
+
 from conformance.suites import ROOT, SetupError
 
 PYTHON = sys.executable
@@ -20,17 +22,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 POLL_INTERVAL = 0.1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env() -> dict[str, str]:
-    """This environment minus every mcpd/mcpctl/mcplocal setting, so none leaks into what we start."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
 
 
 def _listening(port: int) -> bool:

@@ -1,4 +1,5 @@
-"""Looking at real processes from tests: liveness, descendants, process groups, listening ports."""
+"""Looking at real processes from tests, `make conformance` and `make bench`: liveness, descendants,
+process groups, listening ports, and a clean environment for what they start."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This environment minus every mcpd/mcpctl/mcplocal setting, so none leaks into what is started."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
 
 
 def _stat(pid: int | str) -> list[str] | None:

@@ -10,10 +10,8 @@ import asyncio
 import dataclasses
 import itertools
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,8 @@ import pytest
 import yaml
 
 from tests.conftest import PG_HOST, create_pg_database, drop_pg_database
+from tests.processes import clean_env as _clean_env
+from tests.processes import free_port
 
 BIN = Path(sys.executable).parent
 MCPD = shutil.which("mcpd", path=str(BIN)) or str(BIN / "mcpd")
@@ -37,17 +37,6 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 CLI_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clean_env() -> dict[str, str]:
-    """The parent's environment minus every mcpd/mcpctl setting, so nothing leaks into a test."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MCPD_", "MCPCTL_", "MCPLOCAL_"))}
 
 
 @dataclass
