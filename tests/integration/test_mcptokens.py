@@ -236,6 +236,7 @@ async def test_introspect_describes_a_valid_token(api: Api) -> None:
         "owner": ADMIN_EMAIL,
         "expiresAt": stored["status"]["expiresAt"],
         "bindings": [VIEW_PROJECTS],
+        "reach": ["time"],
     }
     assert parse_time(answer["expiresAt"]) - tables.utcnow() > timedelta(days=29)
 

@@ -1,12 +1,22 @@
-"""The one policy module: every authorization decision goes through here (DESIGN §3).
+"""The one policy module: every authorization decision goes through here (DESIGN §3, §4, §12).
 
 `can_access` / `can_run_operation` answer with a bool; `ensure_access` / `ensure_operation` raise.
 Reads of a thing the caller may not see are answered 404 by the callers (`ensure_visible`).
+
+Three rules beyond "does a binding allow it":
+- the escalation rule (`ensure_may_change`): a write that changes what anyone holds needs the
+  writer to hold every binding it grants *or takes away*, and no write may leave nobody able to
+  edit RBAC (`someone_can_edit_rbac`);
+- token reach (`token_reach`, `can_run_server`): which servers an McpToken may use, narrowed by
+  its own run bindings, its parent's reach and what its owner may run now — never widened by an
+  RBAC edit;
+- token permissions (`token_bindings`): what RBAC grants a token, only where its owner (now) and
+  its parent hold it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +41,8 @@ class Principal:
     project: str | None = None
     owner: str | None = None
     token_expires_at: datetime | None = None
+    # McpTokens: the servers of its project it may use through MCP (DESIGN §4 tool scoping).
+    reach: frozenset[str] | None = None
 
     @property
     def is_authenticated(self) -> bool:
@@ -102,6 +114,89 @@ def covers(principal: Principal, binding: Binding) -> bool:
             for r in roles
         )
     return all(can_access(principal, r, binding.resource, binding.name) for r in roles)
+
+
+def ensure_may_grant(writer: Principal, bindings: Iterable[Binding], *, what: str = "this write") -> None:
+    """The escalation rule for one set of bindings: ForbiddenError naming the first the writer
+    does not hold itself."""
+    for binding in sorted(set(bindings), key=str):
+        if not covers(writer, binding):
+            raise ForbiddenError(
+                f"{what} grants or takes away {binding}, which {describe(writer)} does not hold",
+                details={"binding": str(binding)},
+            )
+
+
+Holdings = Mapping[str, frozenset[Binding]]
+"""What each principal holds, by a stable key (a user id, or an `McpToken:<sha>` subject)."""
+
+
+def changed_bindings(before: Holdings, after: Holdings) -> set[Binding]:
+    """Every binding some principal gains or loses between two snapshots."""
+    changed: set[Binding] = set()
+    for key in before.keys() | after.keys():
+        changed |= before.get(key, frozenset()) ^ after.get(key, frozenset())
+    return changed
+
+
+def ensure_may_change(writer: Principal, before: Holdings, after: Holdings, *, what: str) -> None:
+    """The escalation rule (DESIGN §12, Kubernetes'): a write that changes what anyone holds needs
+    the writer to hold every binding it grants or takes away."""
+    ensure_may_grant(writer, changed_bindings(before, after), what=what)
+
+
+def ensure_may_act_as(writer: Principal, target: Principal, *, what: str) -> None:
+    """Changing another user's password, e-mail or `disabled` is acting as them: the writer must
+    hold everything they hold. Oneself is always allowed."""
+    if writer.kind == "user" and writer.user_id is not None and writer.user_id == target.user_id:
+        return
+    ensure_may_grant(writer, target.bindings, what=what)
+
+
+def someone_can_edit_rbac(holdings: Iterable[frozenset[Binding]]) -> bool:
+    """Whether at least one of these principals may edit every RbacDefinition."""
+    return any(can_access(Principal(kind="user", bindings=tuple(b)), "edit", "rbac") for b in holdings)
+
+
+def may_read_secret_values(principal: Principal, secret: str) -> bool:
+    """Plaintext of a secret (`--show-values`, or a server spec that hands it to a process or a
+    URL) needs `edit` on it; `view` shows masked values only."""
+    return can_access(principal, "edit", "secrets", secret)
+
+
+def _scopes_servers(bindings: Iterable[Binding]) -> bool:
+    return any(not b.is_operation and b.role == "run" and b.resource in ("servers", "*") for b in bindings)
+
+
+def token_reach(
+    project_servers: Iterable[str], scopes: Iterable[Iterable[Binding]], owner: Principal
+) -> frozenset[str]:
+    """A token's MCP reach (DESIGN §4): the project's servers ∩ what its owner may run now ∩, for
+    the token and each token above it, the servers its own run bindings name (when it has any).
+    `scopes` are the immutable bindings kept on each token of the chain, never an RbacDefinition,
+    so editing or deleting a definition cannot widen a token."""
+    narrowing = [tuple(scope) for scope in scopes if _scopes_servers(scope)]
+    return frozenset(
+        server
+        for server in project_servers
+        if can_access(owner, "run", "servers", server)
+        and all(any(binding_allows(b, "run", "servers", server) for b in scope) for scope in narrowing)
+    )
+
+
+def token_bindings(granted: Iterable[Binding], ceilings: Iterable[Principal]) -> tuple[Binding, ...]:
+    """A token's REST permissions: what RBAC grants its subject, kept only where each ceiling (its
+    owner now, and the token that minted it) holds it too — a demoted owner narrows every token."""
+    limits = tuple(ceilings)
+    return tuple(b for b in granted if all(covers(limit, b) for limit in limits))
+
+
+def can_run_server(principal: Principal, server: str) -> bool:
+    """Whether the principal may call `server`'s tools, resources and prompts: an McpToken within
+    its reach, a user by its `run` bindings."""
+    if principal.kind == "token":
+        return principal.reach is not None and server in principal.reach
+    return can_access(principal, "run", "servers", server)
 
 
 def ensure_access(principal: Principal, role: str, resource: str, name: str | None = None) -> None:

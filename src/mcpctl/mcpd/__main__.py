@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from types import FrameType
@@ -11,32 +12,51 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
+from mcpctl.core.crypto import Passwords, generate_password
+from mcpctl.core.errors import InvalidError
 from mcpctl.mcpd import logs
 from mcpctl.mcpd.app import create_app
+from mcpctl.mcpd.bootstrap import reset_admin
 from mcpctl.mcpd.settings import Settings
+from mcpctl.storage.database import Database
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", help="Listen address (MCPD_HOST, default 127.0.0.1).")
-@click.option("--port", type=int, help="Listen port (MCPD_PORT, default 3000).")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (MCPD_DATA_DIR).")
-@click.option("--database-url", help="Database URL (MCPD_DATABASE_URL; default SQLite in the data dir).")
-@click.option(
+def _settings(given: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except (ValidationError, ValueError) as exc:
+        click.echo(f"error: invalid settings: {exc}", err=True)
+        sys.exit(2)
+
+
+_data_dir = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory (MCPD_DATA_DIR)."
+)
+_database_url = click.option(
+    "--database-url", help="Database URL (MCPD_DATABASE_URL; default SQLite in the data dir)."
+)
+_config = click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="YAML settings file (MCPD_CONFIG_FILE).",
 )
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", help="Listen address (MCPD_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (MCPD_PORT, default 3000).")
+@_data_dir
+@_database_url
+@_config
 @click.option("--log-level", help="debug, info, warning or error (MCPD_LOG_LEVEL).")
 @click.option("--log-json/--no-log-json", default=None, help="JSON log lines (MCPD_LOG_JSON).")
-def cli(**flags: Any) -> None:
-    """mcpd: the mcpctl control plane (REST API, database, RBAC, audit)."""
-    given = {k: v for k, v in flags.items() if v is not None}
-    try:
-        settings = Settings(**given)
-    except (ValidationError, ValueError) as exc:
-        click.echo(f"error: invalid settings: {exc}", err=True)
-        sys.exit(2)
+@click.pass_context
+def cli(ctx: click.Context, /, **flags: Any) -> None:
+    """mcpd: the mcpctl control plane (REST API, database, RBAC, audit). With no command, serve."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(flags)
     logs.configure(settings.log_level, json_lines=settings.log_json)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -67,6 +87,52 @@ class _Server(uvicorn.Server):
         if sessions is not None:
             sessions.close_all_soon()
         super().handle_exit(sig, frame)
+
+
+@cli.group()
+def admin() -> None:
+    """Break-glass administration on the mcpd host (direct database access, no API)."""
+
+
+@admin.command("reset")
+@click.option("--email", required=True, help="The user to make an administrator (created if missing).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the new password from stdin (else one is generated)."
+)
+@_data_dir
+@_database_url
+@_config
+def admin_reset(email: str, password_stdin: bool, **flags: Any) -> None:
+    """Restore administrator access: EMAIL becomes an enabled member of group `admins` with a new
+    password, RbacDefinition `admins` grants full access again, and EMAIL's logins end.
+
+    For when no one can edit RBAC any more. Needs the same data dir / database settings as mcpd."""
+    settings = _settings(flags)
+    logs.configure("warning", json_lines=settings.log_json)
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+    if len(password) < 8:
+        click.echo("error: the password must be at least 8 characters", err=True)
+        sys.exit(2)
+    try:
+        done = asyncio.run(_reset(settings, email, password))
+    except InvalidError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(done)
+    if not password_stdin:
+        click.echo(f"password: {password}")
+
+
+async def _reset(settings: Settings, email: str, password: str) -> str:
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        passwords = Passwords(
+            time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+        )
+        return await reset_admin(db, passwords, email, password)
+    finally:
+        await db.dispose()
 
 
 def main() -> None:

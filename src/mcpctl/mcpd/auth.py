@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core import tokens
 from mcpctl.core.crypto import Passwords, new_session_token, sha256_hex
-from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for
+from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for, token_bindings, token_reach
 from mcpctl.core.rbac import Binding, binding_from_dict
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
@@ -100,24 +100,57 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
     state = tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
     if state != "active":
         return AuthResult(ANONYMOUS, state)
-    owner_disabled = (
-        await session.execute(sa.select(tables.User.disabled).where(tables.User.email == row.owner))
-    ).scalar()
-    if owner_disabled is not False:  # a disabled (or vanished) owner's tokens stop working with it
+    owner_row = (await session.execute(sa.select(tables.User).where(tables.User.email == row.owner))).scalar()
+    chain = await _token_chain(session, row)
+    if owner_row is None or owner_row.disabled or chain is None:
+        # a disabled (or vanished) owner's tokens stop working with it; so do a vanished parent's
         return AuthResult(ANONYMOUS, "revoked")
-    subject = f"McpToken:{sha}"
+    owner = await principal_for_user(session, owner_row)
+    bindings: tuple[Binding, ...] = ()
+    for link in reversed(chain):  # from the first token down: each is capped by the one above it
+        parent = Principal(kind="token", bindings=bindings)
+        subject = f"McpToken:{link.token_sha}"
+        granted = bindings_for({subject}, await definitions_for(session, {subject}))
+        bindings = token_bindings(granted, [owner] if link is chain[-1] else [owner, parent])
+    project_servers = (
+        await session.execute(
+            sa.select(tables.Server.name)
+            .join(tables.ProjectServer, tables.ProjectServer.server_id == tables.Server.id)
+            .where(tables.ProjectServer.project_id == row.project_id)
+        )
+    ).scalars()
+    scopes = [[binding_from_dict(b) for b in link.bindings or []] for link in chain]
     principal = Principal(
         kind="token",
-        bindings=bindings_for({subject}, await definitions_for(session, {subject})),
+        bindings=bindings,
         token_id=row.id,
         token_name=row.name,
         token_sha=sha,
         project=row.project.name,
         owner=row.owner,
         token_expires_at=row.expires_at,
+        reach=token_reach(project_servers, scopes, owner),
     )
     touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
     return AuthResult(principal, expires_at=row.expires_at, touch=touch)
+
+
+async def _token_chain(session: AsyncSession, row: tables.McpToken) -> list[tables.McpToken] | None:
+    """The token and every token above it (the one that minted it, and so on); None when one of
+    them is gone or no longer active (fail closed)."""
+    chain = [row]
+    now = tables.utcnow()
+    while chain[-1].parent_id is not None:
+        if len(chain) > 64:
+            return None
+        parent = await session.get(tables.McpToken, chain[-1].parent_id)
+        if (
+            parent is None
+            or tokens.status(revoked_at=parent.revoked_at, expires_at=parent.expires_at, now=now) != "active"
+        ):
+            return None
+        chain.append(parent)
+    return chain
 
 
 async def touch_token(session: AsyncSession, token_id: str) -> None:

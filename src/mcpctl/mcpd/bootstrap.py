@@ -112,3 +112,55 @@ async def bootstrap_admin(db: Database, settings: Settings, passwords: Passwords
         )
     else:
         logger.info("created the first admin %s from the bootstrap settings", email)
+
+
+async def reset_admin(db: Database, passwords: Passwords, email: str, password: str) -> str:
+    """Break-glass (`mcpd admin reset`, DESIGN §12): make `email` an enabled member of group
+    `admins` with this password, restore RbacDefinition `admins` to full access for that group, and
+    end the user's login sessions. Runs on the mcpd host with database access, bypassing the API's
+    rules on purpose. Returns what it did, for the operator."""
+    email = check_email(email)
+    async with db.write() as session:
+        user = (await session.execute(sa.select(tables.User).where(tables.User.email == email))).scalar()
+        if user is None:
+            name, n = _user_name(email), 1
+            while (await session.execute(sa.select(tables.User.id).where(tables.User.name == name))).first():
+                n += 1
+                name = f"{_user_name(email)[:58]}-{n}"
+            user = tables.User(name=name, email=email, labels={}, display_name="Administrator")
+            session.add(user)
+            done = f'created user "{name}" ({email})'
+        else:
+            done = f'reset user "{user.name}" ({email})'
+        user.password_hash = passwords.hash(password)
+        user.disabled = False
+        await session.flush()
+        await session.execute(sa.delete(tables.LoginSession).where(tables.LoginSession.user_id == user.id))
+        group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
+        if group is None:
+            group = tables.Group(name="admins", labels={}, description="mcpd administrators")
+            session.add(group)
+            await session.flush()
+        if not any(m.user_id == user.id for m in group.memberships):
+            group.memberships = [
+                *group.memberships,
+                tables.GroupMember(user_id=user.id, position=len(group.memberships)),
+            ]
+        definition = (
+            await session.execute(
+                sa.select(tables.RbacDefinition).where(tables.RbacDefinition.name == "admins")
+            )
+        ).scalar()
+        if definition is None:
+            definition = tables.RbacDefinition(
+                name="admins", labels={}, description="full access for the admins group", subject_rows=[]
+            )
+            session.add(definition)
+        definition.role_bindings = [parse_binding(b).to_dict() for b in ADMIN_BINDINGS]
+        if not any(s.subject == "Group:admins" for s in definition.subject_rows):
+            definition.subject_rows = [
+                *definition.subject_rows,
+                tables.RbacSubject(subject="Group:admins", position=len(definition.subject_rows)),
+            ]
+    logger.warning("admin reset: %s, member of group admins with full access", done)
+    return f"{done}; member of group admins; RbacDefinition admins restored to full access"

@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcpctl.core import tokens
 from mcpctl.core.errors import (
     AlreadyExistsError,
-    ForbiddenError,
     InvalidError,
     LimitExceededError,
     NotFoundError,
 )
-from mcpctl.core.policy import Principal, covers, describe, ensure_access, ensure_visible
+from mcpctl.core.policy import Principal, ensure_access, ensure_may_grant, ensure_visible
 from mcpctl.core.rbac import Binding, binding_from_dict
 from mcpctl.mcpd.auth import definitions_naming
 from mcpctl.mcpd.kinds.base import iso
@@ -85,12 +84,7 @@ def resolve_bindings(principal: Principal, request: MintRequest) -> tuple[str, l
         binding = binding_from_dict(raw, where=f"bindings[{i}]")
         if binding not in bindings:
             bindings.append(binding)
-    for binding in bindings:
-        if not covers(principal, binding):
-            raise ForbiddenError(
-                f"binding {binding} exceeds the permissions of {describe(principal)}",
-                details={"binding": str(binding)},
-            )
+    ensure_may_grant(principal, bindings, what="the token")
     return mode, bindings
 
 

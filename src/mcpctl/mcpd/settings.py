@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
     )
+    stdio_commands: list[str] = Field(
+        default_factory=list,
+        description="Allowlist of commands a stdio server may run (exact `command` values, e.g. "
+        '["uvx", "npx", "/usr/local/bin/mcp-server-time"]); JSON list. Empty: any command — creating '
+        "or editing a stdio server is then code execution as the mcpd user (docs/security.md).",
+    )
     supervise: bool = Field(
         True,
         description="Run registered servers (stdio children, http connections) and probe them. Off: "

@@ -39,5 +39,6 @@ class AppState:
             principal=principal,
             passwords=self.passwords,
             data_dir=self.settings.data_dir,
+            stdio_commands=tuple(self.settings.stdio_commands),
             offered_names=self.gateway.offered_names if self.gateway is not None else None,
         )

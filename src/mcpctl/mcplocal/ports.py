@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mcpctl.core.namespacing import PrefixMode
-from mcpctl.core.policy import Principal, can_access
+from mcpctl.core.policy import Principal, can_run_server
 
 Message = dict[str, Any]
 Notify = Callable[[Message], Awaitable[None]]
@@ -51,11 +51,8 @@ class Caller:
         return self.principal.token_sha
 
     def may_use(self, server: str) -> bool:
-        """Token tool scoping (DESIGN §4): `run` bindings on servers narrow the project's servers;
-        with none, every server of the project is reachable."""
-        bindings = self.principal.bindings
-        scoped = any(b.role == "run" and b.resource in ("servers", "*") for b in bindings)
-        return not scoped or can_access(self.principal, "run", "servers", server)
+        """Token tool scoping (DESIGN §4): the token's reach, as mcpd computed it."""
+        return can_run_server(self.principal, server)
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,7 @@ class RemotePlane:
             project=body.get("project"),
             owner=body.get("owner"),
             token_expires_at=_expiry(body.get("expiresAt")),
+            reach=frozenset(str(s) for s in body.get("reach") or ()),
         )
         return Introspection(True, principal=principal, expires_at=principal.token_expires_at)
 

@@ -32,6 +32,8 @@ class KindContext:
     principal: Principal
     passwords: Passwords
     data_dir: Path
+    # The operator's allowlist of stdio server commands (empty: any).
+    stdio_commands: tuple[str, ...] = ()
     # Work that must wait until the unit of work has committed (e.g. removing files).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # What a running server offers now ({"tools": [...], "prompts": [...]}), None when it cannot say:
@@ -47,6 +49,9 @@ class KindHandler(Generic[RowT, SpecT]):
     info: ClassVar[KindInfo]
     table: ClassVar[type[Any]]
     spec_model: ClassVar[type[BaseModel]]
+    # Writes of this kind can change what someone holds (users, groups, RBAC): the escalation rule
+    # (mcpd/escalation.py) guards them.
+    changes_permissions: ClassVar[bool] = False
 
     # ---- reads -------------------------------------------------------------------------------------
 

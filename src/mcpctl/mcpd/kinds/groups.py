@@ -16,6 +16,7 @@ class GroupHandler(KindHandler[tables.Group, GroupSpec]):
     info = kind_for_noun("groups")  # type: ignore[assignment]
     table = tables.Group
     spec_model = GroupSpec
+    changes_permissions = True
 
     async def spec_of(self, ctx: KindContext, row: tables.Group, *, show_values: bool) -> dict[str, Any]:
         return {"members": [m.user.email for m in row.memberships]}

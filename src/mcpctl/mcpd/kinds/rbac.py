@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcpctl.core.errors import ForbiddenError, InvalidError
+from mcpctl.core.errors import InvalidError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.core.policy import covers, describe
 from mcpctl.core.rbac import Binding, binding_from_dict, parse_subject
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children
 from mcpctl.mcpd.schemas import RbacSpec
@@ -33,6 +32,7 @@ class RbacHandler(KindHandler[tables.RbacDefinition, RbacSpec]):
     info = kind_for_noun("rbac")  # type: ignore[assignment]
     table = tables.RbacDefinition
     spec_model = RbacSpec
+    changes_permissions = True
 
     async def spec_of(
         self, ctx: KindContext, row: tables.RbacDefinition, *, show_values: bool
@@ -44,14 +44,8 @@ class RbacHandler(KindHandler[tables.RbacDefinition, RbacSpec]):
         return {"subjects": subjects, "roleBindings": [b.to_dict() for b in bindings]}
 
     async def write(self, ctx: KindContext, row: tables.RbacDefinition, spec: RbacSpec) -> None:
+        # No escalation: the resource routes guard every write of this kind (mcpd/escalation.py).
         subjects, bindings = normalize(spec)
-        # No escalation (Kubernetes' rule): whoever writes a definition must hold every binding in it.
-        for binding in bindings:
-            if not covers(ctx.principal, binding):
-                raise ForbiddenError(
-                    f"binding {binding} exceeds the permissions of {describe(ctx.principal)}",
-                    details={"binding": str(binding)},
-                )
         row.role_bindings = [b.to_dict() for b in bindings]
         await replace_children(ctx, row, "subject_rows")
         row.subject_rows = [tables.RbacSubject(subject=s, position=i) for i, s in enumerate(subjects)]

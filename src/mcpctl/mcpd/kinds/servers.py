@@ -6,9 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mcpctl.core.errors import InvalidError
+from mcpctl.core.errors import ForbiddenError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.core.policy import can_access
+from mcpctl.core.policy import can_access, describe, may_read_secret_values
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, in_use_error
 from mcpctl.mcpd.schemas import ServerSpec
 from mcpctl.storage import tables
@@ -22,6 +22,10 @@ def secret_refs(spec: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(value, dict) and "secretRef" in value:
                 refs.append((value["secretRef"]["name"], value["secretRef"]["key"]))
     return refs
+
+
+# What decides where a server's secrets go: the process and its environment, or the URL called.
+LAUNCH_FIELDS = ("transport", "command", "args", "env", "cwd", "url", "headers")
 
 
 class ServerHandler(KindHandler[tables.Server, ServerSpec]):
@@ -50,8 +54,23 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
 
     async def write(self, ctx: KindContext, row: tables.Server, spec: ServerSpec) -> None:
         canonical = spec.canonical()
-        kept = set(secret_refs(row.spec)) if sa.inspect(row).persistent else set()
-        await check_secret_refs(ctx, [ref for ref in secret_refs(canonical) if ref not in kept])
+        persistent = sa.inspect(row).persistent
+        before = {"transport": row.transport, **row.spec} if persistent else {}
+        kept = set(secret_refs(before))
+        refs = secret_refs(canonical)
+        await check_secret_refs(ctx, [ref for ref in refs if ref not in kept])
+        _check_command(ctx, canonical)
+        # Where a secret goes is decided by what runs or what is called: a new reference, or any
+        # reference when that changes, hands the plaintext to the writer's choice (DESIGN §12).
+        relaunched = any(canonical.get(f) != before.get(f) for f in LAUNCH_FIELDS)
+        for name in dict.fromkeys(n for n, key in refs if relaunched or (n, key) not in kept):
+            if not may_read_secret_values(ctx.principal, name):
+                raise ForbiddenError(
+                    f'{describe(ctx.principal)} may not read the values of secret "{name}", which '
+                    "this server would hand to "
+                    + ("its process" if canonical.get("transport") == "stdio" else "its URL"),
+                    details={"secret": name, "role": "edit", "resource": "secrets"},
+                )
         row.transport = canonical.pop("transport")
         row.spec = canonical
 
@@ -63,6 +82,16 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
             )
         await ctx.session.execute(
             sa.delete(tables.ProjectServer).where(tables.ProjectServer.server_id == row.id)
+        )
+
+
+def _check_command(ctx: KindContext, spec: dict[str, Any]) -> None:
+    """The operator's allowlist of stdio commands, when there is one."""
+    command = spec.get("command")
+    if spec.get("transport") == "stdio" and ctx.stdio_commands and command not in ctx.stdio_commands:
+        raise ForbiddenError(
+            f"command {command!r} is not in this mcpd's allowlist of stdio commands (MCPD_STDIO_COMMANDS)",
+            details={"field": "command", "allowed": list(ctx.stdio_commands)},
         )
 
 

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from mcpctl.core.errors import AlreadyExistsError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.core.policy import can_access
+from mcpctl.core.policy import can_access, ensure_may_act_as
+from mcpctl.mcpd.auth import principal_for_user
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.schemas import UserSpec
 from mcpctl.storage import tables
@@ -30,6 +31,7 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
     info = kind_for_noun("users")  # type: ignore[assignment]
     table = tables.User
     spec_model = UserSpec
+    changes_permissions = True
 
     async def spec_of(self, ctx: KindContext, row: tables.User, *, show_values: bool) -> dict[str, Any]:
         spec: dict[str, Any] = {"email": row.email}
@@ -75,6 +77,20 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
 
     async def write(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> None:
         email = spec.email.lower()
+        new_password = spec.password is not None and not ctx.passwords.verify(
+            row.password_hash, spec.password
+        )
+        if sa.inspect(row).persistent and (
+            new_password or email != row.email or spec.disabled != row.disabled
+        ):
+            # Another user's credentials, identity or `disabled` is their account: taking it over
+            # must not give more than the writer holds (DESIGN §12).
+            target = await principal_for_user(ctx.session, row)
+            ensure_may_act_as(ctx.principal, target, what=f'changing user "{row.name}"')
+            if new_password or spec.disabled:  # a password change or a disable ends their logins
+                await ctx.session.execute(
+                    sa.delete(tables.LoginSession).where(tables.LoginSession.user_id == row.id)
+                )
         if email != row.email:
             clash = await ctx.session.execute(
                 sa.select(tables.User.name).where(tables.User.email == email, tables.User.id != row.id)
@@ -88,5 +104,6 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         row.email = email
         row.display_name = spec.displayName
         row.disabled = spec.disabled
-        if spec.password is not None and not ctx.passwords.verify(row.password_hash, spec.password):
+        if new_password:
+            assert spec.password is not None
             row.password_hash = ctx.passwords.hash(spec.password)

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
-from mcpctl.core.policy import Principal, can_access, describe
+from mcpctl.core.policy import Principal, can_access, can_run_server, describe
 from mcpctl.mcpd import audit
 from mcpctl.mcpd.deps import authenticated, get_state
 from mcpctl.mcpd.routers.resources import NamePath
@@ -82,9 +82,8 @@ def _rpc_error(message_id: Any, code: int, text: str, data: Any = None, status: 
 async def _authorize(state: AppState, principal: Principal, server: str, project: str | None) -> None:
     """404 for what the caller may not see, 403 for what it sees but may not run.
 
-    McpTokens (DESIGN §4): only under their own project's path (elsewhere 403); only servers of that
-    project; and when the token holds `run` bindings on servers, only those servers (the others are
-    hidden, 404) — with none, every server of the project."""
+    McpTokens (DESIGN §4): only under their own project's path (elsewhere 403); only servers within
+    the token's reach (the others are hidden, 404)."""
     hidden = NotFoundError(f'server "{server}" not found', details={"kind": "Server", "name": server})
     if principal.kind == "token" and project != principal.project:
         raise ForbiddenError(
@@ -108,15 +107,14 @@ async def _authorize(state: AppState, principal: Principal, server: str, project
     if principal.kind == "token":
         if not exists or not in_project:
             raise hidden
-        scoped = any(b.role == "run" and b.resource in ("servers", "*") for b in principal.bindings)
-        if scoped and not can_access(principal, "run", "servers", server):
+        if not can_run_server(principal, server):
             raise hidden
         return
     if project is not None and not can_access(principal, "view", "projects", project):
         raise NotFoundError(f'project "{project}" not found', details={"kind": "Project", "name": project})
     if not exists or not in_project:
         raise hidden
-    if not can_access(principal, "run", "servers", server):
+    if not can_run_server(principal, server):
         if can_access(principal, "view", "servers", server):
             raise ForbiddenError(
                 f'{describe(principal)} cannot run server "{server}"',

@@ -56,6 +56,8 @@ class IntrospectOut(BaseModel):
     owner: str | None = None
     expiresAt: str | None = None
     bindings: list[dict[str, str]] | None = None
+    # The servers of the project this token may use through MCP now (DESIGN §4 tool scoping).
+    reach: list[str] | None = None
 
 
 def _event_fields(request: Request, principal: Principal, row: tables.McpToken) -> dict[str, Any]:
@@ -93,6 +95,7 @@ async def introspect(request: Request) -> Any:
         "owner": principal.owner,
         "expiresAt": result.expires_at.isoformat().replace("+00:00", "Z") if result.expires_at else None,
         "bindings": [b.to_dict() for b in principal.bindings],
+        "reach": sorted(principal.reach or ()),
     }
 
 

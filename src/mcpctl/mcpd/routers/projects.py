@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
-from mcpctl.core.policy import can_access, describe, ensure_visible
+from mcpctl.core.policy import can_access, can_run_server, describe, ensure_visible
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd.deps import CurrentPrincipal, State
 from mcpctl.mcpd.gateway import project_view
@@ -15,7 +15,6 @@ from mcpctl.mcpd.kinds.projects import ProjectHandler
 from mcpctl.mcpd.kinds.servers import ServerHandler
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ListOut
-from mcpctl.mcplocal.ports import Caller
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 _projects, _servers = ProjectHandler(), ServerHandler()
@@ -59,10 +58,7 @@ async def project_endpoint(name: NamePath, state: State, principal: CurrentPrinc
         view = await project_view(session, name)
     if view is None:
         raise NotFoundError(f'project "{name}" not found', details={"kind": "Project", "name": name})
-    if principal.kind == "token":
-        servers = [s for s in view.servers if Caller(principal, "").may_use(s)]
-    else:
-        servers = [s for s in view.servers if can_access(principal, "run", "servers", s)]
+    servers = [s for s in view.servers if can_run_server(principal, s)]
     return {
         "project": view.name,
         "toolPrefixMode": view.prefix_mode,

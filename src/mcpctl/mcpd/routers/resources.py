@@ -1,5 +1,7 @@
 """The generic REST routes of a kind: list, get, create, replace (apply), merge-patch, delete."""
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal, Optional
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -11,6 +13,7 @@ from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, e
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd import audit
 from mcpctl.mcpd.deps import CurrentPrincipal, State
+from mcpctl.mcpd.escalation import guarded
 from mcpctl.mcpd.kinds.base import ApplyResult, KindContext, KindHandler
 from mcpctl.mcpd.schemas import ListOut, Metadata, MetadataPatch, ObjectOut, Strict
 from mcpctl.mcpd.state import AppState
@@ -58,6 +61,12 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
 
     def ctx_for(session: Any, state: AppState, principal: Principal) -> KindContext:
         return state.context(session, principal)
+
+    def _guard(session: Any, principal: Principal, what: str) -> AbstractAsyncContextManager[None]:
+        """The escalation rule around a write of a kind that can change what anyone holds."""
+        if handler.changes_permissions:
+            return guarded(session, principal, what=what)
+        return contextlib.nullcontext()
 
     async def show_values_allowed(principal: Principal, name: str | None, show_values: bool) -> bool:
         if show_values:
@@ -128,7 +137,8 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                 else:
                     ensure_access(principal, "edit", plural, name)
                 ctx = ctx_for(session, state, principal)
-                row, result = await handler.apply(ctx, row, name, dict(metadata.labels), body.spec)  # type: ignore[attr-defined]
+                async with _guard(session, principal, f"this write of {plural}/{name}"):
+                    row, result = await handler.apply(ctx, row, name, dict(metadata.labels), body.spec)  # type: ignore[attr-defined]
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
                     _record_change(session, request, principal, plural, name, result)
@@ -210,13 +220,10 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                             ]
                         },
                     ) from exc
-                row, result = await handler.apply(
-                    ctx,
-                    row,
-                    name,
-                    dict(parsed.metadata.labels),
-                    parsed.spec,
-                )
+                async with _guard(session, principal, f"this patch of {plural}/{name}"):
+                    row, result = await handler.apply(
+                        ctx, row, name, dict(parsed.metadata.labels), parsed.spec
+                    )
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
                     _record_change(session, request, principal, plural, name, "patched")
@@ -238,7 +245,8 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         async with state.db.write() as session:
             row = await handler.require(session, name)
             ctx = ctx_for(session, state, principal)
-            await handler.delete(ctx, row, force=force)
+            async with _guard(session, principal, f"deleting {plural}/{name}"):
+                await handler.delete(ctx, row, force=force)
             _record_change(session, request, principal, plural, name, "deleted")
         for task in ctx.after_commit:
             task()
