@@ -2,9 +2,10 @@
 
 Each Argon2id verification holds `MCPD_PASSWORD_HASH_MEMORY_KIB` (64 MiB by default) and several
 threads for a good fraction of a second: forty parallel logins once took mcpd from 123 MB to 1.5 GB
-and every tool call from milliseconds to half a second. At most `concurrency` hashes run at once; a
-bounded number of callers wait a bounded time for a slot, and anyone beyond that gets 429 with
-`Retry-After` at once rather than a share of an exhausted machine.
+and every tool call from milliseconds to half a second. At most `concurrency` hashes run at once
+(default 1: one hash already runs 4 lanes in parallel); a bounded number of callers wait a bounded
+time for a slot, and anyone beyond that gets 429 with `Retry-After` at once rather than a share of
+an exhausted machine.
 """
 
 from __future__ import annotations

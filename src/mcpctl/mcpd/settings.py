@@ -74,11 +74,11 @@ class Settings(BaseSettings):
         "(default 64 MiB, RFC 9106's low-memory profile).",
     )
     password_hash_concurrency: int = Field(
-        2,
+        1,
         ge=1,
         le=64,
-        description="Most Argon2 password checks running at once (each holds "
-        "password_hash_memory_kib); logins beyond it wait in a bounded queue.",
+        description="Most Argon2 password checks running at once (each holds password_hash_memory_kib "
+        "and runs 4 lanes in parallel already); logins beyond it wait in a bounded queue.",
     )
     password_hash_queue: int = Field(
         16,
