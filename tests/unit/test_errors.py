@@ -18,6 +18,7 @@ from mcpctl.core.errors import (
     McpctlError,
     NotFoundError,
     PayloadTooLargeError,
+    TooManyRequestsError,
     UnauthenticatedError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -37,6 +38,7 @@ DOCUMENTED = [
     (ConflictError, McpctlError, 409, "conflict"),
     (AlreadyExistsError, ConflictError, 409, "already_exists"),
     (PayloadTooLargeError, McpctlError, 413, "payload_too_large"),
+    (TooManyRequestsError, McpctlError, 429, "too_many_requests"),
     (UpstreamError, McpctlError, 502, "upstream_error"),
     (UpstreamTimeoutError, UpstreamError, 504, "upstream_timeout"),
 ]
@@ -48,7 +50,7 @@ DOCUMENTED = [
 def test_every_error_class_has_its_documented_place_status_and_code(
     cls: type[McpctlError], parent: type[Exception], status: int, code: str
 ) -> None:
-    error = cls("boom")
+    error = cls("boom", retry_after=1) if cls is TooManyRequestsError else cls("boom")
     assert cls.__bases__ == (parent,)
     assert status_for(error) == status
     assert error.code == code
@@ -94,3 +96,8 @@ def test_details_default_to_a_fresh_empty_dict() -> None:
     assert first.details == {}
     first.details["x"] = 1
     assert second.details == {}
+
+
+@pytest.mark.parametrize(("seconds", "header"), [(0, "1"), (0.2, "1"), (1.0, "1"), (7.01, "8")])
+def test_retry_after_is_whole_seconds_rounded_up_and_never_zero(seconds: float, header: str) -> None:
+    assert TooManyRequestsError("slow down", retry_after=seconds).retry_after_header == header

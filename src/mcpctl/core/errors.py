@@ -10,15 +10,17 @@
     ├── ConflictError                409 conflict
     │   └── AlreadyExistsError       409 already_exists
     ├── PayloadTooLargeError         413 payload_too_large
+    ├── TooManyRequestsError         429 too_many_requests  (a fair-share limit; says when to retry)
     └── UpstreamError                502 upstream_error
         └── UpstreamTimeoutError     504 upstream_timeout
 
 `STATUS_BY_ERROR` is the one table from error class to HTTP status; mcpd renders every error as
-``{"error": {"code", "message", "details"}, "requestId"}``.
+``{"error": {"code", "message", "details"}, "requestId"}`` (a 429 also carries `Retry-After`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -71,6 +73,29 @@ class PayloadTooLargeError(McpctlError):
     code = "payload_too_large"
 
 
+class TooManyRequestsError(McpctlError):
+    """Over a limit that protects shared capacity (login throttle, password-hashing queue, sessions):
+    the caller, and only the caller, waits `retry_after` seconds (DESIGN §12)."""
+
+    code = "too_many_requests"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, details=details, code=code)
+        self.retry_after = retry_after
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds (RFC 9110: a non-negative integer), never 0."""
+        return str(max(1, math.ceil(self.retry_after)))
+
+
 class UpstreamError(McpctlError):
     code = "upstream_error"
 
@@ -90,6 +115,7 @@ STATUS_BY_ERROR: tuple[tuple[type[McpctlError], int], ...] = (
     (AlreadyExistsError, 409),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
+    (TooManyRequestsError, 429),
     (UpstreamTimeoutError, 504),
     (UpstreamError, 502),
     (McpctlError, 500),
@@ -112,6 +138,7 @@ REASON_BY_STATUS: dict[int, str] = {
     404: "NotFound",
     409: "AlreadyExists",
     413: "RequestEntityTooLarge",
+    429: "TooManyRequests",
     500: "InternalError",
     502: "BadGateway",
     503: "ServiceUnavailable",

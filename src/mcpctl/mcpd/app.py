@@ -16,7 +16,9 @@ from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, errors
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.gateway import Gateway
+from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.mcpd.kinds import HANDLERS
+from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
 from mcpctl.mcpd.routers import audit as audit_router
 from mcpctl.mcpd.routers import auth as auth_router
@@ -76,6 +78,17 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 cipher=SecretCipher(load_secret_key(settings)),
                 passwords=Passwords(
                     time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+                ),
+                hashing=HashingPool(
+                    concurrency=settings.password_hash_concurrency,
+                    max_waiting=settings.password_hash_queue,
+                    max_wait_seconds=settings.password_hash_wait_seconds,
+                ),
+                login_throttle=LoginThrottle(
+                    per_address=settings.login_failures_per_address,
+                    per_account=settings.login_failures_per_account,
+                    window_seconds=settings.login_throttle_window_seconds,
+                    max_keys=settings.login_throttle_max_entries,
                 ),
                 metrics=metrics,
             )

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +17,7 @@ from mcpctl.core import tokens
 from mcpctl.core.crypto import Passwords, new_session_token, sha256_hex
 from mcpctl.core.policy import ANONYMOUS, Principal, bindings_for, token_bindings, token_reach
 from mcpctl.core.rbac import Binding, binding_from_dict
+from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 
@@ -192,22 +192,23 @@ async def authenticate(session: AsyncSession, token: str) -> AuthResult:
 
 
 async def check_password(
-    db: Database, passwords: Passwords, email: str, password: str
+    db: Database, passwords: Passwords, hashing: HashingPool, email: str, password: str
 ) -> tuple[tables.User, str | None] | None:
     """The user these credentials prove, and a fresh hash when the stored one is outdated; None if
-    they prove nothing. Argon2 runs in a worker thread and outside any write transaction, so a flood
-    of logins neither stalls the event loop nor holds SQLite's single writer."""
+    they prove nothing. Argon2 runs in a worker thread, within the pool's concurrency cap (over it:
+    TooManyRequestsError), and outside any write transaction, so a flood of logins neither stalls
+    the event loop, nor exhausts memory, nor holds SQLite's single writer."""
     async with db.read() as session:
         user = (
             await session.execute(sa.select(tables.User).where(tables.User.email == email.strip().lower()))
         ).scalar()
     stored = user.password_hash if user else None
-    ok = await anyio.to_thread.run_sync(passwords.verify, stored, password)
+    ok = await hashing.run(passwords.verify, stored, password)
     if user is None or not ok or user.disabled:
         return None
     rehash = None
     if stored and passwords.needs_rehash(stored):
-        rehash = await anyio.to_thread.run_sync(passwords.hash, password)
+        rehash = await hashing.run(passwords.hash, password)
     return user, rehash
 
 

@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from mcpctl.core.errors import ForbiddenError, LimitExceededError, McpctlError, status_for
+from mcpctl.core.errors import (
+    ForbiddenError,
+    LimitExceededError,
+    McpctlError,
+    TooManyRequestsError,
+    status_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +28,7 @@ _CODE_BY_HTTP_STATUS = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
 }
 
 
@@ -33,7 +40,11 @@ def error_body(
 
 def error_response(error: McpctlError, request_id: str | None) -> JSONResponse:
     status = status_for(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, TooManyRequestsError):
+        headers = {"Retry-After": error.retry_after_header}
     return JSONResponse(
         error_body(error.code, error.message, error.details, request_id), status_code=status, headers=headers
     )

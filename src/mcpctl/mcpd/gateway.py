@@ -203,6 +203,7 @@ class Gateway:
             allowed_origins=loopback_origins([*extra_origins, *settings.allowed_origins]),
             max_body_bytes=settings.max_body_bytes,
             session_idle_seconds=settings.session_idle_seconds,
+            session_limits=settings.session_limits(),
         )
 
     @contextlib.asynccontextmanager

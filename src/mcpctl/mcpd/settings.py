@@ -73,6 +73,52 @@ class Settings(BaseSettings):
         description="Argon2id memory per password hash, in KiB "
         "(default 64 MiB, RFC 9106's low-memory profile).",
     )
+    password_hash_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Most Argon2 password checks running at once (each holds password_hash_memory_kib "
+        "and runs 4 lanes in parallel already); logins beyond it wait in a bounded queue.",
+    )
+    password_hash_queue: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description="Most logins waiting for a password-check slot; more get 429 with Retry-After.",
+    )
+    password_hash_wait_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Longest wait for a password-check slot before a login gets 429 with Retry-After.",
+    )
+    login_failures_per_address: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Failed logins one client address (IPv6: its /64) may make per login_throttle_window "
+        "before it gets 429 with Retry-After.",
+    )
+    login_failures_per_account: int = Field(
+        5,
+        ge=1,
+        le=100_000,
+        description="Failed logins for one e-mail (existing or not) per login_throttle_window before "
+        "further attempts get 429 with Retry-After.",
+    )
+    login_throttle_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="The login throttles refill their whole budget over this many seconds.",
+    )
+    login_throttle_max_entries: int = Field(
+        10_000,
+        ge=100,
+        le=10_000_000,
+        description="Most addresses and most accounts the login throttles remember (least recently "
+        "failed dropped first), so a flood of random names uses bounded memory.",
+    )
     public_url: str | None = Field(
         None,
         description="Base URL clients use to reach this mcpd (client config snippets, project MCP "

@@ -1,4 +1,4 @@
-"""What one running mcpd holds: settings, database, cipher, metrics."""
+"""What one running mcpd holds: settings, database, cipher, password work and its throttles, metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.policy import Principal
+from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.mcpd.kinds.base import KindContext
+from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import Metrics
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.sessions import ProxySessions
@@ -26,6 +28,8 @@ class AppState:
     db: Database
     cipher: SecretCipher
     passwords: Passwords
+    hashing: HashingPool
+    login_throttle: LoginThrottle
     metrics: Metrics = field(default_factory=Metrics)
     supervisor: Supervisor | None = None
     proxy_sessions: ProxySessions | None = None

@@ -52,6 +52,7 @@ def build_app(settings: GatewaySettings, plane: RemotePlane | None = None) -> St
         allowed_origins=loopback_origins(settings.allowed_origins),
         max_body_bytes=settings.max_body_bytes,
         session_idle_seconds=settings.session_idle_seconds,
+        session_limits=settings.session_limits(),
     )
 
     async def healthz(request: Request) -> JSONResponse:

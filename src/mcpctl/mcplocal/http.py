@@ -6,7 +6,8 @@ token (positive and negative TTL). Missing, malformed, unknown, revoked or expir
 `WWW-Authenticate: Bearer`; a token of another project → 403; a token in the query string → 400
 (RFC 6750 `invalid_request`: URLs end up in logs and histories). The SDK binds each legacy session to
 the token that opened it (`scope["user"]`), validates Host/Origin and the protocol headers, and
-limits the body size.
+limits the body size; `FairSessionManager` shares its sessions fairly between tokens and projects
+(over a cap with nothing of its own to close: 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -14,20 +15,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import decode_header_value
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from mcpctl.core.errors import TooManyRequestsError
+from mcpctl.core.session_shares import SessionLimits
 from mcpctl.core.ttlcache import TtlCache
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
+from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,16 @@ _QUERY_TOKEN_KEYS = {"access_token", "token", "bearer", "authorization", "api_ke
 
 
 def error(
-    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    scope: Scope,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """The one JSON error shape, with the request id mcpd's middleware gave the request (if any)."""
     request_id = scope.get("state", {}).get("request_id")
-    body = {"error": {"code": code, "message": message, "details": {}}, "requestId": request_id}
+    body = {"error": {"code": code, "message": message, "details": details or {}}, "requestId": request_id}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -97,6 +106,7 @@ class ProjectMcpApp:
         allowed_origins: Sequence[str],
         max_body_bytes: int,
         session_idle_seconds: float,
+        session_limits: SessionLimits,
     ):
         self.endpoint, self.gate = endpoint, gate
         security = TransportSecuritySettings(
@@ -104,8 +114,10 @@ class ProjectMcpApp:
             allowed_hosts=list(allowed_hosts),
             allowed_origins=list(allowed_origins),
         )
-        self.sessions = StreamableHTTPSessionManager(
+        self.sessions = FairSessionManager(
             endpoint.server,
+            limits=session_limits,
+            on_closed=endpoint.router.forget,
             security_settings=security,
             max_request_body_size=max_body_bytes,
             session_idle_timeout=session_idle_seconds,
@@ -129,9 +141,21 @@ class ProjectMcpApp:
             # the tool's name as the 2026 routing header says (the SDK checks it matches the body)
             tool = decode_header_value(headers.get("mcp-name"))
             validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY], tool)
+        caller: Caller = scope[CALLER_SCOPE_KEY]
+        admitting = ADMITTING.set((project, caller.principal.token_sha or ""))
         try:
             await self.sessions.handle_request(scope, receive, send)
+        except TooManyRequestsError as exc:  # over a session cap with nothing of its own to give up
+            await error(
+                scope,
+                429,
+                exc.code,
+                exc.message,
+                {"Retry-After": exc.retry_after_header},
+                exc.details,
+            )(scope, receive, send)
         finally:
+            ADMITTING.reset(admitting)
             self.endpoint.finish_tool_call(validating)
 
     async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:

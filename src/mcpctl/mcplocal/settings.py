@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcpctl.core.session_shares import SessionLimits
 from mcpctl.mcplocal.router import RouterSettings
 
 
@@ -53,6 +54,26 @@ class GatewaySettings(BaseSettings):
     session_idle_seconds: float = Field(
         1800.0, gt=0, le=86_400, description="A legacy MCP session unused this long is closed."
     )
+    max_sessions_per_token: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Most legacy MCP sessions one McpToken holds; a new one closes the token's oldest.",
+    )
+    max_sessions_per_project: int = Field(
+        512,
+        ge=1,
+        le=1_000_000,
+        description="Most legacy MCP sessions of one project; a new one closes the caller's own oldest, "
+        "and a caller holding none gets 429 with Retry-After.",
+    )
+    max_sessions: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Most legacy MCP sessions in all (a memory backstop); a new one closes the caller's "
+        "own oldest, else the oldest of the largest project's largest holder, else 429.",
+    )
     audit_flush_ms: int = Field(
         500, ge=10, le=60_000, description="Audit events are written at least this often."
     )
@@ -61,6 +82,13 @@ class GatewaySettings(BaseSettings):
         ge=100,
         description="Most audit events held in memory; beyond it they are counted and logged as dropped.",
     )
+
+    def session_limits(self) -> SessionLimits:
+        return SessionLimits(
+            per_token=self.max_sessions_per_token,
+            per_project=self.max_sessions_per_project,
+            total=self.max_sessions,
+        )
 
     def router_settings(self) -> RouterSettings:
         return RouterSettings(

@@ -13,17 +13,36 @@ from mcpctl.mcpd import audit
 from mcpctl.mcpd import auth as auth_service
 from mcpctl.mcpd.deps import CurrentPrincipal, State, auth_result
 from mcpctl.mcpd.kinds.users import UserHandler
-from mcpctl.mcpd.schemas import LoginIn, LoginOut, MeOut
+from mcpctl.mcpd.schemas import ErrorOut, LoginIn, LoginOut, MeOut
 from mcpctl.storage import tables
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 _users = UserHandler()
 
 
-@router.post("/login", response_model=LoginOut, summary="Log in with e-mail and password")
+@router.post(
+    "/login",
+    response_model=LoginOut,
+    summary="Log in with e-mail and password",
+    responses={
+        429: {
+            "model": ErrorOut,
+            "description": "Too many failed logins from this address or for this account, or too many "
+            "logins being checked at once (`Retry-After` says when to try again)",
+        }
+    },
+)
 async def login(body: LoginIn, request: Request, state: State) -> Any:
+    """Failed attempts are throttled per client address and per account before any password work;
+    a throttled attempt costs no Argon2 and no database write (DESIGN §12)."""
     ttl = timedelta(seconds=state.settings.session_ttl_seconds)
-    proven = await auth_service.check_password(state.db, state.passwords, body.email, body.password)
+    client = request.client
+    attempt = state.login_throttle.admit(client.host if client else None, body.email)
+    proven = await auth_service.check_password(
+        state.db, state.passwords, state.hashing, body.email, body.password
+    )
+    if proven is not None:
+        state.login_throttle.succeeded(attempt)
     async with state.db.write() as session:
         audit.record(
             session,

@@ -1,0 +1,99 @@
+"""The SDK's Streamable HTTP session manager, with fair shares of legacy sessions (DESIGN §12).
+
+The SDK caps sessions only in total (10,000 by default, then 503 for everyone), so one token could
+hold them all. Here every new session is admitted by a `SessionLedger` (per token, per project,
+total): the session it names is closed first — forgotten at once, so its id answers 404, and its
+transport terminated, which ends its server task and frees its memory — and a caller over a cap with
+nothing of its own to give up gets TooManyRequestsError, which `ProjectMcpApp` answers with 429.
+
+The SDK offers no admission hook, so this overrides its two private session-table methods,
+`_admit_session` and `_discard_session` (mcp 2.3); tests/e2e/test_fair_capacity.py and
+tests/integration/test_session_shares.py fail if they stop being called.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+from mcpctl.core.session_shares import SessionLedger, SessionLimits
+
+logger = logging.getLogger(__name__)
+
+# (project, token sha) of the request being served: the SDK hands `_admit_session` only the
+# credential, and the HTTP layer knows the rest.
+ADMITTING: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "mcplocal_admitting", default=None
+)
+
+
+class FairSessionManager(StreamableHTTPSessionManager):
+    """`StreamableHTTPSessionManager` whose sessions are shared fairly; `on_closed(session_id)` is
+    told of every session that ends, however it ends (the router forgets its notification target)."""
+
+    def __init__(
+        self,
+        app: Server[Any],
+        *,
+        limits: SessionLimits,
+        on_closed: Callable[[str], None] = lambda session_id: None,
+        **options: Any,
+    ):
+        super().__init__(app, max_sessions=None, **options)
+        self.ledger = SessionLedger(limits)
+        self._on_closed = on_closed
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions the SDK holds now (its table, not the ledger: what memory actually pays for)."""
+        return len(self._server_instances)
+
+    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        who = ADMITTING.get()
+        if who is None:
+            raise RuntimeError("a session was opened without ProjectMcpApp naming its project and token")
+        project, owner = who
+        victim = self.ledger.plan(project, owner)  # TooManyRequestsError: nothing of the caller's to close
+        if victim is not None:
+            self._evict(victim)
+        transport = super()._admit_session(requestor)
+        if transport is not None and transport.mcp_session_id is not None:
+            self.ledger.add(transport.mcp_session_id, project, owner)
+        return transport
+
+    def _evict(self, session_id: str) -> None:
+        """Close a session to make room: it answers 404 from now on, and its transport is terminated
+        in the background (which ends its server task; `_discard_session` then finds it gone)."""
+        transport = self._server_instances.pop(session_id, None)
+        self._session_owners.pop(session_id, None)
+        self._closed(session_id)
+        logger.info("closed session %s to make room for a new one", session_id[:8])
+        if transport is not None and self._task_group is not None:
+            self._task_group.start_soon(_terminate, transport)
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        self._closed(session_id)
+        await super()._discard_session(session_id, transport)
+
+    def _closed(self, session_id: str) -> None:
+        self.ledger.remove(session_id)
+        try:
+            self._on_closed(session_id)
+        except Exception:  # a listener's failure must not keep a session's memory alive
+            logger.exception("on_closed failed for session %s", session_id[:8])
+
+
+async def _terminate(transport: StreamableHTTPServerTransport) -> None:
+    try:
+        with anyio.CancelScope(shield=True):
+            await transport.terminate()
+    except Exception:  # the manager's task group must outlive one transport's trouble
+        logger.exception("terminating an evicted session failed")
