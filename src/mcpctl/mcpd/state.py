@@ -44,5 +44,6 @@ class AppState:
             passwords=self.passwords,
             data_dir=self.settings.data_dir,
             stdio_commands=tuple(self.settings.stdio_commands),
+            hashing=self.hashing,
             offered_names=self.gateway.offered_names if self.gateway is not None else None,
         )

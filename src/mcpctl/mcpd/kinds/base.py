@@ -16,6 +16,7 @@ from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import ConflictError, InvalidError, NotFoundError
 from mcpctl.core.kinds import KindInfo
 from mcpctl.core.policy import Principal, can_access
+from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.storage import tables
 
 RowT = TypeVar("RowT", bound=tables.Base)
@@ -32,6 +33,8 @@ class KindContext:
     principal: Principal
     passwords: Passwords
     data_dir: Path
+    # Argon2 work goes through the capped pool, as logins' does (None: inline, for tools and tests).
+    hashing: HashingPool | None = None
     # The operator's allowlist of stdio server commands (empty: any).
     stdio_commands: tuple[str, ...] = ()
     # Work that must wait until the unit of work has committed (e.g. removing files).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -13,6 +14,8 @@ from mcpctl.mcpd.auth import principal_for_user
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.schemas import UserSpec
 from mcpctl.storage import tables
+
+T = TypeVar("T")
 
 
 async def _rename_subject(ctx: KindContext, old: str, new: str) -> None:
@@ -25,6 +28,11 @@ async def _rename_subject(ctx: KindContext, old: str, new: str) -> None:
     await ctx.session.execute(
         sa.update(tables.McpToken).where(tables.McpToken.owner == old).values(owner=new)
     )
+
+
+async def _argon2(ctx: KindContext, fn: Callable[..., T], *args: Any) -> T:
+    """Password work off the event loop and under the same cap as logins."""
+    return fn(*args) if ctx.hashing is None else await ctx.hashing.run(fn, *args)
 
 
 class UserHandler(KindHandler[tables.User, UserSpec]):
@@ -56,7 +64,9 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         return data
 
     async def differs(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> bool:
-        if spec.password is not None and not ctx.passwords.verify(row.password_hash, spec.password):
+        if spec.password is not None and not await _argon2(
+            ctx, ctx.passwords.verify, row.password_hash, spec.password
+        ):
             return True
         return await super().differs(ctx, row, spec)
 
@@ -77,8 +87,8 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
 
     async def write(self, ctx: KindContext, row: tables.User, spec: UserSpec) -> None:
         email = spec.email.lower()
-        new_password = spec.password is not None and not ctx.passwords.verify(
-            row.password_hash, spec.password
+        new_password = spec.password is not None and not await _argon2(
+            ctx, ctx.passwords.verify, row.password_hash, spec.password
         )
         if sa.inspect(row).persistent and (
             new_password or email != row.email or spec.disabled != row.disabled
@@ -106,4 +116,4 @@ class UserHandler(KindHandler[tables.User, UserSpec]):
         row.disabled = spec.disabled
         if new_password:
             assert spec.password is not None
-            row.password_hash = ctx.passwords.hash(spec.password)
+            row.password_hash = await _argon2(ctx, ctx.passwords.hash, spec.password)
