@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.integration.conftest import ADMIN_EMAIL, Api, assert_error, make_settings, running
@@ -315,3 +316,102 @@ async def test_stdio_commands_outside_the_operators_allowlist_are_refused(
         assert_error(await client.post("/api/v1/servers", json=body, headers=admin), 403, "forbidden")
         body = {"metadata": {"name": "time"}, "spec": {"transport": "stdio", "command": "mcp-server-time"}}
         assert (await client.post("/api/v1/servers", json=body, headers=admin)).status_code == 201
+
+
+# ---- found in review: dormant grants, disabled users, races, probes, the allowlist's environment ----------
+
+
+async def test_a_grant_for_nobody_yet_needs_the_writer_to_hold_it(api: Api) -> None:
+    planter = await api.user_with(
+        "planter", {"role": "create", "resource": "rbac"}, {"role": "edit", "resource": "rbac"}
+    )
+    planted = {
+        "subjects": ["Group:oncall", "User:newhire@example.com"],
+        "roleBindings": [{"role": "edit", "resource": "*"}],
+    }
+    assert_error(await api.put("rbac", "plant", planted, headers=planter), 403, "forbidden")
+    assert (await api.put("rbac", "dormant", planted)).status_code == 201
+    assert_error(await api.client.delete("/api/v1/rbac/dormant", headers=planter), 403, "forbidden")
+
+
+async def test_a_disabled_users_grants_cannot_be_stripped_by_one_who_lacks_them(api: Api) -> None:
+    await api.put(
+        "users", "second", {"email": "second@example.com", "password": "second-password-1", "disabled": True}
+    )
+    assert (
+        await api.put(
+            "rbac",
+            "second-extra",
+            {"subjects": ["User:second@example.com"], "roleBindings": [{"role": "run", "action": "*"}]},
+        )
+    ).status_code == 201
+    stripper = await api.user_with(
+        "stripper",
+        {"role": "delete", "resource": "users"},
+        {"role": "view", "resource": "users"},
+        {"role": "delete", "resource": "rbac"},
+        {"role": "view", "resource": "rbac"},
+    )
+    assert_error(await api.client.delete("/api/v1/rbac/second-extra", headers=stripper), 403, "forbidden")
+    assert_error(await api.client.delete("/api/v1/users/second", headers=stripper), 403, "forbidden")
+
+
+async def test_racing_writes_cannot_escalate_together(api: Api) -> None:
+    """Planting a grant for a group and joining it, at the same moment: each alone is checked
+    against a snapshot the other has not changed yet, unless guarded writes are serialized."""
+    racer = await api.user_with(
+        "racer",
+        {"role": "create", "resource": "rbac"},
+        {"role": "edit", "resource": "rbac"},
+        {"role": "create", "resource": "groups"},
+        {"role": "edit", "resource": "groups"},
+        {"role": "view", "resource": "users"},
+    )
+    for i in range(10):
+        plant = {"subjects": [f"Group:g{i}"], "roleBindings": [{"role": "edit", "resource": "*"}]}
+        await anyio_gather(
+            api.put("rbac", f"plant{i}", plant, headers=racer),
+            api.put("groups", f"g{i}", {"members": ["racer@example.com"]}, headers=racer),
+        )
+        me = (await api.client.get("/api/v1/auth/me", headers=racer)).json()
+        assert {"role": "edit", "resource": "*"} not in me["bindings"]
+
+
+async def anyio_gather(*calls: Any) -> list[Any]:
+    results: list[Any] = [None] * len(calls)
+
+    async def one(i: int, call: Any) -> None:
+        results[i] = await call
+
+    async with anyio.create_task_group() as group:
+        for i, call in enumerate(calls):
+            group.start_soon(one, i, call)
+    return results
+
+
+async def test_a_health_check_that_calls_a_tool_needs_run_on_the_server(api: Api) -> None:
+    assert (
+        await api.put("servers", "remote", {"transport": "http", "url": "http://127.0.0.1:9/mcp"})
+    ).status_code == 201
+    editor = await api.user_with("editor", {"role": "edit", "resource": "servers"})
+    probe = {"spec": {"healthCheck": {"tool": "drop_database", "arguments": {"confirm": True}}}}
+    assert_error(
+        await api.client.patch("/api/v1/servers/remote", json=probe, headers=editor), 403, "forbidden"
+    )
+    runner = await api.user_with("runner", {"role": "edit", "resource": "servers"}, RUN_ALL)
+    assert (await api.client.patch("/api/v1/servers/remote", json=probe, headers=runner)).status_code == 200
+
+
+async def test_an_allowlisted_command_cannot_be_redirected_through_its_environment(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url, stdio_commands=["mcp-server-time"])
+    async with running(settings) as (_, client):
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "admin-password-1"}
+        )
+        admin = _bearer(login.json()["token"])
+        for env in ({"PATH": "/tmp/evil"}, {"LD_PRELOAD": "/tmp/evil.so"}, {"PYTHONPATH": "/tmp/evil"}):
+            spec = {"transport": "stdio", "command": "mcp-server-time", "env": env}
+            body = {"metadata": {"name": "time"}, "spec": spec}
+            assert_error(await client.post("/api/v1/servers", json=body, headers=admin), 403, "forbidden")

@@ -100,11 +100,22 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
     state = tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
     if state != "active":
         return AuthResult(ANONYMOUS, state)
+    principal = await token_principal(session, row)
+    if principal is None:
+        return AuthResult(ANONYMOUS, "revoked")
+    touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
+    return AuthResult(principal, expires_at=row.expires_at, touch=touch)
+
+
+async def token_principal(session: AsyncSession, row: tables.McpToken) -> Principal | None:
+    """An active token's principal: its REST bindings capped by its owner (now) and its parent, and
+    its MCP reach (DESIGN §4). None when its owner is disabled or gone, or a token above it is no
+    longer active (fail closed)."""
     owner_row = (await session.execute(sa.select(tables.User).where(tables.User.email == row.owner))).scalar()
     chain = await _token_chain(session, row)
     if owner_row is None or owner_row.disabled or chain is None:
         # a disabled (or vanished) owner's tokens stop working with it; so do a vanished parent's
-        return AuthResult(ANONYMOUS, "revoked")
+        return None
     owner = await principal_for_user(session, owner_row)
     bindings: tuple[Binding, ...] = ()
     for link in reversed(chain):  # from the first token down: each is capped by the one above it
@@ -120,19 +131,17 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
         )
     ).scalars()
     scopes = [[binding_from_dict(b) for b in link.bindings or []] for link in chain]
-    principal = Principal(
+    return Principal(
         kind="token",
         bindings=bindings,
         token_id=row.id,
         token_name=row.name,
-        token_sha=sha,
+        token_sha=row.token_sha,
         project=row.project.name,
         owner=row.owner,
         token_expires_at=row.expires_at,
         reach=token_reach(project_servers, scopes, owner),
     )
-    touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
-    return AuthResult(principal, expires_at=row.expires_at, touch=touch)
 
 
 async def _token_chain(session: AsyncSession, row: tables.McpToken) -> list[tables.McpToken] | None:
@@ -151,6 +160,25 @@ async def _token_chain(session: AsyncSession, row: tables.McpToken) -> list[tabl
             return None
         chain.append(parent)
     return chain
+
+
+async def reload_principal(session: AsyncSession, principal: Principal) -> Principal:
+    """The principal as the database says now — inside a write transaction, so that a writer
+    demoted a moment ago acts with what it holds now, not with what it held when its request came
+    in. Anonymous when it no longer exists, is disabled, or (a token) is no longer active."""
+    if principal.kind == "user" and principal.user_id is not None:
+        user = await session.get(tables.User, principal.user_id)
+        return ANONYMOUS if user is None or user.disabled else await principal_for_user(session, user)
+    if principal.kind == "token" and principal.token_id is not None:
+        row = await session.get(tables.McpToken, principal.token_id)
+        now = tables.utcnow()
+        if (
+            row is None
+            or tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now) != "active"
+        ):
+            return ANONYMOUS
+        return await token_principal(session, row) or ANONYMOUS
+    return principal
 
 
 async def touch_token(session: AsyncSession, token_id: str) -> None:

@@ -6,6 +6,13 @@ transaction, and the policy module decides — the writer must hold every bindin
 lost, and the result must leave some enabled user able to edit RBAC. One check, whatever was
 written and however (POST, PUT/apply, PATCH, DELETE); it also covers effects that no single field
 shows, such as a new user or a renamed e-mail picking up grants an RbacDefinition already names.
+
+Holdings are kept per user *and* per subject, so a grant planted for a group with no members or an
+address with no user yet (and one taken from a disabled user) counts as a change too.
+
+Guarded writes are serialized (SQLite has one writer; PostgreSQL takes a transaction-scoped
+advisory lock) and the writer is re-read inside the transaction: two writes racing each other, or a
+writer demoted while its request waited, cannot slip between the snapshots.
 """
 
 from __future__ import annotations
@@ -20,9 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcpctl.core.errors import ConflictError
 from mcpctl.core.policy import Holdings, Principal, ensure_may_change, someone_can_edit_rbac
 from mcpctl.core.rbac import Binding, binding_from_dict
+from mcpctl.mcpd.auth import reload_principal
 from mcpctl.storage import tables
 
 USER_KEY = "User#"  # holdings of a user are keyed by its id (an e-mail rename is the same user)
+SUBJECT_KEY = "Subject#"  # and of every RBAC subject, whoever it names now
+# pg_advisory_xact_lock key of guarded writes and of token mints ("mcpctl" in ASCII).
+PERMISSIONS_LOCK = 0x6D6370637446
+
+
+async def serialize(session: AsyncSession) -> None:
+    """Hold the permission-writes lock until this transaction ends (PostgreSQL; SQLite's single
+    writer already serializes every write transaction)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PERMISSIONS_LOCK})
 
 
 async def holdings(session: AsyncSession) -> dict[str, frozenset[Binding]]:
@@ -53,8 +72,7 @@ async def holdings(session: AsyncSession) -> dict[str, frozenset[Binding]]:
         bindings = frozenset(b for s in subjects for b in by_subject.get(s, ()))
         held[USER_KEY + user_id] = frozenset() if disabled else bindings
     for subject, granted in by_subject.items():
-        if subject.startswith("McpToken:"):
-            held[subject] = frozenset(granted)
+        held[SUBJECT_KEY + subject] = frozenset(granted)
     return held
 
 
@@ -66,6 +84,8 @@ def _user_holdings(held: Holdings) -> list[frozenset[Binding]]:
 async def guarded(session: AsyncSession, writer: Principal, *, what: str) -> AsyncIterator[None]:
     """Run a write; before it commits, refuse it (ForbiddenError, ConflictError) if it breaks the
     escalation rule or leaves nobody able to edit RBAC. The caller's transaction rolls back."""
+    await serialize(session)
+    writer = await reload_principal(session, writer)
     before = await holdings(session)
     yield
     await session.flush()

@@ -16,10 +16,12 @@ from mcpctl.core.errors import (
     InvalidError,
     LimitExceededError,
     NotFoundError,
+    UnauthenticatedError,
 )
 from mcpctl.core.policy import Principal, ensure_access, ensure_may_grant, ensure_visible
 from mcpctl.core.rbac import Binding, binding_from_dict
-from mcpctl.mcpd.auth import definitions_naming
+from mcpctl.mcpd.auth import definitions_naming, reload_principal
+from mcpctl.mcpd.escalation import serialize
 from mcpctl.mcpd.kinds.base import iso
 from mcpctl.mcpd.settings import Settings
 from mcpctl.storage import tables
@@ -158,6 +160,10 @@ async def mint(
     if project is None:
         raise project_not_found(request.project)
     ensure_access(principal, "create", "mcptokens", request.name)
+    await serialize(session)  # no mint slips past a concurrent demotion or deletion of its creator
+    principal = await reload_principal(session, principal)
+    if not principal.is_authenticated:
+        raise UnauthenticatedError("the credentials of this request are no longer valid")
     mode, bindings = resolve_bindings(principal, request)
     now = tables.utcnow()
     expires_at = tokens.parse_ttl(request.ttl, now=now, max_ttl=settings.mcptoken_max_ttl_delta)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from mcpctl.core.errors import ForbiddenError, InvalidError
 from mcpctl.core.kinds import kind_for_noun
-from mcpctl.core.policy import can_access, describe, may_read_secret_values
+from mcpctl.core.policy import can_access, describe, ensure_access, may_read_secret_values
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, in_use_error
 from mcpctl.mcpd.schemas import ServerSpec
 from mcpctl.storage import tables
@@ -26,6 +26,12 @@ def secret_refs(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 # What decides where a server's secrets go: the process and its environment, or the URL called.
 LAUNCH_FIELDS = ("transport", "command", "args", "env", "cwd", "url", "headers")
+
+# Environment variables that choose which code a process runs (loader, interpreters, shells).
+_HIJACKING_ENV = frozenset(
+    {"PATH", "BASH_ENV", "ENV", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB"}
+)
+_HIJACKING_PREFIXES = ("LD_", "DYLD_", "PYTHON", "UV_", "NPM_CONFIG_", "npm_config_")
 
 
 class ServerHandler(KindHandler[tables.Server, ServerSpec]):
@@ -60,6 +66,11 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
         refs = secret_refs(canonical)
         await check_secret_refs(ctx, [ref for ref in refs if ref not in kept])
         _check_command(ctx, canonical)
+        if canonical.get("healthCheck", {}).get("tool") and canonical.get("healthCheck") != before.get(
+            "healthCheck"
+        ):
+            # a probe calls that tool with those arguments, again and again: that is running it
+            ensure_access(ctx.principal, "run", "servers", row.name)
         # Where a secret goes is decided by what runs or what is called: a new reference, or any
         # reference when that changes, hands the plaintext to the writer's choice (DESIGN §12).
         relaunched = any(canonical.get(f) != before.get(f) for f in LAUNCH_FIELDS)
@@ -86,13 +97,23 @@ class ServerHandler(KindHandler[tables.Server, ServerSpec]):
 
 
 def _check_command(ctx: KindContext, spec: dict[str, Any]) -> None:
-    """The operator's allowlist of stdio commands, when there is one."""
+    """The operator's allowlist of stdio commands, when there is one — and, with one, no environment
+    variable that would make an allowed command load or find other code."""
+    if spec.get("transport") != "stdio" or not ctx.stdio_commands:
+        return
     command = spec.get("command")
-    if spec.get("transport") == "stdio" and ctx.stdio_commands and command not in ctx.stdio_commands:
+    if command not in ctx.stdio_commands:
         raise ForbiddenError(
             f"command {command!r} is not in this mcpd's allowlist of stdio commands (MCPD_STDIO_COMMANDS)",
             details={"field": "command", "allowed": list(ctx.stdio_commands)},
         )
+    for name in spec.get("env") or {}:
+        if name in _HIJACKING_ENV or name.startswith(_HIJACKING_PREFIXES):
+            raise ForbiddenError(
+                f"env {name} is not allowed while MCPD_STDIO_COMMANDS is set: it would make "
+                f"{command!r} run other code",
+                details={"field": f"env.{name}"},
+            )
 
 
 async def check_secret_refs(ctx: KindContext, refs: list[tuple[str, str]]) -> None:
