@@ -13,6 +13,7 @@ from mcpctl.core.errors import (
     AlreadyExistsError,
     ConflictError,
     ForbiddenError,
+    InsufficientStorageError,
     InvalidError,
     LimitExceededError,
     McpctlError,
@@ -37,6 +38,7 @@ DOCUMENTED = [
     (ConflictError, McpctlError, 409, "conflict"),
     (AlreadyExistsError, ConflictError, 409, "already_exists"),
     (PayloadTooLargeError, McpctlError, 413, "payload_too_large"),
+    (InsufficientStorageError, McpctlError, 507, "insufficient_storage"),
     (UpstreamError, McpctlError, 502, "upstream_error"),
     (UpstreamTimeoutError, UpstreamError, 504, "upstream_timeout"),
 ]

@@ -10,6 +10,7 @@
     ├── ConflictError                409 conflict
     │   └── AlreadyExistsError       409 already_exists
     ├── PayloadTooLargeError         413 payload_too_large
+    ├── InsufficientStorageError     507 insufficient_storage (the database's disk is full)
     └── UpstreamError                502 upstream_error
         └── UpstreamTimeoutError     504 upstream_timeout
 
@@ -71,6 +72,13 @@ class PayloadTooLargeError(McpctlError):
     code = "payload_too_large"
 
 
+class InsufficientStorageError(McpctlError):
+    """A write failed for lack of space (disk or database quota): the caller may retry later, and
+    the operator must act; nothing is wrong with the request."""
+
+    code = "insufficient_storage"
+
+
 class UpstreamError(McpctlError):
     code = "upstream_error"
 
@@ -90,6 +98,7 @@ STATUS_BY_ERROR: tuple[tuple[type[McpctlError], int], ...] = (
     (AlreadyExistsError, 409),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
+    (InsufficientStorageError, 507),
     (UpstreamTimeoutError, 504),
     (UpstreamError, 502),
     (McpctlError, 500),
@@ -116,4 +125,5 @@ REASON_BY_STATUS: dict[int, str] = {
     502: "BadGateway",
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
+    507: "InsufficientStorage",
 }

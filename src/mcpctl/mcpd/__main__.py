@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from types import FrameType
@@ -11,7 +12,7 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
-from mcpctl.mcpd import logs
+from mcpctl.mcpd import datadir, logs
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.settings import Settings
 
@@ -37,6 +38,12 @@ def cli(**flags: Any) -> None:
     except (ValidationError, ValueError) as exc:
         click.echo(f"error: invalid settings: {exc}", err=True)
         sys.exit(2)
+    os.umask(0o077)  # the database, its -wal/-shm and every file mcpd writes: owner only
+    try:
+        datadir.prepare(settings.data_dir, settings.resolved_database_url)
+    except datadir.DataDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     logs.configure(settings.log_level, json_lines=settings.log_json)
     app = create_app(settings)
     config = uvicorn.Config(
