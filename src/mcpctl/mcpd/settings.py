@@ -92,6 +92,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted, in bytes (larger → 413)."
     )
+    data_dir_min_free_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Free space the data dir's file system must keep; below it /readyz answers 503 "
+        "(writes that fail for lack of space answer 507 insufficient_storage).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer a Prometheus scrape sends to /metrics (scrape config `authorization: "
+        "credentials_file`). Without it, /metrics needs a login session of a user who may view every "
+        "server, since the metrics name every server.",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without authentication. Anonymous scrapes then get the HTTP request "
+        "metrics only (no server or instance names); authenticated scrapes still get everything.",
+    )
     supervise: bool = Field(
         True,
         description="Run registered servers (stdio children, http connections) and probe them. Off: "
