@@ -14,6 +14,7 @@ from mcpctl.core.policy import describe, ensure_access
 from mcpctl.mcpd import datadir
 from mcpctl.mcpd.auth import bearer_from_header
 from mcpctl.mcpd.deps import State, authenticated
+from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,15 @@ def _storage_full(state: AppState) -> bool:
     return free < state.settings.data_dir_min_free_bytes
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        401: {"model": ErrorOut, "description": "No bearer, or a wrong one"},
+        403: {"model": ErrorOut, "description": "The caller may not view every server"},
+    },
+)
 async def metrics(request: Request, state: State) -> Response:
     """Everything for the metrics token or a user who may view every server (the metrics name them
     all); with `metrics_public`, the HTTP request metrics for anyone else."""
