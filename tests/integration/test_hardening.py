@@ -146,13 +146,15 @@ def _fill(directory: Path) -> Path:
     """Take every free byte of `directory`'s file system (bounded by its size)."""
     filler = directory / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as handle:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
         for _ in range(1024):  # 64 MiB at most, far above the tmpfs size
             try:
-                handle.write(chunk)
-                handle.flush()
+                os.write(fd, chunk)
             except OSError:
                 break
+    finally:
+        os.close(fd)
     return filler
 
 
