@@ -219,3 +219,10 @@ async def test_the_metrics_token_scrapes_everything_and_public_metrics_name_no_s
         assert_error(
             await client.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthenticated"
         )
+
+
+@pytest.mark.parametrize("depth", [500, 100_000])
+async def test_deeply_nested_rest_bodies_are_400_invalid(api: Api, depth: int) -> None:
+    body = '{"metadata": {"name": "deep"}, "spec": {"description": ' + _nested(depth) + "}}"
+    headers = {**api.admin, "Content-Type": "application/json"}
+    assert_error(await api.client.put("/api/v1/projects/deep", content=body, headers=headers), 400, "invalid")
