@@ -21,6 +21,17 @@ pytestmark = pytest.mark.anyio
 
 P = "proj"
 STDIO = {"transport": "stdio", "command": "true"}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 
 
 def _nested(depth: int) -> str:
@@ -60,22 +71,8 @@ async def _token(api: Api) -> str:
 @pytest.mark.parametrize("encode", [lambda t: t.replace("_", "%5F"), lambda t: t.replace("_", "%255F")])
 async def test_a_percent_encoded_token_in_the_query_string_is_refused(api: Api, encode: Any) -> None:
     token = await _token(api)
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-    }
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-    answer = await api.client.post(f"/projects/{P}/mcp?x={encode(token)}", json=initialize, headers=headers)
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    answer = await api.client.post(f"/projects/{P}/mcp?x={encode(token)}", json=INITIALIZE, headers=headers)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] == "invalid"
 
@@ -168,6 +165,13 @@ async def test_a_full_disk_answers_507_and_fails_readyz_and_both_recover(tmp_pat
             token = (await client.post("/api/v1/auth/login", json=login)).json()["token"]
             admin = {"Authorization": f"Bearer {token}"}
             assert (await client.get("/readyz")).status_code == 200
+            assert (
+                await client.put(
+                    f"/api/v1/projects/{P}", json={"metadata": {"name": P}, "spec": {}}, headers=admin
+                )
+            ).status_code == 201
+            mint = {"project": P, "name": "t", "bindings": [{"role": "view", "resource": "projects"}]}
+            project_token = (await client.post("/api/v1/mcptokens", json=mint, headers=admin)).json()["token"]
             filler = _fill(disk)
             ready = await client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["storage"] == "full"
@@ -180,6 +184,9 @@ async def test_a_full_disk_answers_507_and_fails_readyz_and_both_recover(tmp_pat
             assert (
                 await client.get("/api/v1/projects", headers=admin)
             ).status_code == 200  # reads still work
+            mcp = {**MCP_HEADERS, "Authorization": f"Bearer {project_token}", "Host": "127.0.0.1"}
+            opened = await client.post(f"/projects/{P}/mcp", json=INITIALIZE, headers=mcp)
+            assert opened.status_code == 200, opened.text  # its first use is not recorded, and that is all
             filler.unlink()
             assert (await client.put("/api/v1/secrets/big", json=body, headers=admin)).status_code == 201
             assert (await client.get("/readyz")).status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -12,16 +11,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcpctl.core.errors import InsufficientStorageError, InvalidError, McpctlError, PayloadTooLargeError
+from mcpctl.core.errors import InvalidError, McpctlError, PayloadTooLargeError
 from mcpctl.core.policy import ANONYMOUS, describe
-from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header, touch_token
+from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header
 from mcpctl.mcpd.context import principal_var, request_id_var
 from mcpctl.mcpd.errors import error_response
+from mcpctl.mcpd.lastuse import record_token_use
 
 if TYPE_CHECKING:
     from mcpctl.mcpd.state import AppState
 
-logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 METRICS_PATH = "/metrics"  # authenticated like the API: the metrics name every server
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -138,12 +137,7 @@ class AuthMiddleware:
             async with state.db.read() as session:
                 result = await authenticate(session, token)
             if result.touch and result.principal.token_id is not None:
-                try:
-                    async with state.db.write() as session:
-                        await touch_token(session, result.principal.token_id)
-                except InsufficientStorageError:
-                    # lastUsed is bookkeeping: a full disk must not turn every token's reads into errors
-                    logger.warning("could not record a token's last use: the disk is full")
+                await record_token_use(state.db, result.principal.token_id)
         scope.setdefault("state", {})["auth"] = result
         ctx_token = principal_var.set(
             describe(result.principal) if result.principal.is_authenticated else None

@@ -39,8 +39,8 @@ async def readyz(state: State) -> Response:
 
 
 def _storage_full(state: AppState) -> bool:
-    """The last database write failed for lack of space, or the data dir is below its reserve."""
-    if state.db.out_of_space:
+    """A database write failed for lack of space lately, or the data dir is below its reserve."""
+    if state.db.out_of_space():
         return True
     try:
         free = datadir.free_bytes(state.settings.data_dir)
