@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -357,18 +358,31 @@ def test_after_kill9_of_mcpd_the_next_mcpd_of_its_data_dir_kills_the_orphaned_gr
         wait_for("the orphans of the killed mcpd to be gone", lambda: not any(pid_alive(p) for p in orphans))
 
 
+def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    body = json.loads(path.read_text())
+    change(body)
+    path.write_text(json.dumps(body))
+
+
 def test_a_recorded_group_whose_pid_now_belongs_to_another_process_is_left_alone(tmp_path: Path) -> None:
     bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         recorder = GroupLedger(tmp_path)
         recorder.add(bystander.pid)
-        [record] = json.loads((tmp_path / FILE_NAME).read_text())
+        ledger = tmp_path / FILE_NAME
+        [record] = json.loads(ledger.read_text())["groups"]
         assert record["pgid"] == bystander.pid
-        record["start_ticks"] -= 1  # the recorded leader started earlier: this pid was reused since
-        (tmp_path / FILE_NAME).write_text(json.dumps([record]))
+        # the recorded leader started earlier: this pid has been reused since
+        _rewrite(ledger, lambda body: body["groups"][0].update(start_ticks=record["start_ticks"] - 1))
         assert GroupLedger(tmp_path).reap_leftovers() == []
         assert bystander.poll() is None, "an unrelated process was killed"
-        recorder.add(bystander.pid)  # now truly the recorded group
+        recorder.add(bystander.pid)  # truly the recorded group again, but its mcpd is alive elsewhere
+        stamp = json.loads(ledger.read_text())["groups"][0]
+        owner = {"pid": bystander.pid, "start_ticks": stamp["start_ticks"], "boot_id": stamp["boot_id"]}
+        _rewrite(ledger, lambda body: body.update(owner=owner))
+        assert GroupLedger(tmp_path).reap_leftovers() == []
+        assert bystander.poll() is None, "a running mcpd's child was killed"
+        recorder.add(bystander.pid)  # written by this (test) process: the recorded group is reaped
         assert GroupLedger(tmp_path).reap_leftovers() == [bystander.pid]
         assert bystander.wait(timeout=10) == -signal.SIGKILL
     finally:

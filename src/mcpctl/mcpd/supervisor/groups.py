@@ -9,8 +9,9 @@ that are still there (DESIGN §6: no orphan survives mcpd).
 A pid is reused once its process is gone, so a group is killed only when its identity is certain: the
 same boot, and every process in it in the session the leader created (sid == pgid, which only a
 process that called setsid with that pid can have) and started no earlier than the recorded leader;
-if the leader itself is alive its start time must be the recorded one. Linux only (/proc); elsewhere
-nothing is recorded.
+if the leader itself is alive its start time must be the recorded one. The file also names the mcpd
+that wrote it: while that mcpd still runs (two mcpds on one data dir), its groups are left alone.
+Linux only (/proc); elsewhere nothing is recorded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ class GroupRecord:
     boot (/proc/PID/stat field 22), and the boot it belongs to."""
 
     pgid: int
+    start_ticks: int
+    boot_id: str
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The mcpd that wrote the file: pid, start time, boot."""
+
+    pid: int
     start_ticks: int
     boot_id: str
 
@@ -92,11 +102,13 @@ class GroupLedger:
         self.path = data_dir / FILE_NAME
         self._records: dict[int, GroupRecord] = {}
         self._boot_id = _boot_id()
+        me = _read_proc(os.getpid())
+        self._owner = _Owner(os.getpid(), me.start_ticks if me else 0, self._boot_id or "")
 
     def _save(self) -> None:
-        records = [asdict(r) for r in self._records.values()]
+        body = {"owner": asdict(self._owner), "groups": [asdict(r) for r in self._records.values()]}
         try:
-            write_private_file(self.path, json.dumps(records))
+            write_private_file(self.path, json.dumps(body))
         except OSError:
             logger.warning("could not record process groups in %s", self.path, exc_info=True)
 
@@ -113,20 +125,41 @@ class GroupLedger:
         if self._records.pop(pid, None) is not None:
             self._save()
 
-    def _load(self) -> list[GroupRecord]:
+    def _load(self) -> tuple[_Owner | None, list[GroupRecord]]:
+        """The mcpd that wrote the file, and the groups it recorded."""
         try:
             raw = json.loads(self.path.read_text())
-            return [GroupRecord(int(r["pgid"]), int(r["start_ticks"]), str(r["boot_id"])) for r in raw]
+            owner = raw["owner"]
+            groups = [
+                GroupRecord(int(r["pgid"]), int(r["start_ticks"]), str(r["boot_id"])) for r in raw["groups"]
+            ]
+            return _Owner(int(owner["pid"]), int(owner["start_ticks"]), str(owner["boot_id"])), groups
         except FileNotFoundError:
-            return []
+            return None, []
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("ignoring unreadable %s", self.path, exc_info=True)
-            return []
+            return None, []
+
+    def _alive_elsewhere(self, owner: _Owner) -> bool:
+        """Whether the mcpd that wrote the file is another process, still running."""
+        if owner.pid == os.getpid():
+            return False
+        proc = _read_proc(owner.pid)
+        return proc is not None and proc.start_ticks == owner.start_ticks and owner.boot_id == self._boot_id
 
     def reap_leftovers(self) -> list[int]:
         """Kill the recorded groups a previous mcpd of this data dir left running; their pgids."""
-        killed = []
-        for record in self._load():
+        killed: list[int] = []
+        owner, records = self._load()
+        if owner is not None and self._alive_elsewhere(owner):
+            logger.warning(
+                "%s belongs to mcpd pid %d, which is running: its process groups are left alone "
+                "(run one mcpd per data dir)",
+                self.path,
+                owner.pid,
+            )
+            return killed
+        for record in records:
             members = _members(record.pgid)
             if not members:
                 continue
