@@ -93,7 +93,8 @@ def test_time_server_two_replicas_proxy_restart_delete(op: Cli) -> None:
     assert result.structured_content["timezone"] == "UTC"
     assert result.structured_content["datetime"].startswith("20")
 
-    metrics = httpx.get(f"{op.daemon.url}/metrics", timeout=10).text
+    scrape = {"Authorization": f"Bearer {op.session_token()}"}  # the metrics name every server
+    metrics = httpx.get(f"{op.daemon.url}/metrics", headers=scrape, timeout=10).text
     assert 'mcpd_instances{server="time",status="RUNNING"} 2.0' in metrics
     assert 'mcpd_instance_healthy{instance="time-0",server="time"} 1.0' in metrics
 

@@ -4,9 +4,12 @@ SIGTERM. Nothing may hang, leak a process or a file descriptor, or keep a stale 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from mcpctl.mcpd.supervisor.groups import FILE_NAME, GroupLedger
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, login_admin, running_mcpd
 from tests.e2e.upstreams import (
     ACCEPT,
@@ -324,3 +328,64 @@ def test_restarting_mcpd_brings_every_server_back(tmp_path: Path) -> None:
         daemon.restart()
         after = {i["status"]["pid"] for i in wait_running(op, "time", 2)}
         assert not before & after and not any(pid_alive(p) for p in before)
+
+
+def _kill9(daemon: Mcpd) -> None:
+    """kill -9 of mcpd: nothing of its shutdown runs."""
+    process, daemon.process = daemon.process, None
+    assert process is not None
+    process.kill()
+    process.wait(timeout=10)
+    daemon._close_log()
+
+
+def test_after_kill9_of_mcpd_the_next_mcpd_of_its_data_dir_kills_the_orphaned_groups(tmp_path: Path) -> None:
+    shell = ["--transport", "stdio", "--command", "sh", "--arg", "-c", "--arg", "sleep 300 & sleep 300"]
+    with running_mcpd(tmp_path / "own", "sqlite", **upstream_env()) as daemon:
+        op = login_admin(_cli_maker(daemon, tmp_path)())
+        op.ok("create", "server", "shell", *shell)
+        assert daemon.process is not None
+        mcpd_pid = daemon.process.pid
+
+        def spawned() -> set[int] | None:
+            found = descendants(mcpd_pid)
+            return found if len(found) >= 3 else None  # sh and its two sleeps
+
+        orphans = wait_for("sh and its sleeps", spawned)
+        _kill9(daemon)
+        assert all(pid_alive(p) for p in orphans), "orphaned, and nobody ends them"
+        daemon.start()  # the same data dir: it starts "shell" anew, and must end the old group
+        wait_for("the orphans of the killed mcpd to be gone", lambda: not any(pid_alive(p) for p in orphans))
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    body = json.loads(path.read_text())
+    change(body)
+    path.write_text(json.dumps(body))
+
+
+def test_a_recorded_group_whose_pid_now_belongs_to_another_process_is_left_alone(tmp_path: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        recorder = GroupLedger(tmp_path)
+        recorder.add(bystander.pid)
+        ledger = tmp_path / FILE_NAME
+        [record] = json.loads(ledger.read_text())["groups"]
+        assert record["pgid"] == bystander.pid
+        # the recorded leader started earlier: this pid has been reused since
+        _rewrite(ledger, lambda body: body["groups"][0].update(start_ticks=record["start_ticks"] - 1))
+        assert GroupLedger(tmp_path).reap_leftovers() == []
+        assert bystander.poll() is None, "an unrelated process was killed"
+        recorder.add(bystander.pid)  # truly the recorded group again, but its mcpd is alive elsewhere
+        stamp = json.loads(ledger.read_text())["groups"][0]
+        owner = {"pid": bystander.pid, "start_ticks": stamp["start_ticks"], "boot_id": stamp["boot_id"]}
+        _rewrite(ledger, lambda body: body.update(owner=owner))
+        assert GroupLedger(tmp_path).reap_leftovers() == []
+        assert bystander.poll() is None, "a running mcpd's child was killed"
+        recorder.add(bystander.pid)  # written by this (test) process: the recorded group is reaped
+        assert GroupLedger(tmp_path).reap_leftovers() == [bystander.pid]
+        assert bystander.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if bystander.poll() is None:
+            bystander.kill()
+            bystander.wait(timeout=10)

@@ -50,7 +50,9 @@ async def test_health_readiness_metrics_and_openapi(tmp_path: Path, database_url
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).json()["database"] == "ok"
         await client.get("/api/v1/projects")
-        metrics = (await client.get("/metrics")).text
+        login = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        token = (await client.post("/api/v1/auth/login", json=login)).json()["token"]
+        metrics = (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text
         assert 'route="/api/v1/projects",status="401"' in metrics
         assert "mcpd_http_request_duration_seconds_bucket" in metrics
         spec = (await client.get("/openapi.json")).json()

@@ -115,3 +115,48 @@ def test_apply_puts_each_object_and_reports_the_server_result(
         "secret/grafana created (dry run)",
         "server/grafana unchanged (dry run)",
     ]
+
+
+def _laughs(levels: int) -> str:
+    """The "billion laughs": each level an anchored list of nine aliases of the one before."""
+    lines = ['l0: &l0 "lol"']
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    lines.append(f"kind: Secret\nmetadata: {{name: bomb}}\nspec: {{data: {{a: *l{levels}}}}}")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE = {
+    "alias bomb": _laughs(7),  # 9**7 values once expanded
+    "alias bomb, more aliases": _laughs(9) + "".join(f"x{i}: *l0\n" for i in range(1200)),
+    "deep YAML": "kind: Secret\nmetadata: {name: deep}\nspec: " + "[" * 5000 + "]" * 5000 + "\n",
+    "deep block YAML": "kind: Secret\nmetadata: {name: deep}\nspec:\n"
+    + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(300)),
+    "deep JSON": '{"kind": "Secret", "metadata": {"name": "deep"}, "spec": ' + "[" * 5000 + "]" * 5000 + "}",
+    "self-referencing alias": "kind: Secret\nmetadata: {name: loop}\nspec: &s {data: *s}\n",
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_yaml_is_refused_before_it_is_built(text: str) -> None:
+    with pytest.raises(ManifestError):
+        load_manifests(text, "f.yaml")
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_apply_of_hostile_yaml_is_one_error_line_and_exit_1(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCPCTL_CONFIG", str(tmp_path / "config.yaml"))
+    monkeypatch.setenv("MCPCTL_TOKEN", "session-token")
+    result = CliRunner().invoke(
+        cli, ["apply", "-f", "-"], input=text, obj=AppState(transport=httpx.MockTransport(_no_requests))
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_anchors_and_aliases_within_bounds_still_work() -> None:
+    text = "kind: Secret\nmetadata: {name: ok, labels: &l {team: obs}}\nspec: {data: *l}\n"
+    [manifest] = load_manifests(text, "f.yaml")
+    assert manifest.body["spec"]["data"] == {"team": "obs"}

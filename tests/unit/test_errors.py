@@ -13,6 +13,7 @@ from mcpctl.core.errors import (
     AlreadyExistsError,
     ConflictError,
     ForbiddenError,
+    InsufficientStorageError,
     InvalidError,
     LimitExceededError,
     McpctlError,
@@ -39,6 +40,7 @@ DOCUMENTED = [
     (AlreadyExistsError, ConflictError, 409, "already_exists"),
     (PayloadTooLargeError, McpctlError, 413, "payload_too_large"),
     (TooManyRequestsError, McpctlError, 429, "too_many_requests"),
+    (InsufficientStorageError, McpctlError, 507, "insufficient_storage"),
     (UpstreamError, McpctlError, 502, "upstream_error"),
     (UpstreamTimeoutError, UpstreamError, 504, "upstream_timeout"),
 ]

@@ -38,8 +38,8 @@ def _parse(text: str, source: str) -> list[Any]:
     if stripped[:1] in ("{", "["):
         try:
             return [json.loads(text)]
-        except ValueError:
-            pass  # YAML flow style, or broken JSON: let the YAML parser say where
+        except (ValueError, RecursionError):
+            pass  # YAML flow style, broken or too deep JSON: the (bounded) YAML parser says what
     try:
         return yamlio.load_all(text)
     except yaml.YAMLError as exc:

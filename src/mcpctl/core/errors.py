@@ -11,6 +11,7 @@
     │   └── AlreadyExistsError       409 already_exists
     ├── PayloadTooLargeError         413 payload_too_large
     ├── TooManyRequestsError         429 too_many_requests  (a fair-share limit; says when to retry)
+    ├── InsufficientStorageError     507 insufficient_storage (the database's disk is full)
     └── UpstreamError                502 upstream_error
         └── UpstreamTimeoutError     504 upstream_timeout
 
@@ -96,6 +97,13 @@ class TooManyRequestsError(McpctlError):
         return str(max(1, math.ceil(self.retry_after)))
 
 
+class InsufficientStorageError(McpctlError):
+    """A write failed for lack of space (disk or database quota): the caller may retry later, and
+    the operator must act; nothing is wrong with the request."""
+
+    code = "insufficient_storage"
+
+
 class UpstreamError(McpctlError):
     code = "upstream_error"
 
@@ -116,6 +124,7 @@ STATUS_BY_ERROR: tuple[tuple[type[McpctlError], int], ...] = (
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
     (TooManyRequestsError, 429),
+    (InsufficientStorageError, 507),
     (UpstreamTimeoutError, 504),
     (UpstreamError, 502),
     (McpctlError, 500),
@@ -143,4 +152,5 @@ REASON_BY_STATUS: dict[int, str] = {
     502: "BadGateway",
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
+    507: "InsufficientStorage",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from types import FrameType
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from mcpctl.core.crypto import Passwords, generate_password
 from mcpctl.core.errors import InvalidError
-from mcpctl.mcpd import logs
+from mcpctl.mcpd import datadir, logs
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.bootstrap import reset_admin
 from mcpctl.mcpd.settings import Settings
@@ -27,6 +28,17 @@ def _settings(given: dict[str, Any]) -> Settings:
     except (ValidationError, ValueError) as exc:
         click.echo(f"error: invalid settings: {exc}", err=True)
         sys.exit(2)
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    """Owner-only files (the database, its -wal/-shm, everything mcpd writes) in a usable data dir;
+    exit 1 with one line naming the path otherwise."""
+    os.umask(0o077)
+    try:
+        datadir.prepare(settings.data_dir, settings.resolved_database_url)
+    except datadir.DataDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 _data_dir = click.option(
@@ -57,6 +69,7 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(flags)
+    _prepare_data_dir(settings)
     logs.configure(settings.log_level, json_lines=settings.log_json)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -108,6 +121,7 @@ def admin_reset(email: str, password_stdin: bool, **flags: Any) -> None:
 
     For when no one can edit RBAC any more. Needs the same data dir / database settings as mcpd."""
     settings = _settings(flags)
+    _prepare_data_dir(settings)
     logs.configure("warning", json_lines=settings.log_json)
     password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
     if len(password) < 8:

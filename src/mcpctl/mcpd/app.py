@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 import mcpctl
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
-from mcpctl.mcpd import audit, errors
+from mcpctl.mcpd import audit, datadir, errors
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcpd.hashing import HashingPool
@@ -67,11 +67,13 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        datadir.prepare(settings.data_dir, settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
         collector: InstanceCollector | None = None
         stack = AsyncExitStack()
         try:
             await db.migrate()
+            datadir.secure_database_files(settings.resolved_database_url)
             state = AppState(
                 settings=settings,
                 db=db,

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from mcpctl.core.errors import (
     ForbiddenError,
+    InsufficientStorageError,
     LimitExceededError,
     McpctlError,
     TooManyRequestsError,
@@ -29,6 +30,7 @@ _CODE_BY_HTTP_STATUS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "too_many_requests",
+    507: "insufficient_storage",
 }
 
 
@@ -87,7 +89,9 @@ def install(app: FastAPI, *, on_forbidden: Any) -> None:
         assert isinstance(exc, McpctlError)
         if isinstance(exc, ForbiddenError) and not isinstance(exc, LimitExceededError):  # limits are not RBAC
             await on_forbidden(request, exc)
-        if status_for(exc) >= 500:
+        if isinstance(exc, InsufficientStorageError):
+            logger.warning("request failed: %s", exc.message)  # the operator's problem, no traceback
+        elif status_for(exc) >= 500:
             logger.error("request failed: %s", exc.message, exc_info=exc)
         return error_response(exc, _request_id(request))
 

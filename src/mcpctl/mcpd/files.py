@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 
-def _make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
     """Create `directory` and any missing parents, each 0700 (existing ones are left as they are)."""
     missing = []
     while not directory.exists():
@@ -21,7 +21,7 @@ def _make_private_dirs(directory: Path) -> None:
 
 def write_private_file(path: Path, content: str) -> None:
     """Replace `path` atomically with `content`, readable only by its owner; no temp file is left."""
-    _make_private_dirs(path.parent)
+    make_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o600)

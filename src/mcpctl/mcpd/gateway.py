@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core import tokens
 from mcpctl.core.namespacing import PrefixMode
-from mcpctl.mcpd.auth import authenticate_mcptoken, touch_token
+from mcpctl.mcpd.auth import authenticate_mcptoken
+from mcpctl.mcpd.lastuse import record_token_use
 from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
 from mcpctl.mcpd.supervisor.connection import UpstreamError
 from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
@@ -129,8 +130,7 @@ class EmbeddedPlane:
             async with self.db.read() as session:
                 result = await authenticate_mcptoken(session, bearer)
             if result.touch and result.principal.token_id is not None:
-                async with self.db.write() as session:
-                    await touch_token(session, result.principal.token_id)
+                await record_token_use(self.db, result.principal.token_id)
         except Exception as exc:  # the database is down: say so, do not remember a refusal
             raise ControlPlaneUnavailable(f"database: {type(exc).__name__}") from exc
         if result.principal.kind != "token":

@@ -1,4 +1,5 @@
-"""Logging setup: plain or JSON lines, with the request id and principal from contextvars."""
+"""Logging setup: plain or JSON lines, with the request id and principal from contextvars; access log
+lines without query strings (they may carry tokens, DESIGN §12)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from mcpctl.core.urlsecrets import redact_access_logs
 from mcpctl.mcpd.context import principal_var, request_id_var
 
 
@@ -45,3 +47,4 @@ def configure(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    redact_access_logs()  # query strings may carry tokens: never logged, at any level

@@ -13,34 +13,42 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpctl.core.errors import InvalidError, McpctlError, PayloadTooLargeError
 from mcpctl.core.policy import ANONYMOUS, describe
-from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header, touch_token
+from mcpctl.mcpd.auth import AuthResult, authenticate, bearer_from_header
 from mcpctl.mcpd.context import principal_var, request_id_var
 from mcpctl.mcpd.errors import error_response
+from mcpctl.mcpd.lastuse import record_token_use
 
 if TYPE_CHECKING:
     from mcpctl.mcpd.state import AppState
 
 API_PREFIX = "/api/v1"
+METRICS_PATH = "/metrics"  # authenticated like the API: the metrics name every server
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Metrics:
-    """The Prometheus instruments of one app (own registry: several apps may live in one process)."""
+    """The Prometheus instruments of one app (own registries: several apps may live in one process).
+
+    `registry` is everything (the supervisor adds per-server instance metrics to it); `public` is the
+    HTTP request metrics only, labelled by route template, so it names no server."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.public = CollectorRegistry()
         self.requests = Counter(
             "mcpd_http_requests_total",
             "HTTP requests served.",
             ["method", "route", "status"],
-            registry=self.registry,
+            registry=self.public,
         )
         self.latency = Histogram(
             "mcpd_http_request_duration_seconds",
             "HTTP request latency.",
             ["method", "route"],
-            registry=self.registry,
+            registry=self.public,
         )
+        self.registry = CollectorRegistry()
+        self.registry.register(self.requests)
+        self.registry.register(self.latency)
 
 
 class RequestContextMiddleware:
@@ -107,13 +115,16 @@ class RequestContextMiddleware:
 
 
 class AuthMiddleware:
-    """Authenticate once: `scope["state"]["auth"]` holds an AuthResult for every API request."""
+    """Authenticate once: `scope["state"]["auth"]` holds an AuthResult for every API request (and
+    /metrics)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not (
+            scope["path"].startswith("/api/") or scope["path"] == METRICS_PATH
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_from_header(Headers(scope=scope).get("authorization"))
@@ -126,8 +137,7 @@ class AuthMiddleware:
             async with state.db.read() as session:
                 result = await authenticate(session, token)
             if result.touch and result.principal.token_id is not None:
-                async with state.db.write() as session:
-                    await touch_token(session, result.principal.token_id)
+                await record_token_use(state.db, result.principal.token_id)
         scope.setdefault("state", {})["auth"] = result
         ctx_token = principal_var.set(
             describe(result.principal) if result.principal.is_authenticated else None

@@ -28,19 +28,28 @@ class Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("strings must not contain NUL characters")
+        _check_strings_and_depth(data)
         return data
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# The nesting the MCP paths accept too (pydantic_core's JSON parser, which the SDK uses, stops at 200).
+MAX_BODY_DEPTH = 200
+
+
+def _check_strings_and_depth(value: Any) -> None:
+    """No NUL in any string, and no nesting deeper than MAX_BODY_DEPTH (walked without recursion, so
+    a deep body is a 400, not a RecursionError)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("strings must not contain NUL characters")
+        elif isinstance(item, dict | list):
+            if depth > MAX_BODY_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_BODY_DEPTH} levels")
+            children = [p for kv in item.items() for p in kv] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 class Metadata(Strict):

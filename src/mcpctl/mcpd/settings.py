@@ -144,6 +144,23 @@ class Settings(BaseSettings):
         '["uvx", "npx", "/usr/local/bin/mcp-server-time"]); JSON list. Empty: any command — creating '
         "or editing a stdio server is then code execution as the mcpd user (docs/security.md).",
     )
+    data_dir_min_free_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Free space the data dir's file system must keep; below it /readyz answers 503 "
+        "(writes that fail for lack of space answer 507 insufficient_storage).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer a Prometheus scrape sends to /metrics (scrape config `authorization: "
+        "credentials_file`). Without it, /metrics needs a login session of a user who may view every "
+        "server, since the metrics name every server.",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without authentication. Anonymous scrapes then get the HTTP request "
+        "metrics only (no server or instance names); authenticated scrapes still get everything.",
+    )
     supervise: bool = Field(
         True,
         description="Run registered servers (stdio children, http connections) and probe them. Off: "

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mcpctl.core.urlsecrets import redact_access_logs
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
@@ -163,6 +164,7 @@ def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: s
     """Serve /projects/{project}/mcp over Streamable HTTP."""
     settings = _settings(mcpd_url=mcpd_url, host=host, port=port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact_access_logs()  # query strings may carry tokens: never logged, at any level
     uvicorn.run(
         build_app(settings),
         host=settings.host,

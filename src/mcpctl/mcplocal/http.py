@@ -16,7 +16,6 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -29,13 +28,12 @@ from starlette.types import Receive, Scope, Send
 from mcpctl.core.errors import TooManyRequestsError
 from mcpctl.core.session_shares import SessionLimits
 from mcpctl.core.ttlcache import TtlCache
+from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
 from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager
 
 logger = logging.getLogger(__name__)
-
-_QUERY_TOKEN_KEYS = {"access_token", "token", "bearer", "authorization", "api_key", "apikey"}
 
 
 def error(
@@ -159,10 +157,7 @@ class ProjectMcpApp:
             self.endpoint.finish_tool_call(validating)
 
     async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:
-        query = scope.get("query_string", b"").decode("latin-1")
-        if any(k.lower() in _QUERY_TOKEN_KEYS for k, _ in parse_qsl(query, keep_blank_values=True)) or (
-            "mcpctl_pat_" in query
-        ):
+        if token_in_query(scope.get("query_string", b"")):
             return error(
                 scope,
                 400,

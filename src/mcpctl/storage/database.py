@@ -8,6 +8,7 @@ PostgreSQL (asyncpg) uses one engine for both.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,11 +21,24 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from mcpctl.core.errors import ConflictError, InvalidError
+from mcpctl.core.errors import ConflictError, InsufficientStorageError, InvalidError
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL: "database or disk is full"
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+OUT_OF_SPACE_SECONDS = 30.0
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether a database error says the disk (or the database's size limit) is full."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    if (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == _PG_DISK_FULL:
+        return True
+    return "database or disk is full" in str(orig or exc)
 
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
@@ -66,6 +80,8 @@ class Database:
             )
         self._read = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        # When a write last failed for lack of space, if none has succeeded since (see out_of_space).
+        self._out_of_space_at: float | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -87,6 +103,20 @@ class Database:
         except sa.exc.IntegrityError as exc:
             # A concurrent writer won a uniqueness or reference race (PostgreSQL) — a conflict, not a 500.
             raise ConflictError("the change conflicts with the current state; retry") from exc
+        except sa.exc.DBAPIError as exc:
+            if not storage_full(exc):
+                raise
+            self._out_of_space_at = time.monotonic()
+            raise InsufficientStorageError(
+                "the database could not write: its disk is full", details={"reason": "disk_full"}
+            ) from exc
+        self._out_of_space_at = None
+
+    def out_of_space(self, within_seconds: float = OUT_OF_SPACE_SECONDS) -> bool:
+        """Whether a write failed for lack of space in the last `within_seconds` and none has
+        succeeded since. Bounded in time: a not-ready mcpd gets no writes that could clear it."""
+        failed_at = self._out_of_space_at
+        return failed_at is not None and time.monotonic() - failed_at < within_seconds
 
     async def migrate(self) -> None:
         """Apply every Alembic migration (the only schema source) up to head."""

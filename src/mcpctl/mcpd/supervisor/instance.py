@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from mcpctl.mcpd.supervisor.connection import Connection, Notify, UpstreamError
+from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.links import HttpLink, Link, SpawnError, StdioLink
 from mcpctl.mcpd.supervisor.ring import LineRing
 
@@ -81,6 +82,7 @@ class SupervisorTuning:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     backoff_reset_seconds: float = 300.0
+    process_groups: GroupLedger | None = None  # records stdio groups for the next mcpd (groups.py)
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,7 @@ class Replica:
                 config.cwd,
                 stderr=self.stderr,
                 grace_seconds=self.tuning.stop_grace_seconds,
+                groups=self.tuning.process_groups,
             )
         assert config.url is not None
         return await HttpLink.open(config.url, config.headers, connect_timeout=config.init_seconds)

@@ -31,6 +31,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
+from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.ring import LineRing
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class StdioLink:
     stderr: LineRing
     grace_seconds: float
     pid: int | None = None
+    groups: GroupLedger | None = None  # where the process group is recorded until it is killed
     _reason: str | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -118,6 +120,7 @@ class StdioLink:
         *,
         stderr: LineRing,
         grace_seconds: float = 5.0,
+        groups: GroupLedger | None = None,
     ) -> StdioLink:
         full_env = minimal_env(env)
         if cwd is not None and not os.path.isdir(cwd):
@@ -141,8 +144,15 @@ class StdioLink:
         except OSError as exc:
             raise SpawnError(f"cannot start {command!r}: {exc.strerror or exc}") from exc
         process = asyncio.subprocess.Process(transport, protocol, loop)
+        if groups is not None:
+            groups.add(process.pid)
         link = cls(
-            process=process, protocol=protocol, stderr=stderr, grace_seconds=grace_seconds, pid=process.pid
+            process=process,
+            protocol=protocol,
+            stderr=stderr,
+            grace_seconds=grace_seconds,
+            pid=process.pid,
+            groups=groups,
         )
         link._tasks.append(asyncio.create_task(link._read_stderr(), name=f"stderr-{process.pid}"))
         link._tasks.append(asyncio.create_task(link._watch_exit(), name=f"exit-{process.pid}"))
@@ -254,6 +264,8 @@ class StdioLink:
                         await self.protocol.exited.wait()
         finally:
             self._kill_group(signal.SIGKILL)  # the child if it ignored SIGTERM, and its stragglers
+            if self.groups is not None:
+                self.groups.remove(self.process.pid)
             self._closed.set()
             for task in self._tasks:
                 task.cancel()

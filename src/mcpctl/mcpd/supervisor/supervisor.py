@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from mcpctl.core.crypto import SecretCipher
 from mcpctl.mcpd.settings import Settings
+from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica, ServerConfig, SupervisorTuning
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.storage import tables
@@ -39,6 +40,7 @@ class Supervisor:
             backoff_initial_seconds=settings.backoff_initial_seconds,
             backoff_max_seconds=settings.backoff_max_seconds,
             backoff_reset_seconds=settings.backoff_reset_seconds,
+            process_groups=GroupLedger(settings.data_dir),
         )
         self.runtimes: dict[str, ServerRuntime] = {}
         # Who hears every server's notifications that belong to no request (the project endpoint).
@@ -51,6 +53,9 @@ class Supervisor:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """End what a killed predecessor left running, then run what the database says."""
+        if self.tuning.process_groups is not None:
+            self.tuning.process_groups.reap_leftovers()
         await self.reconcile()
         self._task = asyncio.create_task(self._loop(), name="supervisor")
 
