@@ -3,9 +3,10 @@ adapters). Nothing here knows whether mcpd is in this process or across HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mcpctl.core.namespacing import PrefixMode
@@ -86,6 +87,10 @@ class AuditRecord:
     session_id: str | None = None
     request_id: str | None = None
     client_addr: str | None = None
+    # Its identity and time from the moment it happened: a replay from the spool stores it once,
+    # with its own time.
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Upstream(Protocol):
