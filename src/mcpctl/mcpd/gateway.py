@@ -254,6 +254,12 @@ class Gateway:
             found[kind] = [str(item["name"]) for item in items]
         return found
 
+    def tokens_ended(self, token_shas: Sequence[str]) -> None:
+        """Tokens were revoked or deleted in this mcpd: the endpoint refuses them from now on and
+        ends their sessions and streams."""
+        for sha in token_shas:
+            self.gate.token_ended(sha)
+
     def configuration_changed(self) -> None:
         """Projects, servers, bindings or users changed in this mcpd: forget cached views."""
         self.router.invalidate()

@@ -20,6 +20,8 @@ Relay = Callable[[Message], Awaitable[Message]]
 
 # JSON-RPC error code for "the upstream cannot answer" (the same one mcpd's per-server proxy uses).
 UPSTREAM_UNAVAILABLE = -32000
+# JSON-RPC error code for "mcpd refused the caller's token" (split mode, a response already started).
+TOKEN_REFUSED = -32003
 
 
 class ControlPlaneUnavailable(Exception):
