@@ -84,8 +84,10 @@ def test_an_expired_token_is_refused_and_its_stream_ended_at_its_expiry(op: Cli)
     assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_revoking_a_token_ends_its_get_stream_and_sessions_at_once(op: Cli) -> None:
-    token = mint(op, "revoked-stream")["token"]
+@pytest.mark.parametrize("verb", ["revoke", "delete"])
+def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(op: Cli, verb: str) -> None:
+    name = f"{verb}d-stream"
+    token = mint(op, name)["token"]
     url = f"{op.daemon.url}/projects/life/mcp"
     with httpx.Client(timeout=10) as http:
         session = open_session(http, url, token)
@@ -100,9 +102,7 @@ def test_revoking_a_token_ends_its_get_stream_and_sessions_at_once(op: Cli) -> N
             tg.start_soon(watch)
             await anyio.sleep(1)  # the stream is open
             revoked_at = time.monotonic()
-            await anyio.to_thread.run_sync(
-                lambda: op.ok("revoke", "mcptoken", "revoked-stream", "-p", "life")
-            )
+            await anyio.to_thread.run_sync(lambda: op.ok(verb, "mcptoken", name, "-p", "life"))
             with anyio.fail_after(10):
                 while not lasted:
                     await anyio.sleep(0.05)
