@@ -80,6 +80,16 @@ def legacy_call(
     return http.post(url, json=body, headers=headers(token, session, **extra))
 
 
+def modern_body(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 request: the envelope in `_meta`."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    return {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**params, "_meta": meta}}
+
+
 def modern_call(
     http: httpx.Client, url: str, token: str, tool: str, arguments: dict[str, Any], **extra: str
 ) -> httpx.Response:

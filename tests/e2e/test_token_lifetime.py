@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Cli, Mcpd, login_admin
-from tests.e2e.rawmcp import answer_of, headers, legacy_call, modern_call, open_session
+from tests.e2e.rawmcp import MODERN, answer_of, headers, legacy_call, modern_body, modern_call, open_session
 from tests.e2e.test_mcplocal_split import mcplocal_serve
 from tests.e2e.upstreams import FIXTURE, PYTHON, wait_for, wait_running
 
@@ -112,6 +112,41 @@ def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(o
     with httpx.Client(timeout=10) as http:
         after = legacy_call(http, url, token, session, "fx__echo", {"text": "no"})
     assert after.status_code == 401 and after.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_revoking_a_token_ends_its_2026_listen_stream(op: Cli) -> None:
+    token = mint(op, "revoked-listen")["token"]
+    url = f"{op.daemon.url}/projects/life/mcp"
+    body = modern_body("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
+    routing = {"Mcp-Protocol-Version": MODERN, "Mcp-Method": "subscriptions/listen"}
+
+    async def scenario() -> tuple[int, float]:
+        status: list[int] = []
+        ended = anyio.Event()
+
+        async def listen(http: httpx.AsyncClient) -> None:
+            async with http.stream("POST", url, json=body, headers={**headers(token), **routing}) as r:
+                status.append(r.status_code)
+                async for _ in r.aiter_bytes():
+                    pass
+            ended.set()
+
+        with anyio.fail_after(20):
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as http,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(listen, http)
+                await anyio.sleep(1)  # the stream is open (it acknowledges at once)
+                revoked_at = time.monotonic()
+                await anyio.to_thread.run_sync(
+                    lambda: op.ok("revoke", "mcptoken", "revoked-listen", "-p", "life")
+                )
+                await ended.wait()
+                return status[0], time.monotonic() - revoked_at
+
+    status, took = anyio.run(scenario)
+    assert status in (200, 401) and took < 8
 
 
 def test_split_mode_answers_401_once_mcpd_refuses_a_revoked_token(

@@ -119,7 +119,7 @@ class Exchanges:
         """The token stopped working: refuse its requests in flight, end its streams and sessions."""
         for exchange in list(self._by_token.get(token_sha, ())):
             exchange.refused = True
-            if exchange.started and not exchange.handlers:
+            if not exchange.handlers:  # a stream (started or not): it ends now, or answers 401
                 exchange.cancel_scope.cancel()
         self.end_sessions(token_sha)
 
