@@ -61,7 +61,6 @@ class AuditSpool:
     def open(self) -> list[AuditRecord]:
         """Start a fresh segment; return the events a previous run left (now sealed: they are
         deleted with the next commit). A torn last line (the crash hit mid-write) is skipped."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         leftover: list[AuditRecord] = []
         for path in sorted(self.directory.glob(f"audit-*{_SUFFIX}")):
             for number, line in enumerate(path.read_bytes().splitlines(), 1):
@@ -76,6 +75,7 @@ class AuditSpool:
         return leftover
 
     def _start_segment(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._current = self.directory / f"audit-{time.time_ns():020d}-{next(self._names):06d}{_SUFFIX}"
         self._fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
@@ -86,15 +86,15 @@ class AuditSpool:
         os.write(self._fd, encode(record))
 
     def seal(self) -> None:
-        """Everything appended so far belongs to sealed segments; later events go to a new one."""
-        if self._fd is None or self._current is None:
-            return
-        try:
-            os.fdatasync(self._fd)
-        finally:
-            os.close(self._fd)
-            self._fd = None
-        self._sealed.append(self._current)
+        """Everything appended so far belongs to sealed segments; later events go to a new one
+        (also after a failure: a spool that could not open a segment tries again here)."""
+        fd, self._fd = self._fd, None
+        if fd is not None and self._current is not None:
+            self._sealed.append(self._current)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
         self._start_segment()
 
     def committed(self) -> None:
