@@ -225,7 +225,7 @@ def _abandon(url: str, call: Callable[[httpx.Client], httpx.Response]) -> None:
         call(http)
 
 
-@pytest.mark.parametrize("mode", ["embedded-legacy", "split-legacy", "split-2026"])
+@pytest.mark.parametrize("mode", ["embedded-legacy", "embedded-2026", "split-legacy", "split-2026"])
 def test_a_call_abandoned_by_its_client_is_cancelled_upstream(
     op: Cli, daemon: Mcpd, tmp_path: Path, mode: str
 ) -> None:
