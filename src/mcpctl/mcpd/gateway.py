@@ -257,7 +257,7 @@ class Gateway:
     def tokens_ended(self, token_shas: Sequence[str]) -> None:
         """Tokens were revoked or deleted in this mcpd: the endpoint refuses them from now on and
         ends their sessions and streams."""
-        for sha in token_shas:
+        for sha in dict.fromkeys(token_shas):  # once each (a deleted token may be listed twice)
             self.gate.token_ended(sha)
 
     def configuration_changed(self) -> None:
