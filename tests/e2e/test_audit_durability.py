@@ -5,7 +5,7 @@ endpoint, under load and across kill -9.
 Each call carries its own `X-Request-Id`, which the AuditEvent keeps: the test compares the ids of
 the calls that got an answer with the ids in the audit table. The load lasts
 `MCPCTL_AUDIT_LOAD_SECONDS` (default 5; the measured load is 30) with `MCPCTL_AUDIT_LOAD_CLIENTS`
-clients (default 32).
+clients (default 32); `MCPCTL_AUDIT_SPOOL_SYNC=true` makes answers wait for the spool's fdatasync.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ pytestmark = pytest.mark.e2e
 LOAD_SECONDS = float(os.environ.get("MCPCTL_AUDIT_LOAD_SECONDS", "5"))
 LOAD_CLIENTS = int(os.environ.get("MCPCTL_AUDIT_LOAD_CLIENTS", "32"))
 KILLS = 10
+# MCPCTL_AUDIT_SPOOL_SYNC=true runs this module with answers waiting for the spool's fdatasync
+MCPD_ENV = {"MCPLOCAL_AUDIT_SPOOL_SYNC": os.environ.get("MCPCTL_AUDIT_SPOOL_SYNC", "false")}
 MAX_CALLS = 200_000  # every load loop is bounded in count as well as in time
 _ids = itertools.count(1)
 

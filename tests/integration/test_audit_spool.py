@@ -72,7 +72,7 @@ async def test_an_event_stored_just_before_a_crash_is_not_stored_twice(tmp_path:
     for record in records:
         spool.append(record)
     await plane.audit(records[:2])  # committed, but the process died before the spool was trimmed
-    spool.close()
+    await spool.close()
 
     restarted = AuditQueue(plane.audit, flush_seconds=0.05, spool=AuditSpool(tmp_path / "spool"))
     restarted.start()
@@ -85,12 +85,31 @@ async def test_a_torn_last_line_is_skipped_and_the_rest_replayed(tmp_path: Path)
     spool = AuditSpool(tmp_path / "spool")
     spool.open()
     spool.append(_record(1))
-    spool.close()
+    await spool.close()
     segment = next((tmp_path / "spool").glob("*.jsonl"))
     with segment.open("ab") as file:
         file.write(b'{"kind":"tool_ca')  # the crash hit mid-write
     again = AuditSpool(tmp_path / "spool")
     replayed = again.open()
-    again.close()
+    await again.close()
     assert [r.request_id for r in replayed] == ["req-1"]
     assert replayed[0].event_id and replayed[0].principal.token_sha == "a" * 64
+
+
+async def test_answers_waiting_for_durability_share_one_fdatasync_and_see_their_events_synced(
+    tmp_path: Path,
+) -> None:
+    spool = AuditSpool(tmp_path / "spool")
+    spool.open()
+    for n in range(50):
+        spool.append(_record(n))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):  # twenty answers waiting at once
+                tg.start_soon(spool.durable)
+    assert spool.synced == spool.appended == 50
+    spool.append(_record(50))
+    assert spool.synced < spool.appended
+    await spool.seal()  # sealing syncs too
+    assert spool.synced == spool.appended
+    await spool.close()

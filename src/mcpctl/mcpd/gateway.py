@@ -228,6 +228,9 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             session_idle_seconds=settings.session_idle_seconds,
         )
+        # MCPLOCAL_AUDIT_SPOOL_SYNC: answers wait for their audit events' fdatasync (group commit)
+        self.durable = self.audit.durable if settings.audit_spool_sync and directory is not None else None
+        self.app.exchanges.durable = self.durable
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

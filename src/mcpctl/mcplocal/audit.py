@@ -74,12 +74,17 @@ class AuditQueue:
         if len(self.pending) >= BATCH:
             self._wake.set()
 
+    async def durable(self) -> None:
+        """Returns once the events queued so far are on disk (see `AuditSpool.durable`)."""
+        if self.spool is not None:
+            await self.spool.durable()
+
     async def flush(self) -> None:
         """Store every event queued now; then the spool segments that hold them are deleted."""
         if not self.pending:
             return
         if self.spool is not None:
-            self.spool.seal()
+            await self.spool.seal()
         remaining = len(self.pending)
         while remaining:
             batch = [self.pending[i] for i in range(min(BATCH, remaining))]
@@ -121,4 +126,4 @@ class AuditQueue:
                 )
             self.pending.clear()
         if self.spool is not None:
-            self.spool.close()
+            await self.spool.close()

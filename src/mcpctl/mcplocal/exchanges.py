@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -33,8 +33,8 @@ SESSION_HEADER = b"mcp-session-id"
 class Exchange:
     """One HTTP request of one token, from authentication to the end of its response."""
 
-    def __init__(self, token_sha: str, scope: Scope):
-        self.token_sha = token_sha
+    def __init__(self, token_sha: str, scope: Scope, durable: Callable[[], Awaitable[None]] | None = None):
+        self.token_sha, self.durable = token_sha, durable
         self.session_id = next(
             (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == SESSION_HEADER), None
         )
@@ -50,6 +50,8 @@ class Exchange:
         (the caller answers 401 instead)."""
 
         async def guarded(message: Message) -> None:
+            if self.durable is not None:  # what was audited so far is on disk before an answer goes
+                await self.durable()
             if message["type"] == "http.response.start":
                 if self.refused:
                     self.swallowed = True
@@ -96,11 +98,12 @@ class Exchanges:
 
     def __init__(self, sessions: StreamableHTTPSessionManager, forget_session: Callable[[str], None]):
         self.sessions, self.forget_session = sessions, forget_session
+        self.durable: Callable[[], Awaitable[None]] | None = None  # MCPLOCAL_AUDIT_SPOOL_SYNC
         self._by_token: dict[str, set[Exchange]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def open(self, token_sha: str, scope: Scope) -> Exchange:
-        exchange = Exchange(token_sha, scope)
+        exchange = Exchange(token_sha, scope, self.durable)
         scope[EXCHANGE_SCOPE_KEY] = exchange
         self._by_token.setdefault(token_sha, set()).add(exchange)
         return exchange

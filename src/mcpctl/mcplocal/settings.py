@@ -73,6 +73,14 @@ class GatewaySettings(BaseSettings):
         ),
     )
 
+    audit_spool_sync: bool = Field(
+        False,
+        description=(
+            "Answers wait until their audit event is fsync'd (a group commit: one fdatasync for all the "
+            "answers waiting meanwhile), so not even a crash of the machine loses an answered call's event."
+        ),
+    )
+
     def router_settings(self) -> RouterSettings:
         return RouterSettings(
             discovery_positive_seconds=self.discovery_positive_ttl_ms / 1000,

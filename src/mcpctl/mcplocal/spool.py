@@ -4,7 +4,8 @@ locally before the answer goes out, so it survives a crash of the process and is
 Each event is one JSON line appended with a single `os.write` to the open segment file while the
 request is still being served: once `write` returns the bytes are in the kernel's page cache, so a
 crash of the process (kill -9) cannot lose them. (`fdatasync` runs when a segment is sealed, off the
-hot path: a crash of the whole machine may lose the last flush interval.)
+hot path, in a thread: a crash of the whole machine may lose the last flush interval — unless answers
+wait for `durable()`, a group commit: one fdatasync for every answer waiting meanwhile.)
 
 The batch writer seals the open segment (new events go to a fresh one), stores every event that was
 queued at that moment, and only then deletes the sealed segments. On start the segments left over
@@ -14,6 +15,7 @@ key), so a replay after a commit whose segment was not yet deleted stores nothin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -31,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 _SUFFIX = ".jsonl"
 _PRINCIPAL_FIELDS = ("kind", "email", "token_name", "token_sha", "project", "owner")
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """A sync's failure is raised to its waiters; when they all went away it is still retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def encode(record: AuditRecord) -> bytes:
@@ -57,6 +65,10 @@ class AuditSpool:
         self._current: Path | None = None
         self._sealed: list[Path] = []
         self._names = itertools.count()
+        self.appended = 0  # events written since start
+        self.synced = 0  # of which known to be on disk
+        self._lock = asyncio.Lock()  # one fdatasync/close of a segment at a time
+        self._syncing: asyncio.Future[None] | None = None
 
     def open(self) -> list[AuditRecord]:
         """Start a fresh segment; return the events a previous run left (now sealed: they are
@@ -84,18 +96,47 @@ class AuditSpool:
         if self._fd is None:
             raise OSError("the audit spool is not open")
         os.write(self._fd, encode(record))
+        self.appended += 1
 
-    def seal(self) -> None:
-        """Everything appended so far belongs to sealed segments; later events go to a new one
-        (also after a failure: a spool that could not open a segment tries again here)."""
-        fd, self._fd = self._fd, None
-        if fd is not None and self._current is not None:
-            self._sealed.append(self._current)
+    async def seal(self) -> None:
+        """Everything appended so far belongs to sealed segments, synced to disk; later events go
+        to a new segment (also after a failure: a spool that could not open one tries again here)."""
+        async with self._lock:
+            fd, appended, self._fd = self._fd, self.appended, None
+            if fd is not None and self._current is not None:
+                self._sealed.append(self._current)
             try:
-                os.fdatasync(fd)
+                self._start_segment()
             finally:
-                os.close(fd)
-        self._start_segment()
+                if fd is not None:
+                    try:
+                        await asyncio.to_thread(os.fdatasync, fd)
+                        self.synced = max(self.synced, appended)
+                    finally:
+                        os.close(fd)
+
+    async def durable(self) -> None:
+        """Returns once every event appended so far is on disk: one fdatasync serves every caller
+        waiting meanwhile (group commit). A disk that refuses is logged, not raised: the events are
+        still written and queued."""
+        target = self.appended
+        while self.synced < target:
+            syncing = self._syncing
+            if syncing is None or syncing.done():  # (a done one is never awaited again: no busy loop)
+                syncing = self._syncing = asyncio.ensure_future(self._sync())
+                syncing.add_done_callback(_retrieve)
+            try:
+                await asyncio.shield(syncing)
+            except OSError:
+                logger.exception("audit spool: fdatasync failed; answering without it")
+                return
+
+    async def _sync(self) -> None:
+        async with self._lock:  # earlier events are in sealed segments, synced before the lock was let go
+            fd, appended = self._fd, self.appended
+            if fd is not None:
+                await asyncio.to_thread(os.fdatasync, fd)
+            self.synced = max(self.synced, appended)
 
     def committed(self) -> None:
         """The events of every sealed segment are stored: delete those segments."""
@@ -106,11 +147,12 @@ class AuditSpool:
                 logger.exception("audit spool: could not delete %s", path.name)
         self._sealed.clear()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the open segment (kept when it holds events; removed when empty)."""
-        if self._fd is None or self._current is None:
-            return
-        os.close(self._fd)
-        self._fd = None
-        if self._current.stat().st_size == 0:
-            self._current.unlink(missing_ok=True)
+        async with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is None or self._current is None:
+                return
+            os.close(fd)
+            if self._current.stat().st_size == 0:
+                self._current.unlink(missing_ok=True)

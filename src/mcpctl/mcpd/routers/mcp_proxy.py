@@ -20,7 +20,7 @@ import contextlib
 import fnmatch
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import sqlalchemy as sa
@@ -239,6 +239,7 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
         streaming=streaming,
         audit=audit_hook,
         disconnected=_disconnected(request),
+        durable=state.gateway.durable if state.gateway is not None and audit_hook is not None else None,
     )
 
 
@@ -362,6 +363,7 @@ async def _forward(
     streaming: bool,
     audit: Callable[[str, float], None] | None = None,
     disconnected: Coroutine[Any, Any, None] | None = None,
+    durable: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """Answer as JSON, or as SSE once a notification comes first. A client that goes away before
     either cancels the call (the upstream is told with notifications/cancelled)."""
@@ -394,6 +396,11 @@ async def _forward(
     def finish() -> dict[str, Any]:
         return _response(runtime, message_id, task)
 
+    async def on_disk() -> None:
+        """The call's audit event is fsync'd before its answer goes (MCPLOCAL_AUDIT_SPOOL_SYNC)."""
+        if durable is not None:
+            await durable()
+
     first_note = asyncio.create_task(notes.get())
     gone: asyncio.Task[None] | None = asyncio.create_task(disconnected) if disconnected is not None else None
     try:
@@ -417,6 +424,7 @@ async def _forward(
             first_note.cancel()
         while not notes.empty():
             early.append(notes.get_nowait())
+        await on_disk()
         if early:  # notifications arrived with the answer: send both, in order
             return _sse_response(_replay([*early, finish()]))
         return JSONResponse(finish())
@@ -435,6 +443,7 @@ async def _forward(
                 getter = None
             while not notes.empty():
                 yield _sse(notes.get_nowait())
+            await on_disk()
             yield _sse(finish())
         finally:
             if getter is not None:
