@@ -37,12 +37,12 @@ def op(make_cli: Callable[[], Cli]) -> Cli:
 
 
 @contextmanager
-def mcplocal_serve(daemon: Mcpd, tmp_path: Path) -> Iterator[str]:
+def mcplocal_serve(daemon: Mcpd, tmp_path: Path, **env: str) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "mcplocal.log").open("wb")
     process = subprocess.Popen(
         [MCPLOCAL, "serve", "--mcpd-url", daemon.url, "--port", str(port)],
-        env={**os.environ, "MCPLOCAL_TOKEN_POSITIVE_TTL_MS": "1000"},
+        env={**os.environ, "MCPLOCAL_TOKEN_POSITIVE_TTL_MS": "1000", **env},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,

@@ -40,11 +40,14 @@ class TtlCache(Generic[K, V]):
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         remember: Callable[[Exception], bool] = lambda _: True,
+        lifetime: Callable[[V], float | None] = lambda _: None,
     ):
         """`remember` says which failures are cached for the negative TTL (the others are raised
-        to every waiter of that fetch and then forgotten, e.g. "the control plane is down")."""
+        to every waiter of that fetch and then forgotten, e.g. "the control plane is down").
+        `lifetime` says how many seconds a value stays true (None: no limit of its own), so a value
+        is never kept past it: a token's introspection is not kept past its expiry."""
         self.positive, self.negative, self.max_entries, self.clock = positive, negative, max_entries, clock
-        self.remember = remember
+        self.remember, self.lifetime = remember, lifetime
         self._entries: dict[K, _Entry[V]] = {}
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self._generation = 0
@@ -74,7 +77,10 @@ class TtlCache(Generic[K, V]):
             raise
         else:
             if generation == self._generation:
-                self._store(key, _Entry(self.clock() + self.positive, value=value))
+                lifetime = self.lifetime(value)
+                keep = self.positive if lifetime is None else min(self.positive, lifetime)
+                if keep > 0:
+                    self._store(key, _Entry(self.clock() + keep, value=value))
             return value
         finally:
             self._inflight.pop(key, None)

@@ -100,7 +100,13 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
             state.supervisor = Supervisor(db, state.cipher, settings)
             collector = InstanceCollector(state.supervisor)
             metrics.registry.register(collector)
-            state.gateway = Gateway(db, state.supervisor, gateway_config, settings.resolved_public_url)
+            state.gateway = Gateway(
+                db,
+                state.supervisor,
+                gateway_config,
+                settings.resolved_public_url,
+                spool_dir=settings.data_dir / "audit-spool",
+            )
             await stack.enter_async_context(state.gateway.running())
             if settings.supervise:
                 await state.supervisor.start()

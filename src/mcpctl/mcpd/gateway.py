@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ from mcpctl.mcplocal.ports import (
 )
 from mcpctl.mcplocal.router import Router, without_envelope
 from mcpctl.mcplocal.settings import GatewaySettings
+from mcpctl.mcplocal.spool import AuditSpool
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 
@@ -155,13 +157,24 @@ class EmbeddedPlane:
             self.supervisor.listeners.append(callback)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
+        """Store a batch; an event already stored (replayed from the spool) is skipped."""
+        ids = [r.event_id for r in records]
         async with self.db.write() as session:
-            session.add_all([audit_row(r) for r in records])
+            stored = set(
+                (
+                    await session.execute(
+                        sa.select(tables.AuditEvent.id).where(tables.AuditEvent.id.in_(ids))
+                    )
+                ).scalars()
+            )
+            session.add_all([audit_row(r) for r in records if r.event_id not in stored])
 
 
 def audit_row(record: AuditRecord) -> tables.AuditEvent:
     principal = record.principal
     return tables.AuditEvent(
+        id=record.event_id,
+        time=record.time,
         kind=record.kind,
         user=principal.owner if principal.kind == "token" else principal.email,
         token_name=principal.token_name,
@@ -181,12 +194,23 @@ class Gateway:
     """The project endpoint inside mcpd: router, token gate, SDK session manager, audit queue."""
 
     def __init__(
-        self, db: Database, supervisor: Supervisor | None, settings: GatewaySettings, public_url: str
+        self,
+        db: Database,
+        supervisor: Supervisor | None,
+        settings: GatewaySettings,
+        public_url: str,
+        spool_dir: Path | None = None,
     ):
+        """`spool_dir`: where answered calls' AuditEvents are spooled until stored (mcpd: under its
+        data dir); `MCPLOCAL_AUDIT_SPOOL_DIR` wins; neither: no spool (in-process tests)."""
         self.settings = settings
         self.plane = EmbeddedPlane(db, supervisor)
+        directory = settings.audit_spool_dir or spool_dir
         self.audit = AuditQueue(
-            self.plane.audit, flush_seconds=settings.audit_flush_ms / 1000, max_queue=settings.audit_queue_max
+            self.plane.audit,
+            flush_seconds=settings.audit_flush_ms / 1000,
+            max_queue=settings.audit_queue_max,
+            spool=AuditSpool(directory) if directory is not None else None,
         )
         self.router = Router(self.plane, settings.router_settings(), self.audit.put)
         self.endpoint = Endpoint(self.router)
@@ -205,6 +229,9 @@ class Gateway:
             session_idle_seconds=settings.session_idle_seconds,
             session_limits=settings.session_limits(),
         )
+        # MCPLOCAL_AUDIT_SPOOL_SYNC: answers wait for their audit events' fdatasync (group commit)
+        self.durable = self.audit.durable if settings.audit_spool_sync and directory is not None else None
+        self.app.exchanges.durable = self.durable
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -230,6 +257,12 @@ class Gateway:
                 return None
             found[kind] = [str(item["name"]) for item in items]
         return found
+
+    def tokens_ended(self, token_shas: Sequence[str]) -> None:
+        """Tokens were revoked or deleted in this mcpd: the endpoint refuses them from now on and
+        ends their sessions and streams."""
+        for sha in dict.fromkeys(token_shas):  # once each (a deleted token may be listed twice)
+            self.gate.token_ended(sha)
 
     def configuration_changed(self) -> None:
         """Projects, servers, bindings or users changed in this mcpd: forget cached views."""

@@ -46,6 +46,7 @@ def build_app(settings: GatewaySettings, plane: RemotePlane | None = None) -> St
     router = Router(plane, settings.router_settings())  # mcpd's proxy records the audit events
     endpoint = Endpoint(router)
     gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
+    plane.on_token_refused(gate.token_ended)
     mcp_app = ProjectMcpApp(
         endpoint,
         gate,
@@ -130,6 +131,7 @@ async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, 
     plane = RemotePlane(settings.mcpd_url)
     router = Router(plane, settings.router_settings())
     gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
+    plane.on_token_refused(gate.token_ended)
     token = StdioToken(gate, project, path, value)
     endpoint = Endpoint(router, caller_of=token.caller)
     try:

@@ -33,6 +33,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import mcpctl
+from mcpctl.mcplocal.exchanges import exchange_of
 from mcpctl.mcplocal.ports import Caller, Message, Relay
 from mcpctl.mcplocal.router import LiveSession, Router
 
@@ -45,6 +46,7 @@ _VALIDATING: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "mcplocal_validating", default=None
 )
 SESSION_HEADER = "mcp-session-id"
+REQUEST_CANCELLED = -32800  # the LSP code the SDK also uses for a cancelled request
 
 Ctx = ServerRequestContext[Any, Any]
 CallerOf = Callable[[Ctx], Awaitable[Caller]]
@@ -186,9 +188,23 @@ class Endpoint:
                     session_id, caller.project, caller, _standalone(ctx), set(), time.monotonic()
                 )
                 self.router.remember(live)
-            else:
+            elif live.caller.token_sha == caller.token_sha or ctx.request is None:
+                # a fresher introspection (stdio: the one session, re-provisioned with a new token)
                 live.seen, live.caller = time.monotonic(), caller
+            else:  # the SDK refuses this on legacy requests; never rebind another token's session
+                raise MCPError(types.INVALID_REQUEST, "Session not found")
         return caller
+
+    @staticmethod
+    async def _cancellable(ctx: Ctx, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """`work`, cancelled (with its upstream call) when the HTTP client goes away first."""
+        request = ctx.request
+        exchange = exchange_of(request.scope if request is not None else None)
+        if exchange is None:
+            return await work
+        with exchange.handling():
+            return await work
+        raise MCPError(REQUEST_CANCELLED, "Request cancelled: the client went away")
 
     @staticmethod
     def _relay(ctx: Ctx) -> Callable[[Message], Awaitable[None]]:
@@ -281,27 +297,39 @@ class Endpoint:
 
     async def _call_tool(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
-        result = await self.router.call_tool(
-            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        result = await self._cancellable(
+            ctx,
+            self.router.call_tool(
+                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+            ),
         )
         return self._finish(ctx, result)
 
     async def _get_prompt(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
-        result = await self.router.get_prompt(
-            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        result = await self._cancellable(
+            ctx,
+            self.router.get_prompt(
+                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+            ),
         )
         return self._finish(ctx, result)
 
     async def _read_resource(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
-        result = await self.router.read_resource(
-            caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+        result = await self._cancellable(
+            ctx,
+            self.router.read_resource(
+                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
+            ),
         )
         return self._finish(ctx, result)
 
     async def _complete(self, ctx: Ctx, params: Any) -> Any:
-        return self._finish(ctx, await self.router.complete(await self._caller(ctx), self._params(ctx)))
+        caller = await self._caller(ctx)
+        return self._finish(
+            ctx, await self._cancellable(ctx, self.router.complete(caller, self._params(ctx)))
+        )
 
     async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> Any:
         caller = await self._caller(ctx)
@@ -348,9 +376,13 @@ async def _async(value: Caller) -> Caller:
 
 
 def _session_id(ctx: Ctx) -> str | None:
+    """The legacy session the request belongs to. A 2026-07-28 request is stateless: an
+    `Mcp-Session-Id` it carries names nothing (it could name another token's session)."""
     request = ctx.request
     if request is None:
         return "stdio"
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
     value = request.headers.get(SESSION_HEADER)
     return value if isinstance(value, str) and value else None
 

@@ -8,13 +8,18 @@ token (positive and negative TTL). Missing, malformed, unknown, revoked or expir
 the token that opened it (`scope["user"]`), validates Host/Origin and the protocol headers, and
 limits the body size; `FairSessionManager` shares its sessions fairly between tokens and projects
 (over a cap with nothing of its own to close: 429 with Retry-After).
+A token stops working at its expiry and when it is ended (`token_ended`:
+revoked or deleted in this mcpd, or refused by mcpd in split mode): its cached introspection is
+dropped and its sessions and streams end (`exchanges.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -30,6 +35,7 @@ from mcpctl.core.session_shares import SessionLimits
 from mcpctl.core.ttlcache import TtlCache
 from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
+from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
 from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager
 
@@ -67,14 +73,40 @@ class TokenGate:
     def __init__(self, plane: ControlPlane, positive_seconds: float, negative_seconds: float):
         self.plane = plane
         self.cache: TtlCache[str, Introspection] = TtlCache(
-            positive_seconds, negative_seconds, remember=lambda exc: isinstance(exc, Refused)
+            positive_seconds,
+            negative_seconds,
+            remember=lambda exc: isinstance(exc, Refused),
+            lifetime=_seconds_left,
         )
+        self._ended: list[Callable[[str], None]] = []
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
 
     async def check(self, bearer: str) -> Introspection:
-        """The accepted token's introspection; Refused or ControlPlaneUnavailable otherwise."""
-        return await self.cache.get(
-            hashlib.sha256(bearer.encode()).hexdigest(), lambda: self._introspect(bearer)
-        )
+        """The accepted token's introspection; Refused or ControlPlaneUnavailable otherwise. A
+        token is refused from its expiry on, whatever was cached."""
+        sha = hashlib.sha256(bearer.encode()).hexdigest()
+        answer = await self.cache.get(sha, lambda: self._introspect(bearer))
+        left = _seconds_left(answer)
+        if left is not None and left <= 0:
+            self.token_ended(sha)
+            raise Refused("expired")
+        if left is not None and sha not in self._expiries:  # its streams and sessions end on time
+            self._expiries[sha] = asyncio.get_running_loop().call_later(left, self.token_ended, sha)
+        return answer
+
+    def on_token_ended(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(token_sha)` when a token stops working (revoked, deleted, expired, or
+        refused by mcpd): its sessions and streams end."""
+        self._ended.append(callback)
+
+    def token_ended(self, token_sha: str) -> None:
+        """The token no longer works: forget its introspection and end what it has open."""
+        self.cache.invalidate(token_sha)
+        timer = self._expiries.pop(token_sha, None)
+        if timer is not None:
+            timer.cancel()
+        for callback in self._ended:
+            callback(token_sha)
 
     async def _introspect(self, bearer: str) -> Introspection:
         answer = await self.plane.introspect(bearer)
@@ -84,6 +116,15 @@ class TokenGate:
 
     def invalidate(self) -> None:
         self.cache.invalidate()
+
+
+def _seconds_left(answer: Introspection) -> float | None:
+    expires = answer.expires_at
+    if expires is None:
+        return None
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return (expires - datetime.now(UTC)).total_seconds()
 
 
 class Refused(Exception):
@@ -120,6 +161,8 @@ class ProjectMcpApp:
             max_request_body_size=max_body_bytes,
             session_idle_timeout=session_idle_seconds,
         )
+        self.exchanges = Exchanges(self.sessions, endpoint.router.forget)
+        gate.on_token_ended(self.exchanges.end_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         project = scope.get("path_params", {}).get("project", "")
@@ -141,8 +184,12 @@ class ProjectMcpApp:
             validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY], tool)
         caller: Caller = scope[CALLER_SCOPE_KEY]
         admitting = ADMITTING.set((project, caller.principal.token_sha or ""))
+        exchange = self.exchanges.open(caller.token_sha, scope)
         try:
-            await self.sessions.handle_request(scope, receive, send)
+            with exchange.cancel_scope:
+                await self.sessions.handle_request(scope, receive, exchange.send(send))
+            if exchange.cancel_scope.cancelled_caught:  # the token stopped working: its stream ends
+                await exchange.end(send)
         except TooManyRequestsError as exc:  # over a session cap with nothing of its own to give up
             await error(
                 scope,
@@ -155,6 +202,15 @@ class ProjectMcpApp:
         finally:
             ADMITTING.reset(admitting)
             self.endpoint.finish_tool_call(validating)
+            self.exchanges.close(exchange)
+        if exchange.refused and not exchange.started:  # the token stopped working meanwhile
+            await error(
+                scope,
+                401,
+                "unauthenticated",
+                "token refused: revoked or expired",
+                _challenge("invalid_token", "token refused"),
+            )(scope, receive, send)
 
     async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:
         if token_in_query(scope.get("query_string", b"")):

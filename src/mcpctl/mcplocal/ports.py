@@ -3,9 +3,10 @@ adapters). Nothing here knows whether mcpd is in this process or across HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mcpctl.core.namespacing import PrefixMode
@@ -19,6 +20,8 @@ Relay = Callable[[Message], Awaitable[Message]]
 
 # JSON-RPC error code for "the upstream cannot answer" (the same one mcpd's per-server proxy uses).
 UPSTREAM_UNAVAILABLE = -32000
+# JSON-RPC error code for "mcpd refused the caller's token" (split mode, a response already started).
+TOKEN_REFUSED = -32003
 
 
 class ControlPlaneUnavailable(Exception):
@@ -83,6 +86,10 @@ class AuditRecord:
     session_id: str | None = None
     request_id: str | None = None
     client_addr: str | None = None
+    # Its identity and time from the moment it happened: a replay from the spool stores it once,
+    # with its own time.
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Upstream(Protocol):

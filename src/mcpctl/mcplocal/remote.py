@@ -12,21 +12,24 @@ When mcpd cannot be reached the plane says so (`healthy` false): the endpoint an
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from mcp.shared.exceptions import MCPError
 
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.policy import Principal
 from mcpctl.core.rbac import Binding
 from mcpctl.mcplocal.ports import (
+    TOKEN_REFUSED,
     AuditRecord,
     Caller,
     ControlPlaneUnavailable,
@@ -105,7 +108,9 @@ class RemoteUpstream:
             answer = json.loads(raw)
         except ValueError:
             answer = None
-        if response.status_code in (401, 403, 404):
+        if response.status_code == 401:
+            raise self.plane.refused(self.caller)
+        if response.status_code in (403, 404):
             raise UpstreamFailure(self.name, f"mcpd refused the request (HTTP {response.status_code})")
         if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
             raise UpstreamFailure(
@@ -146,9 +151,23 @@ class RemotePlane:
         self._healthy = True
         self._checked = 0.0
         self._reason: str | None = None
+        self._refused: list[Callable[[str], None]] = []
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    def on_token_refused(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(token_sha)` when mcpd answers 401 for a caller's token (revoked, expired
+        or deleted since it was introspected)."""
+        self._refused.append(callback)
+
+    def refused(self, caller: Caller) -> MCPError:
+        """mcpd refused the caller's token: the token gate forgets it and ends its sessions (this
+        request is answered 401 when its response has not started), and the error to raise."""
+        sha = hashlib.sha256(caller.bearer.encode()).hexdigest()
+        for callback in self._refused:
+            callback(sha)
+        return MCPError(TOKEN_REFUSED, "mcpd refused the token (revoked, expired or deleted)")
 
     def mark(self, reachable: bool) -> None:
         if reachable != self._healthy:
@@ -195,6 +214,8 @@ class RemotePlane:
 
     async def project(self, caller: Caller) -> ProjectView:
         response = await self._get(f"/api/v1/projects/{quote(caller.project)}/endpoint", caller.bearer)
+        if response.status_code == 401:
+            raise self.refused(caller)
         if response.status_code != 200:
             logger.warning("mcpd refused project %s (HTTP %d)", caller.project, response.status_code)
             return ProjectView(caller.project, ())

@@ -3,6 +3,8 @@ the embedded endpoint. Times are milliseconds, as the contract names them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -81,6 +83,23 @@ class GatewaySettings(BaseSettings):
         100_000,
         ge=100,
         description="Most audit events held in memory; beyond it they are counted and logged as dropped.",
+    )
+
+    audit_spool_dir: Path | None = Field(
+        None,
+        description=(
+            "Where answered calls' audit events are spooled (one fsync'd file per flush) until they are "
+            "stored, so a crash loses none; default for mcpd: <dataDir>/audit-spool. (mcplocal serve "
+            "spools nothing: mcpd's proxy records its calls.)"
+        ),
+    )
+
+    audit_spool_sync: bool = Field(
+        False,
+        description=(
+            "Answers wait until their audit event is fsync'd (a group commit: one fdatasync for all the "
+            "answers waiting meanwhile), so not even a crash of the machine loses an answered call's event."
+        ),
     )
 
     def session_limits(self) -> SessionLimits:

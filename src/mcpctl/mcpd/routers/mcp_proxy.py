@@ -20,7 +20,7 @@ import contextlib
 import fnmatch
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pydantic_core
@@ -231,7 +231,23 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
         )
     streaming = "text/event-stream" in request.headers.get("accept", "")
     audit_hook = _audit_hook(request, state, principal, project, name, method, params, session)
-    return await _forward(runtime, session, message_id, method, params, streaming=streaming, audit=audit_hook)
+    return await _forward(
+        runtime,
+        session,
+        message_id,
+        method,
+        params,
+        streaming=streaming,
+        audit=audit_hook,
+        disconnected=_disconnected(request),
+        durable=state.gateway.durable if state.gateway is not None and audit_hook is not None else None,
+    )
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read: what comes next is the end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 _AUDITED = {
@@ -260,8 +276,9 @@ def _audit_hook(
     kind, field = audited
     queue = state.gateway.audit
     target = str((params or {}).get(field, ""))[:500]
-    downstream = request.headers.get("x-mcpctl-session")
-    session_id = downstream or (session.id if session is not None else None) or None
+    session_id = _downstream_session(principal, request.headers.get("x-mcpctl-session")) or (
+        session.id if session is not None else None
+    )
     request_id = getattr(request.state, "request_id", None)
     client = audit.client_addr(request)
 
@@ -282,6 +299,18 @@ def _audit_hook(
         )
 
     return record
+
+
+def _downstream_session(principal: Principal, named: str | None) -> str | None:
+    """The downstream session split-mode mcplocal names in X-Mcpctl-Session, as the audit rows keep
+    it: under the caller's own namespace (a token's hash prefix, a user's id), so no caller can stamp
+    its rows with a session id another caller's rows carry."""
+    if not named:
+        return None
+    owner = (
+        principal.token_sha[:16] if principal.kind == "token" and principal.token_sha else principal.user_id
+    )
+    return f"{owner or 'anonymous'}/{named}"[:128]
 
 
 async def _initialize(
@@ -334,7 +363,11 @@ async def _forward(
     *,
     streaming: bool,
     audit: Callable[[str, float], None] | None = None,
+    disconnected: Coroutine[Any, Any, None] | None = None,
+    durable: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
+    """Answer as JSON, or as SSE once a notification comes first. A client that goes away before
+    either cancels the call (the upstream is told with notifications/cancelled)."""
     notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     started = time.perf_counter()
 
@@ -364,13 +397,26 @@ async def _forward(
     def finish() -> dict[str, Any]:
         return _response(runtime, message_id, task)
 
+    async def on_disk() -> None:
+        """The call's audit event is fsync'd before its answer goes (MCPLOCAL_AUDIT_SPOOL_SYNC)."""
+        if durable is not None:
+            await durable()
+
     first_note = asyncio.create_task(notes.get())
+    gone: asyncio.Task[None] | None = asyncio.create_task(disconnected) if disconnected is not None else None
     try:
-        await asyncio.wait({task, first_note}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, first_note, *([gone] if gone else [])}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         task.cancel()
         first_note.cancel()
         raise
+    finally:
+        if gone is not None and not gone.done():
+            gone.cancel()
+    if gone is not None and gone.done() and not task.done():
+        task.cancel()  # nobody is waiting for the answer any more
+        first_note.cancel()
+        return Response(status_code=499)
     if task.done():
         early: list[dict[str, Any]] = []
         if first_note.done():
@@ -379,6 +425,7 @@ async def _forward(
             first_note.cancel()
         while not notes.empty():
             early.append(notes.get_nowait())
+        await on_disk()
         if early:  # notifications arrived with the answer: send both, in order
             return _sse_response(_replay([*early, finish()]))
         return JSONResponse(finish())
@@ -397,6 +444,7 @@ async def _forward(
                 getter = None
             while not notes.empty():
                 yield _sse(notes.get_nowait())
+            await on_disk()
             yield _sse(finish())
         finally:
             if getter is not None:
