@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import pytest
 
-from mcpctl.core.tokens import generate
 from mcpctl.core.urlsecrets import RedactQueryFilter, redact_query, token_in_query
 
-TOKEN = generate()
+# A fixed token: parametrized ids must be the same in every xdist worker.
+TOKEN = "mcpctl_pat_YfnyRc4Uyfc8ZIHJwdvMslJZVM1YZiBQMGBQk9eiumM1u9449"
 
 
 def _encoded(text: str, *, times: int) -> str:
