@@ -14,6 +14,23 @@ MODERN = "2026-07-28"
 _ids = itertools.count(100)
 
 
+def initialize(request_id: int) -> dict[str, Any]:
+    """A 2025-11-25 `initialize` request from a client that declares nothing."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": LEGACY,
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+
+
+INITIALIZE = initialize(1)
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -48,16 +65,7 @@ def answer_of(response: httpx.Response) -> dict[str, Any]:
 
 def open_session(http: httpx.Client, url: str, token: str) -> str:
     """initialize + notifications/initialized (2025-11-25); the session id."""
-    init = {
-        "jsonrpc": "2.0",
-        "id": next(_ids),
-        "method": "initialize",
-        "params": {
-            "protocolVersion": LEGACY,
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = initialize(next(_ids))
     response = http.post(url, json=init, headers=headers(token))
     assert response.status_code == 200, response.text
     session = response.headers["mcp-session-id"]

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Cli, Mcpd, login_admin
-from tests.e2e.rawmcp import LEGACY, answer_of, headers
+from tests.e2e.rawmcp import answer_of, headers, initialize
 from tests.e2e.upstreams import FIXTURE, PYTHON, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -57,16 +57,7 @@ class Load:
     stop: anyio.Event = field(default_factory=anyio.Event)
 
     async def _session(self, http: httpx.AsyncClient) -> str | None:
-        init = {
-            "jsonrpc": "2.0",
-            "id": next(_ids),
-            "method": "initialize",
-            "params": {
-                "protocolVersion": LEGACY,
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        init = initialize(next(_ids))
         response = await http.post(self.url, json=init, headers=headers(self.token))
         if response.status_code != 200:
             return None

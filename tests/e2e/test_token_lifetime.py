@@ -114,6 +114,33 @@ def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(o
     assert after.status_code == 401 and after.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_revoking_a_token_ends_its_server_proxy_stream_at_once(op: Cli) -> None:
+    """mcplocal (split mode) reaches servers through mcpd's per-server proxy with the caller's
+    token: that proxy session and its GET stream end with the token too."""
+    token = mint(op, "revoked-proxy")["token"]
+    url = f"{op.daemon.url}/api/v1/projects/life/servers/fx/mcp"
+    with httpx.Client(timeout=10) as http:
+        session = open_session(http, url, token)
+
+    async def scenario() -> float:
+        lasted: list[float] = []
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                lasted.append(await stream_lasts(url, token, session, 20))
+
+            tg.start_soon(watch)
+            await anyio.sleep(1)
+            revoked_at = time.monotonic()
+            await anyio.to_thread.run_sync(lambda: op.ok("revoke", "mcptoken", "revoked-proxy", "-p", "life"))
+            with anyio.fail_after(10):
+                while not lasted:
+                    await anyio.sleep(0.05)
+            return time.monotonic() - revoked_at
+
+    assert anyio.run(scenario) < 5, "ended at revocation, not at the next 15 s heartbeat or never"
+
+
 def test_revoking_a_token_ends_its_2026_listen_stream(op: Cli) -> None:
     token = mint(op, "revoked-listen")["token"]
     url = f"{op.daemon.url}/projects/life/mcp"

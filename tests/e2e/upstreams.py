@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.conftest import BIN, Cli, free_port
+from tests.e2e.rawmcp import INITIALIZE as INITIALIZE
 from tests.processes import wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,16 +32,6 @@ EVERYTHING = NODE_BIN / "mcp-server-everything"
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 PYTHON = sys.executable
 T = TypeVar("T")
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 ACCEPT = {"Accept": "application/json, text/event-stream"}
 TIME_SERVER = ("--transport", "stdio", "--command", "mcp-server-time")
 

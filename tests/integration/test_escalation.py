@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from tests.integration.conftest import ADMIN_EMAIL, Api, assert_error, make_settings, running
@@ -66,6 +69,19 @@ async def _proxy_status(api: Api, token: str, server: str) -> int:
         f"/api/v1/projects/{P}/servers/{server}/mcp", json=body, headers=_bearer(token)
     )
     return response.status_code
+
+
+@asynccontextmanager
+async def _allowlisting(
+    tmp_path: Path, database_url: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """An mcpd whose operator allows one stdio command, and the admin's headers."""
+    settings = make_settings(tmp_path, database_url, stdio_commands=["mcp-server-time"])
+    async with running(settings) as (_, client):
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "admin-password-1"}
+        )
+        yield client, _bearer(login.json()["token"])
 
 
 # ---- 1. token reach follows the creator, and the parent ------------------------------------------------
@@ -306,12 +322,7 @@ async def test_a_server_write_that_routes_a_secret_needs_its_values(api: Api) ->
 async def test_stdio_commands_outside_the_operators_allowlist_are_refused(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, database_url, stdio_commands=["mcp-server-time"])
-    async with running(settings) as (_, client):
-        login = await client.post(
-            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "admin-password-1"}
-        )
-        admin = _bearer(login.json()["token"])
+    async with _allowlisting(tmp_path, database_url) as (client, admin):
         body = {"metadata": {"name": "sh"}, "spec": {"transport": "stdio", "command": "/bin/sh"}}
         assert_error(await client.post("/api/v1/servers", json=body, headers=admin), 403, "forbidden")
         body = {"metadata": {"name": "time"}, "spec": {"transport": "stdio", "command": "mcp-server-time"}}
@@ -405,12 +416,7 @@ async def test_a_health_check_that_calls_a_tool_needs_run_on_the_server(api: Api
 async def test_an_allowlisted_command_cannot_be_redirected_through_its_environment(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, database_url, stdio_commands=["mcp-server-time"])
-    async with running(settings) as (_, client):
-        login = await client.post(
-            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "admin-password-1"}
-        )
-        admin = _bearer(login.json()["token"])
+    async with _allowlisting(tmp_path, database_url) as (client, admin):
         for env in ({"PATH": "/tmp/evil"}, {"LD_PRELOAD": "/tmp/evil.so"}, {"PYTHONPATH": "/tmp/evil"}):
             spec = {"transport": "stdio", "command": "mcp-server-time", "env": env}
             body = {"metadata": {"name": "time"}, "spec": spec}

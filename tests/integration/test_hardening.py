@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from mcp_types import PARSE_ERROR
 
+from tests.e2e.rawmcp import INITIALIZE
 from tests.integration.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, assert_error, make_settings, running
 
 pytestmark = pytest.mark.anyio
@@ -22,16 +23,6 @@ pytestmark = pytest.mark.anyio
 P = "proj"
 STDIO = {"transport": "stdio", "command": "true"}
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def _nested(depth: int) -> str:

@@ -18,22 +18,13 @@ import pytest
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcplocal.settings import GatewaySettings
+from tests.e2e.rawmcp import INITIALIZE
 from tests.integration.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings
 
 pytestmark = pytest.mark.anyio
 
 WAIT = 30.0
 ACCEPT = {"Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 PER_TOKEN, PER_PROJECT = 3, 5
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,15 @@ class AppState:
     supervisor: Supervisor | None = None
     proxy_sessions: ProxySessions | None = None
     gateway: Gateway | None = None
+
+    def tokens_ended(self, token_shas: Sequence[str]) -> None:
+        """Tokens were revoked or deleted: the project endpoints refuse them at once and end their
+        sessions and streams, and so do the per-server proxy's sessions they opened."""
+        if self.gateway is not None:
+            self.gateway.tokens_ended(token_shas)
+        if self.proxy_sessions is not None:
+            for sha in token_shas:
+                self.proxy_sessions.close_owned_by(f"token:{sha}")
 
     def context(self, session: AsyncSession, principal: Principal) -> KindContext:
         """What kind handlers need for one unit of work."""

@@ -503,6 +503,16 @@ def _sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
     )
 
 
+async def _first(*waits: Any) -> None:
+    """Return when the first of these waits does; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 async def _get(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
     principal = authenticated(request)
@@ -511,7 +521,8 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
     if not session_id:
         return _rpc_error(None, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
     sessions = _sessions(state)
-    if sessions.get(session_id, name, _owner(principal)) is None:
+    proxy_session = sessions.get(session_id, name, _owner(principal))
+    if proxy_session is None:
         return _rpc_error(None, SESSION_NOT_FOUND, "Session not found", status=404)
     runtime = _runtime(state, name)
     if runtime is None:
@@ -524,7 +535,8 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
 
     async def stream() -> AsyncIterator[bytes]:
         runtime.subscribers.add(subscriber)
-        closing = asyncio.create_task(sessions.closing.wait())
+        # mcpd shutting down, or this session closed (its token revoked): the stream ends at once
+        closing = asyncio.create_task(_first(sessions.closing.wait(), proxy_session.ended.wait()))
         try:
             yield b": stream open\n\n"
             while sessions.get(session_id, name, _owner(principal)) is not None:

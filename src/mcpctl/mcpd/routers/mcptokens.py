@@ -244,8 +244,7 @@ async def _revoke(request: Request, state: AppState, principal: Principal, looku
         answer = await mcptokens.to_object(session, row)
     for token in revoked:  # after the commit: a failed revocation keeps its file
         _remove_token_file(state, token)
-    if state.gateway is not None:  # this mcpd's project endpoints refuse it at once, streams end
-        state.gateway.tokens_ended([token.token_sha for token in [row, *revoked]])
+    state.tokens_ended([token.token_sha for token in [row, *revoked]])  # its sessions and streams end
     return answer
 
 
@@ -259,8 +258,7 @@ async def _delete(request: Request, state: AppState, principal: Principal, looku
             audit.record(session, "token_revoked", outcome="ok", **_event_fields(request, principal, token))
     for token in [row, *revoked]:
         _remove_token_file(state, token)
-    if state.gateway is not None:
-        state.gateway.tokens_ended([token.token_sha for token in [row, *revoked]])
+    state.tokens_ended([token.token_sha for token in [row, *revoked]])
     return Response(status_code=204)
 
 

@@ -20,6 +20,7 @@ class ProxySession:
     owner: str
     last_seen: float = field(default_factory=time.monotonic)
     inflight: dict[str, asyncio.Task[dict[str, Any]]] = field(default_factory=dict)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # closed: its stream ends now
 
 
 class ProxySessions:
@@ -58,8 +59,14 @@ class ProxySessions:
     def close(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            session.ended.set()
             for task in session.inflight.values():
                 task.cancel()
+
+    def close_owned_by(self, owner: str) -> None:
+        """End every session of one caller (a token that was revoked or deleted)."""
+        for session in [s for s in self._sessions.values() if s.owner == owner]:
+            self.close(session.id)
 
     def _expire(self) -> None:
         """Drop idle sessions; a full sweep at most once a minute, not on every request."""
