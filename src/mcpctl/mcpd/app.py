@@ -121,6 +121,8 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 await state_now.supervisor.stop()  # every child process group terminated and reaped
             if collector is not None:
                 metrics.registry.unregister(collector)
+            if state_now is not None:
+                state_now.hashing.close()
             await db.dispose()
 
     app = FastAPI(

@@ -5,12 +5,19 @@ threads for a good fraction of a second: forty parallel logins once took mcpd fr
 and every tool call from milliseconds to half a second. At most `concurrency` hashes run at once
 (default 1: one hash already runs 4 lanes in parallel); a bounded number of callers wait a bounded
 time for a slot, and anyone beyond that gets 429 with `Retry-After` at once rather than a share of
-an exhausted machine.
+an exhausted machine. The hashes run in threads of their own at the lowest CPU priority (Linux: the
+nice value is per thread, and Argon2's lane threads inherit it), so that a login flood takes only
+the CPU that serving requests leaves over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio
@@ -30,6 +37,11 @@ class HashingPool:
         self._slots = anyio.CapacityLimiter(concurrency)
         self._max_waiting, self._max_wait = max_waiting, max_wait_seconds
         self._waiting = 0
+        self._threads = ThreadPoolExecutor(concurrency, "argon2", initializer=_lowest_priority)
+
+    def close(self) -> None:
+        """Let the worker threads go (a hash still running finishes first, in the background)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     @property
     def busy(self) -> int:
@@ -60,9 +72,15 @@ class HashingPool:
         if not acquired:
             raise _busy()
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            return await asyncio.wrap_future(self._threads.submit(fn, *args))
         finally:
             self._slots.release_on_behalf_of(borrower)
+
+
+def _lowest_priority() -> None:
+    """Make this worker thread (and the threads it starts) yield the CPU to everything else."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: full priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _busy() -> TooManyRequestsError:
