@@ -16,6 +16,7 @@ dropped and its sessions and streams end (`exchanges.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
-from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager
+from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager, OneOpeningAtATime
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class ProjectMcpApp:
         )
         self.exchanges = Exchanges(self.sessions, endpoint.router.forget)
         gate.on_token_ended(self.exchanges.end_token)
+        self.openings = OneOpeningAtATime()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         project = scope.get("path_params", {}).get("project", "")
@@ -183,11 +185,18 @@ class ProjectMcpApp:
             tool = decode_header_value(headers.get("mcp-name"))
             validating = await self.endpoint.prepare_tool_call(scope[CALLER_SCOPE_KEY], tool)
         caller: Caller = scope[CALLER_SCOPE_KEY]
+        # a legacy initialize (a session-less legacy POST is nothing else) waits for the token's turn
+        opening = (
+            scope.get("method") == "POST"
+            and not headers.get("mcp-session-id")
+            and not headers.get("mcp-method")
+        )
         admitting = ADMITTING.set((project, caller.principal.token_sha or ""))
         exchange = self.exchanges.open(caller.token_sha, scope)
         try:
             with exchange.cancel_scope:
-                await self.sessions.handle_request(scope, receive, exchange.send(send))
+                async with self.openings.turn(caller.token_sha) if opening else contextlib.nullcontext():
+                    await self.sessions.handle_request(scope, receive, exchange.send(send))
             if exchange.cancel_scope.cancelled_caught:  # the token stopped working: its stream ends
                 await exchange.end(send)
         except TooManyRequestsError as exc:  # over a session cap with nothing of its own to give up
