@@ -97,7 +97,7 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
     if row is None:
         return AuthResult(ANONYMOUS, "unknown")
     now = tables.utcnow()
-    state = tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
+    state = _status(row, now)
     if state != "active":
         return AuthResult(ANONYMOUS, state)
     principal = await token_principal(session, row)
@@ -105,6 +105,10 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
         return AuthResult(ANONYMOUS, "revoked")
     touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
     return AuthResult(principal, expires_at=row.expires_at, touch=touch)
+
+
+def _status(row: tables.McpToken, now: datetime) -> str:
+    return tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
 
 
 async def token_principal(session: AsyncSession, row: tables.McpToken) -> Principal | None:
@@ -153,10 +157,7 @@ async def _token_chain(session: AsyncSession, row: tables.McpToken) -> list[tabl
         if len(chain) > 64:
             return None
         parent = await session.get(tables.McpToken, chain[-1].parent_id)
-        if (
-            parent is None
-            or tokens.status(revoked_at=parent.revoked_at, expires_at=parent.expires_at, now=now) != "active"
-        ):
+        if parent is None or _status(parent, now) != "active":
             return None
         chain.append(parent)
     return chain
@@ -172,10 +173,7 @@ async def reload_principal(session: AsyncSession, principal: Principal) -> Princ
     if principal.kind == "token" and principal.token_id is not None:
         row = await session.get(tables.McpToken, principal.token_id)
         now = tables.utcnow()
-        if (
-            row is None
-            or tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now) != "active"
-        ):
+        if row is None or _status(row, now) != "active":
             return ANONYMOUS
         return await token_principal(session, row) or ANONYMOUS
     return principal

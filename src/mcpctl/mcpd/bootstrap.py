@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core.crypto import Passwords, SecretCipher, generate_password
 from mcpctl.core.names import check_email
@@ -57,6 +58,36 @@ def _user_name(email: str) -> str:
     return name or "admin"
 
 
+async def _make_admin(session: AsyncSession, user: tables.User, *, restore: bool) -> None:
+    """Put `user` in group `admins`, which RbacDefinition `admins` binds to full access: the
+    definition is created when missing, and with `restore` its bindings and subject are put back."""
+    group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
+    if group is None:
+        group = tables.Group(name="admins", labels={}, description="mcpd administrators")
+        session.add(group)  # not flushed yet: its (empty) memberships need no load
+    if not any(m.user_id == user.id for m in group.memberships):
+        group.memberships = [
+            *group.memberships,
+            tables.GroupMember(user_id=user.id, position=len(group.memberships)),
+        ]
+    definition = (
+        await session.execute(sa.select(tables.RbacDefinition).where(tables.RbacDefinition.name == "admins"))
+    ).scalar()
+    if definition is None:
+        definition = tables.RbacDefinition(
+            name="admins", labels={}, description="full access for the admins group", subject_rows=[]
+        )
+        session.add(definition)
+        restore = True
+    if restore:
+        definition.role_bindings = [parse_binding(b).to_dict() for b in ADMIN_BINDINGS]
+        if not any(s.subject == "Group:admins" for s in definition.subject_rows):
+            definition.subject_rows = [
+                *definition.subject_rows,
+                tables.RbacSubject(subject="Group:admins", position=len(definition.subject_rows)),
+            ]
+
+
 async def bootstrap_admin(db: Database, settings: Settings, passwords: Passwords, *, public_url: str) -> None:
     """Create the first admin when the database has no user; say where its credentials are."""
     async with db.write() as session:
@@ -75,28 +106,7 @@ async def bootstrap_admin(db: Database, settings: Settings, passwords: Passwords
         )
         session.add(user)
         await session.flush()
-        group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
-        if group is None:
-            group = tables.Group(name="admins", labels={}, description="mcpd administrators")
-            session.add(group)
-        group.memberships = [
-            *group.memberships,
-            tables.GroupMember(user_id=user.id, position=len(group.memberships)),
-        ]
-        if (
-            await session.execute(
-                sa.select(tables.RbacDefinition).where(tables.RbacDefinition.name == "admins")
-            )
-        ).scalar() is None:
-            session.add(
-                tables.RbacDefinition(
-                    name="admins",
-                    labels={},
-                    description="full access for the admins group",
-                    role_bindings=[parse_binding(b).to_dict() for b in ADMIN_BINDINGS],
-                    subject_rows=[tables.RbacSubject(subject="Group:admins", position=0)],
-                )
-            )
+        await _make_admin(session, user, restore=False)
     if generated:
         path = credentials_path(settings)
         write_private_file(
@@ -136,31 +146,6 @@ async def reset_admin(db: Database, passwords: Passwords, email: str, password: 
         user.disabled = False
         await session.flush()
         await session.execute(sa.delete(tables.LoginSession).where(tables.LoginSession.user_id == user.id))
-        group = (await session.execute(sa.select(tables.Group).where(tables.Group.name == "admins"))).scalar()
-        if group is None:
-            group = tables.Group(name="admins", labels={}, description="mcpd administrators")
-            session.add(group)
-            await session.flush()
-        if not any(m.user_id == user.id for m in group.memberships):
-            group.memberships = [
-                *group.memberships,
-                tables.GroupMember(user_id=user.id, position=len(group.memberships)),
-            ]
-        definition = (
-            await session.execute(
-                sa.select(tables.RbacDefinition).where(tables.RbacDefinition.name == "admins")
-            )
-        ).scalar()
-        if definition is None:
-            definition = tables.RbacDefinition(
-                name="admins", labels={}, description="full access for the admins group", subject_rows=[]
-            )
-            session.add(definition)
-        definition.role_bindings = [parse_binding(b).to_dict() for b in ADMIN_BINDINGS]
-        if not any(s.subject == "Group:admins" for s in definition.subject_rows):
-            definition.subject_rows = [
-                *definition.subject_rows,
-                tables.RbacSubject(subject="Group:admins", position=len(definition.subject_rows)),
-            ]
+        await _make_admin(session, user, restore=True)
     logger.warning("admin reset: %s, member of group admins with full access", done)
     return f"{done}; member of group admins; RbacDefinition admins restored to full access"
