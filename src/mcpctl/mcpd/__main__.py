@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from mcpctl.core.crypto import Passwords, generate_password
 from mcpctl.core.errors import InvalidError
+from mcpctl.core.link_protocol import MAX_FRAME_BYTES
 from mcpctl.mcpd import datadir, logs
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.bootstrap import reset_admin
@@ -82,6 +83,9 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
         access_log=settings.log_level == "debug",
         server_header=False,
         timeout_graceful_shutdown=10,
+        # the data-plane link (mcplocal): large answers fit in a frame; no compression (CPU per call)
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_per_message_deflate=False,
     )
     _Server(config, app).run()
 
@@ -99,6 +103,9 @@ class _Server(uvicorn.Server):
         sessions = getattr(state, "proxy_sessions", None)
         if sessions is not None:
             sessions.close_all_soon()
+        gateway = getattr(state, "gateway", None)
+        if gateway is not None:
+            gateway.links.close_all_soon()
         super().handle_exit(sig, frame)
 
 

@@ -23,6 +23,7 @@ from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddle
 from mcpctl.mcpd.routers import audit as audit_router
 from mcpctl.mcpd.routers import auth as auth_router
 from mcpctl.mcpd.routers import instances as instances_router
+from mcpctl.mcpd.routers import link as link_router
 from mcpctl.mcpd.routers import mcp_proxy, ops
 from mcpctl.mcpd.routers import mcptokens as mcptokens_router
 from mcpctl.mcpd.routers import projects as projects_router
@@ -145,6 +146,7 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
         api.include_router(resource_router(handler))
     app.include_router(api)
     app.include_router(mcp_proxy.router)
+    app.include_router(link_router.router)
     app.include_router(ops.router)
     # First, so a project endpoint request is not matched against every API route before it (the
     # benchmark's profile had route matching at 12% of mcpd's main thread at c=8); no API path

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,6 +106,20 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
         return AuthResult(ANONYMOUS, "revoked")
     touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
     return AuthResult(principal, expires_at=row.expires_at, touch=touch)
+
+
+def introspection(principal: Principal, expires_at: datetime | None) -> dict[str, Any]:
+    """What introspection says of an accepted McpToken (the REST answer and the link's)."""
+    return {
+        "ok": True,
+        "tokenName": principal.token_name,
+        "tokenSha": principal.token_sha,
+        "project": principal.project,
+        "owner": principal.owner,
+        "expiresAt": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,
+        "bindings": [b.to_dict() for b in principal.bindings],
+        "reach": sorted(principal.reach or ()),
+    }
 
 
 def _status(row: tables.McpToken, now: datetime) -> str:

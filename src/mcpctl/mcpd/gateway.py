@@ -22,6 +22,7 @@ from mcpctl.core import tokens
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.mcpd.auth import authenticate_mcptoken
 from mcpctl.mcpd.lastuse import record_token_use
+from mcpctl.mcpd.link import LinkHub
 from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
 from mcpctl.mcpd.supervisor.connection import UpstreamError
 from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
@@ -213,6 +214,7 @@ class Gateway:
             spool=AuditSpool(directory) if directory is not None else None,
         )
         self.router = Router(self.plane, settings.router_settings(), self.audit.put)
+        # split-mode mcplocal's calls run through this same plane (the data-plane link)
         self.endpoint = Endpoint(self.router)
         self.gate = TokenGate(
             self.plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000
@@ -232,6 +234,7 @@ class Gateway:
         # MCPLOCAL_AUDIT_SPOOL_SYNC: answers wait for their audit events' fdatasync (group commit)
         self.durable = self.audit.durable if settings.audit_spool_sync and directory is not None else None
         self.app.exchanges.durable = self.durable
+        self.links = LinkHub(self.plane, self.audit.put, self.durable)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -240,6 +243,7 @@ class Gateway:
             async with self.app.sessions.run():
                 yield
         finally:
+            await self.links.close_all()
             self.endpoint.close()
             await self.audit.close()
             await self.plane.modern.aclose()
@@ -261,10 +265,13 @@ class Gateway:
     def tokens_ended(self, token_shas: Sequence[str]) -> None:
         """Tokens were revoked or deleted in this mcpd: the endpoint refuses them from now on and
         ends their sessions and streams."""
-        for sha in dict.fromkeys(token_shas):  # once each (a deleted token may be listed twice)
+        ended = list(dict.fromkeys(token_shas))  # once each (a deleted token may be listed twice)
+        for sha in ended:
             self.gate.token_ended(sha)
+        self.links.tokens_ended(ended)
 
     def configuration_changed(self) -> None:
         """Projects, servers, bindings or users changed in this mcpd: forget cached views."""
         self.router.invalidate()
         self.gate.invalidate()
+        self.links.configuration_changed()

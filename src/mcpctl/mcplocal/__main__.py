@@ -40,13 +40,27 @@ from mcpctl.mcplocal.settings import GatewaySettings
 logger = logging.getLogger("mcpctl.mcplocal")
 
 
-def build_app(settings: GatewaySettings, plane: RemotePlane | None = None) -> Starlette:
-    """mcplocal serve's ASGI app (split data plane)."""
-    plane = plane or RemotePlane(settings.mcpd_url)
-    router = Router(plane, settings.router_settings())  # mcpd's proxy records the audit events
-    endpoint = Endpoint(router)
+def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGate]:
+    """The link to mcpd, the router and the token gate, wired so that what mcpd says reaches them: a
+    token that ended is refused and its sessions end; a configuration change drops cached views and
+    introspections. mcpd records the audit events (no audit sink here)."""
+    plane = RemotePlane(settings.mcpd_url)
+    router = Router(plane, settings.router_settings())
     gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
     plane.on_token_refused(gate.token_ended)
+
+    def changed() -> None:
+        gate.invalidate()
+        router.invalidate()
+
+    plane.on_changed(changed)
+    return plane, router, gate
+
+
+def build_app(settings: GatewaySettings) -> Starlette:
+    """mcplocal serve's ASGI app (split data plane)."""
+    plane, router, gate = data_plane(settings)
+    endpoint = Endpoint(router)
     mcp_app = ProjectMcpApp(
         endpoint,
         gate,
@@ -128,10 +142,7 @@ class StdioToken:
 
 
 async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, value: str | None) -> None:
-    plane = RemotePlane(settings.mcpd_url)
-    router = Router(plane, settings.router_settings())
-    gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
-    plane.on_token_refused(gate.token_ended)
+    plane, router, gate = data_plane(settings)
     token = StdioToken(gate, project, path, value)
     endpoint = Endpoint(router, caller_of=token.caller)
     try:

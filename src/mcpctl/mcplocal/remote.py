@@ -1,10 +1,12 @@
-"""The HTTP adapter of the control-plane port: mcplocal in split mode (`mcplocal serve|stdio`).
+"""The split adapter of the control-plane port: mcplocal in split mode (`mcplocal serve|stdio`).
 
-Everything is asked of mcpd with the caller's own bearer: introspection
-(`GET /api/v1/mcptokens/introspect`), the project (`GET /api/v1/projects/{p}/endpoint`) and every
-upstream request (`POST /api/v1/projects/{p}/servers/{s}/mcp`, mcpd's per-server proxy, one JSON-RPC
-message per POST, no proxy session). mcpd's proxy enforces the token's scope, the server's tool
-filter and records the AuditEvents, so a token cannot write audit rows of its own making.
+Callers' tokens and every upstream request travel on the data-plane link (`mcplocal/link.py`, one
+WebSocket to mcpd): mcpd runs each request through the plane its embedded endpoint uses — the token's
+reach, the server's tool filter, the 2026-07-28 pass-through, sampling/elicitation/roots asked of the
+caller's client, progress, cancellation — and records the AuditEvents itself, so a token cannot write
+audit rows of its own making. mcpd tells the link about upstream notifications outside requests,
+configuration changes and tokens that end. The project view comes over HTTP
+(`GET /api/v1/projects/{p}/endpoint`, with the caller's bearer).
 
 When mcpd cannot be reached the plane says so (`healthy` false): the endpoint answers 503 and
 `/readyz` fails until a probe of mcpd's `/readyz` succeeds again.
@@ -13,8 +15,6 @@ When mcpd cannot be reached the plane says so (`healthy` false): the endpoint an
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.policy import Principal
 from mcpctl.core.rbac import Binding
+from mcpctl.mcplocal.link import CallFailed, LinkClient, LinkDown, LinkRefused
 from mcpctl.mcplocal.ports import (
     TOKEN_REFUSED,
     AuditRecord,
@@ -41,12 +42,8 @@ from mcpctl.mcplocal.ports import (
     ServerEvent,
     UpstreamFailure,
 )
-from mcpctl.mcplocal.router import without_envelope
 
 logger = logging.getLogger(__name__)
-
-ACCEPT = "application/json, text/event-stream"
-SESSION_HEADER = "X-Mcpctl-Session"  # the downstream session, for mcpd's audit rows
 
 
 def _binding(raw: Any) -> Binding | None:
@@ -70,6 +67,10 @@ def _expiry(value: Any) -> datetime | None:
 
 
 class RemoteUpstream:
+    """A server of the project across the data-plane link: mcpd runs the request through the same
+    plane as the embedded endpoint, with the caller's notifications, questions and cancellation
+    carried both ways."""
+
     def __init__(self, plane: RemotePlane, caller: Caller, name: str, session_id: str | None):
         self.plane, self.caller, self.name, self.session_id = plane, caller, name, session_id
 
@@ -82,83 +83,67 @@ class RemoteUpstream:
         notify: Notify | None,
         relay: Relay | None = None,
     ) -> Message:
-        """`relay` is not used: mcpd's per-server proxy refuses sampling and elicitation from
-        upstreams (one POST carries one answer). That proxy speaks 2025-11-25, so a 2026-07-28
-        caller's envelope is stripped."""
-        message_id = next(self.plane.ids)
-        body: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
-        if params is not None:
-            body["params"] = without_envelope(params)
-        headers = {"Authorization": f"Bearer {self.caller.bearer}", "Accept": ACCEPT}
-        if self.session_id:
-            headers[SESSION_HEADER] = self.session_id[:128]
-        path = f"/api/v1/projects/{quote(self.caller.project)}/servers/{quote(self.name)}/mcp"
         try:
-            async with self.plane.http.stream(
-                "POST", path, json=body, headers=headers, timeout=httpx.Timeout(10.0, read=timeout or 600.0)
-            ) as response:
-                self.plane.mark(True)
-                if response.headers.get("content-type", "").startswith("text/event-stream"):
-                    return await self._events(response, message_id, notify)
-                raw = await response.aread()
-        except httpx.TransportError as exc:
-            self.plane.mark(False)
-            raise UpstreamFailure(self.name, f"mcpd is unreachable: {type(exc).__name__}") from exc
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            answer = None
-        if response.status_code == 401:
-            raise self.plane.refused(self.caller)
-        if response.status_code in (403, 404):
-            raise UpstreamFailure(self.name, f"mcpd refused the request (HTTP {response.status_code})")
-        if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
-            raise UpstreamFailure(
-                self.name, f"mcpd answered HTTP {response.status_code} without a JSON-RPC answer"
+            answer = await self.plane.link.request(
+                self.caller.bearer,
+                self.name,
+                method,
+                params,
+                timeout=timeout,
+                notify=notify,
+                relay=relay,
+                session=self.session_id,
             )
-        if response.status_code == 502 and "error" in answer:
-            error = answer["error"] if isinstance(answer["error"], dict) else {}
-            raise UpstreamFailure(self.name, str(error.get("message", "unavailable")))
+        except LinkDown as exc:
+            self.plane.mark(False)
+            raise UpstreamFailure(self.name, f"mcpd is unreachable: {exc}") from None
+        except LinkRefused:
+            raise self.plane.refused(self.caller) from None
+        except CallFailed as exc:
+            self.plane.mark(True)
+            raise UpstreamFailure(self.name, str(exc), exc.code) from None
+        self.plane.mark(True)
         return answer
-
-    async def _events(self, response: httpx.Response, message_id: int, notify: Notify | None) -> Message:
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].lstrip())
-                continue
-            if line or not data:
-                continue
-            try:
-                message = json.loads("\n".join(data))
-            except ValueError:
-                message = None
-            data = []
-            if not isinstance(message, dict):
-                continue
-            if message.get("id") == message_id and ("result" in message or "error" in message):
-                return message
-            if "method" in message and notify is not None:
-                await notify(message)
-        raise UpstreamFailure(self.name, "mcpd ended the stream before the answer")
 
 
 class RemotePlane:
-    def __init__(self, mcpd_url: str, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, mcpd_url: str):
         self.url = mcpd_url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=10.0, transport=transport)
-        self.ids = itertools.count(1)
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=10.0)
+        self.link = LinkClient(
+            self.url, on_event=self._on_event, on_changed=self._on_changed, on_ended=self._on_ended
+        )
         self._healthy = True
         self._checked = 0.0
         self._reason: str | None = None
         self._refused: list[Callable[[str], None]] = []
+        self._changed: list[Callable[[], None]] = []
+        self._watchers: list[ServerEvent] = []
 
     async def close(self) -> None:
+        await self.link.close()
         await self.http.aclose()
 
+    def on_changed(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` when mcpd says projects, servers, bindings or users changed (or the link
+        was down and may have missed it): cached views and introspections are stale."""
+        self._changed.append(callback)
+
+    def _on_changed(self) -> None:
+        for callback in self._changed:
+            callback()
+
+    def _on_ended(self, token_sha: str) -> None:
+        for callback in self._refused:
+            callback(token_sha)
+
+    async def _on_event(self, server: str, message: Message) -> None:
+        for callback in self._watchers:
+            await callback(server, message)
+
     def on_token_refused(self, callback: Callable[[str], None]) -> None:
-        """Call `callback(token_sha)` when mcpd answers 401 for a caller's token (revoked, expired
-        or deleted since it was introspected)."""
+        """Call `callback(token_sha)` when mcpd refuses a caller's token or says it ended (revoked,
+        expired or deleted since it was introspected)."""
         self._refused.append(callback)
 
     def refused(self, caller: Caller) -> MCPError:
@@ -194,11 +179,15 @@ class RemotePlane:
         return response
 
     async def introspect(self, bearer: str) -> Introspection:
-        response = await self._get("/api/v1/mcptokens/introspect", bearer)
-        body = response.json() if response.status_code == 200 else {}
-        if not isinstance(body, dict) or not body.get("ok"):
-            reason = body.get("reason") if isinstance(body, dict) else None
-            return Introspection(False, str(reason or "unknown"))
+        """Asked on the link, which then holds the token for this caller's calls."""
+        try:
+            body = await self.link.authenticate(bearer)
+        except LinkDown as exc:
+            self.mark(False)
+            raise ControlPlaneUnavailable(f"mcpd at {self.url}: {exc}") from exc
+        self.mark(True)
+        if not body.get("ok"):
+            return Introspection(False, str(body.get("reason") or "unknown"))
         bindings = tuple(b for b in map(_binding, body.get("bindings") or []) if b is not None)
         principal = Principal(
             kind="token",
@@ -251,8 +240,9 @@ class RemotePlane:
         return None
 
     def watch(self, callback: ServerEvent) -> None:
-        """Split mode hears no upstream notifications outside requests: lists refresh when the
-        discovery TTL ends (mcpd's per-server proxy streams them per proxy session only)."""
+        """Upstream notifications outside requests, as mcpd hears them, for the servers the link's
+        tokens reach (list_changed, resource updates, log lines, instances going and coming)."""
+        self._watchers.append(callback)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
-        """Nothing to do: mcpd's per-server proxy records these calls itself."""
+        """Nothing to do: mcpd records the calls made over the link itself."""

@@ -32,6 +32,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NO
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_run_server, describe
 from mcpctl.mcpd import audit
+from mcpctl.mcpd.call_audit import AUDITED, call_record, downstream_session, outcome_of
 from mcpctl.mcpd.deps import authenticated, get_state
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
@@ -43,7 +44,6 @@ from mcpctl.mcpd.supervisor.connection import (
 )
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.mcpd.supervisor.sessions import ProxySession, ProxySessions
-from mcpctl.mcplocal.ports import AuditRecord
 from mcpctl.storage import tables
 
 router = APIRouter(tags=["mcp proxy"])
@@ -250,13 +250,6 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-_AUDITED = {
-    "tools/call": ("tool_call", "name"),
-    "resources/read": ("resource_read", "uri"),
-    "prompts/get": ("prompt_get", "name"),
-}
-
-
 def _audit_hook(
     request: Request,
     state: AppState,
@@ -268,49 +261,33 @@ def _audit_hook(
     session: ProxySession | None,
 ) -> Callable[[str, float], None] | None:
     """Record tools/call, resources/read and prompts/get as AuditEvents (queued, off the hot
-    path). This is where split-mode mcplocal's calls are audited: it sends the downstream session
-    id in X-Mcpctl-Session."""
-    audited = _AUDITED.get(method)
-    if audited is None or state.gateway is None:
+    path). A caller may name its downstream session in X-Mcpctl-Session."""
+    if method not in AUDITED or state.gateway is None:
         return None
-    kind, field = audited
     queue = state.gateway.audit
-    target = str((params or {}).get(field, ""))[:500]
-    session_id = _downstream_session(principal, request.headers.get("x-mcpctl-session")) or (
+    session_id = downstream_session(principal, request.headers.get("x-mcpctl-session")) or (
         session.id if session is not None else None
     )
     request_id = getattr(request.state, "request_id", None)
     client = audit.client_addr(request)
 
     def record(outcome: str, seconds: float) -> None:
-        queue.put(
-            AuditRecord(
-                kind,
-                principal,
-                project or principal.project,
-                server,
-                target,
-                outcome,
-                int(seconds * 1000),
-                session_id[:128] if session_id else None,
-                request_id,
-                client,
-            )
+        event = call_record(
+            method,
+            params,
+            principal,
+            project=project,
+            server=server,
+            outcome=outcome,
+            seconds=seconds,
+            session_id=session_id,
+            request_id=request_id,
+            client_addr=client,
         )
+        if event is not None:
+            queue.put(event)
 
     return record
-
-
-def _downstream_session(principal: Principal, named: str | None) -> str | None:
-    """The downstream session split-mode mcplocal names in X-Mcpctl-Session, as the audit rows keep
-    it: under the caller's own namespace (a token's hash prefix, a user's id), so no caller can stamp
-    its rows with a session id another caller's rows carry."""
-    if not named:
-        return None
-    owner = (
-        principal.token_sha[:16] if principal.kind == "token" and principal.token_sha else principal.user_id
-    )
-    return f"{owner or 'anonymous'}/{named}"[:128]
 
 
 async def _initialize(
@@ -458,11 +435,7 @@ async def _forward(
 def _outcome(task: asyncio.Task[dict[str, Any]]) -> str:
     if task.cancelled() or task.exception() is not None:
         return "error"
-    answer = task.result()
-    if "error" in answer:
-        return "denied" if (answer.get("error") or {}).get("code") == INVALID_PARAMS else "error"
-    result = answer.get("result")
-    return "error" if isinstance(result, dict) and result.get("isError") else "ok"
+    return outcome_of(task.result())
 
 
 async def _replay(messages: list[dict[str, Any]]) -> AsyncIterator[bytes]:

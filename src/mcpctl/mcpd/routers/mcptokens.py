@@ -13,6 +13,7 @@ from mcpctl.core.clientconfig import client_config
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, ensure_visible
 from mcpctl.mcpd import audit, mcptokens
+from mcpctl.mcpd.auth import introspection
 from mcpctl.mcpd.deps import CurrentPrincipal, State, auth_result
 from mcpctl.mcpd.files import write_private_file
 from mcpctl.mcpd.routers.resources import NamePath
@@ -87,16 +88,7 @@ async def introspect(request: Request) -> Any:
             result.error if result.error in ("malformed", "unknown", "revoked", "expired") else "malformed"
         )
         return {"ok": False, "reason": reason}
-    return {
-        "ok": True,
-        "tokenName": principal.token_name,
-        "tokenSha": principal.token_sha,
-        "project": principal.project,
-        "owner": principal.owner,
-        "expiresAt": result.expires_at.isoformat().replace("+00:00", "Z") if result.expires_at else None,
-        "bindings": [b.to_dict() for b in principal.bindings],
-        "reach": sorted(principal.reach or ()),
-    }
+    return introspection(principal, result.expires_at)
 
 
 async def _mint(request: Request, state: AppState, principal: Principal, project: str, body: MintBody) -> Any:

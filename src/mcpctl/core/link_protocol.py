@@ -1,0 +1,70 @@
+"""The wire between a split data plane (`mcplocal serve|stdio`) and mcpd: one WebSocket per mcplocal
+process at `LINK_PATH`, carrying JSON frames (one JSON object per text message) for every caller's
+calls, both ways.
+
+mcplocal → mcpd
+- `auth`   {t, ask, bearer}: present a caller's McpToken; answered by `authed` {t, ask, introspection}
+  (the `GET /api/v1/mcptokens/introspect` body). Calls name tokens by their hash from then on.
+- `call`   {t, id, token, server, method, params?, session?, timeout?, relay?}: one upstream request
+  on behalf of an authenticated token, as `Upstream.request` takes it (params as the caller sent them,
+  envelope included).
+- `cancel` {t, id}: the caller went away; mcpd cancels the upstream request.
+- `reply`  {t, ask, message}: the client's answer ({result}|{error}) to an `ask`.
+
+mcpd → mcplocal
+- `answer`  {t, id, message}: the upstream's JSON-RPC response ({result}|{error}).
+- `failure` {t, id, message, code, reason?}: no answer could be had (UpstreamFailure); `reason`
+  "token" when the token is not (or no longer) authenticated on this link.
+- `note`    {t, id, message}: a notification of that request (progress, a log line).
+- `ask`     {t, id, ask, message}: the upstream asks the caller's client ({method, params}).
+- `event`   {t, server, message}: a notification that belongs to no request (list_changed, resource
+  updates, log lines, an instance going down or coming back).
+- `changed` {t}: projects, servers, bindings or users changed: cached views and introspections are stale.
+- `ended`   {t, token}: the token was revoked, deleted or expired: refuse it and end what it has open.
+
+Frames of a kind this side does not know are ignored (either end may be newer).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic_core
+
+LINK_PATH = "/api/v1/link"
+# The most a frame may hold (an upstream's answer can be large: a stdio line may be 16 MiB).
+MAX_FRAME_BYTES = 32 * 1024 * 1024
+# Close code when mcpd shuts down (the client reconnects to whichever mcpd answers).
+GOING_AWAY = 1001
+
+AUTH, AUTHED, CALL, CANCEL, REPLY = "auth", "authed", "call", "cancel", "reply"
+ANSWER, FAILURE, NOTE, ASK, EVENT, CHANGED, ENDED = (
+    "answer",
+    "failure",
+    "note",
+    "ask",
+    "event",
+    "changed",
+    "ended",
+)
+TOKEN_NOT_AUTHENTICATED = "token"
+
+
+class BadFrame(ValueError):
+    """A frame that is not a JSON object with a string `t`."""
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(text: str | bytes) -> dict[str, Any]:
+    """One frame; BadFrame for anything else (the parser's nesting limit answers a deep bomb)."""
+    try:
+        frame = pydantic_core.from_json(text)
+    except ValueError as exc:
+        raise BadFrame(f"not JSON: {exc}") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("t"), str):
+        raise BadFrame("a frame is a JSON object with a string `t`")
+    return frame
