@@ -34,13 +34,14 @@ class Usage:
     generator: float
     server: float
     other: float
+    server_seconds: float  # CPU seconds the server's processes used (all of them, all cores)
 
 
 class CpuMeter:
     """Start before a measurement, `stop()` after; the server's processes are fixed at start."""
 
-    def __init__(self, server_pid: int):
-        self.server = [server_pid, *descendants(server_pid)]
+    def __init__(self, *server_pids: int):
+        self.server = [p for pid in server_pids for p in (pid, *descendants(pid))]
         self.me = os.getpid()
         self.wall = time.perf_counter()
         self.start = self._sample()
@@ -57,4 +58,5 @@ class CpuMeter:
         end = self._sample()
         generator, server, busy = (b - a for a, b in zip(self.start, end, strict=True))
         other = max(0.0, busy - generator - server)
-        return Usage(*(round(100 * v / wall) for v in (generator, server, other)))
+        percents = (round(100 * v / wall) for v in (generator, server, other))
+        return Usage(*percents, server_seconds=server)

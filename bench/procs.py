@@ -30,6 +30,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 MCPD = shutil.which("mcpd", path=str(BIN)) or str(BIN / "mcpd")
+MCPLOCAL = shutil.which("mcplocal", path=str(BIN)) or str(BIN / "mcplocal")
 MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -101,7 +102,8 @@ class Served:
 
     url: str
     token: str | None
-    pid: int
+    pid: int  # the process profiled (the endpoint's)
+    others: tuple[int, ...] = ()  # further processes whose CPU counts (split mode: mcpd)
 
 
 def start_direct(procs: Processes) -> Served:
@@ -135,6 +137,18 @@ def start_gateway(procs: Processes, replicas: int = 1) -> Served:
     token = cli.json("create", "mcptoken", "bench", "-p", "bench")["token"]
     _wait_running(cli, "fx", replicas)
     return Served(f"{base}/projects/bench/mcp", token, process.pid)
+
+
+def start_split(procs: Processes, gateway: Served) -> Served:
+    """`mcplocal serve` in front of the gateway's mcpd: the same project and token over the
+    data-plane link."""
+    port = free_port()
+    mcpd_url = gateway.url.split("/projects/", 1)[0]
+    env = clean_env()
+    argv = [MCPLOCAL, "serve", "--mcpd-url", mcpd_url, "--port", str(port), "--log-level", "warning"]
+    process = procs.start("mcplocal", argv, env)
+    procs.wait_listening("mcplocal", process, port)
+    return Served(f"http://127.0.0.1:{port}/projects/bench/mcp", gateway.token, process.pid, (gateway.pid,))
 
 
 def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:

@@ -50,6 +50,12 @@ def targets(comparisons: list[Comparison]) -> list[dict[str, Any]]:
     ]
 
 
+def _ms_per_call(level: Level, usage: Usage) -> float:
+    """CPU the server's processes spent per completed call (split mode: mcplocal, mcpd and the
+    upstream; otherwise the endpoint and its upstream)."""
+    return 1000 * usage.server_seconds / level.calls if level.calls else math.nan
+
+
 def _verdict(ok: bool | None) -> str:
     return {True: "OK", False: "MISS", None: "not measured"}[ok]
 
@@ -62,13 +68,14 @@ def render(config: dict[str, Any], levels: list[tuple[Level, Usage]], comparison
         + (" (profiled: numbers perturbed)" if config["profiled"] else ""),
         "",
         f"{'target':<8} {'c':>3} {'calls':>6} {'errors':>6} {'req/s':>8} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  cpu % gen/server/other",
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  cpu % gen/server/other  server cpu ms/call",
     ]
     for level, usage in levels:
         lines.append(
             f"{level.target:<8} {level.concurrency:>3} {level.calls:>6} {level.errors:>6} {level.rps:>8.1f} "
             f"{level.percentile(0.5):>8.2f} {level.percentile(0.95):>8.2f} {level.percentile(0.99):>8.2f}"
             f"  {usage.generator:>3} / {usage.server:>3} / {usage.other:>3}"
+            f"  {_ms_per_call(level, usage):>18.2f}"
         )
     lines += ["", f"{'c':>3}  {'gateway/direct req/s':>20}  {'p50 overhead ms':>15}"]
     lines += [f"{c.concurrency:>3}  {c.ratio:>20.2f}  {c.overhead_ms:>+15.2f}" for c in comparisons]
@@ -103,6 +110,7 @@ def to_json(
                 "p95Ms": ms(level.percentile(0.95)),
                 "p99Ms": ms(level.percentile(0.99)),
                 "cpuPercent": {"generator": usage.generator, "server": usage.server, "other": usage.other},
+                "serverCpuMsPerCall": ms(_ms_per_call(level, usage)),
             }
             for level, usage in levels
         ],

@@ -1,7 +1,8 @@
-"""`make bench`: tools/call throughput and latency of the fixture upstream, directly and through mcpd.
+"""`make bench`: tools/call throughput and latency of the fixture upstream, directly, through mcpd and
+(`--split`) through `mcplocal serve` in front of mcpd.
 
     python -m bench.run [--concurrency 1,8,32] [--count 2000] [--seconds 20] [--warmup 64]
-                        [--era legacy|2026-07-28] [--client wire|httpx|sdk] [--json] [--profile DIR]
+                        [--era legacy|2026-07-28] [--client wire|httpx|sdk] [--split] [--json] [--profile DIR]
 
 What is compared. "direct" is the fixture server (tests/fixtures/mcp_fixture_server.py, the SDK's
 MCPServer) serving Streamable HTTP itself. "gateway" is an all-in-one mcpd (temporary data dir,
@@ -54,7 +55,7 @@ import anyio
 
 from bench.cpu import CpuMeter, Usage
 from bench.load import Level, Target, run_level
-from bench.procs import BIN, Processes, Served, SetupError, start_direct, start_gateway
+from bench.procs import BIN, Processes, Served, SetupError, start_direct, start_gateway, start_split
 from bench.report import compare, render, to_json
 
 
@@ -68,6 +69,7 @@ class Options:
     client: str
     json: bool
     profile: Path | None
+    split: bool = False
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -78,6 +80,9 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--warmup", type=int, default=64, help="unmeasured calls per level (default 64)")
     parser.add_argument("--era", choices=["legacy", "2026-07-28"], default="legacy", help="protocol era")
     parser.add_argument("--client", choices=["wire", "httpx", "sdk"], default="wire", help="load generator")
+    parser.add_argument(
+        "--split", action="store_true", help="also through `mcplocal serve` in front of mcpd (split mode)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--profile", type=Path, help="py-spy each gateway level into this directory")
     args = parser.parse_args(argv)
@@ -85,7 +90,15 @@ def parse(argv: list[str] | None = None) -> Options:
     if not levels or min(levels) < 1 or args.count < 1 or args.seconds <= 0:
         parser.error("concurrency, count and seconds must be positive")
     return Options(
-        levels, args.count, args.seconds, max(0, args.warmup), args.era, args.client, args.json, args.profile
+        levels,
+        args.count,
+        args.seconds,
+        max(0, args.warmup),
+        args.era,
+        args.client,
+        args.json,
+        args.profile,
+        args.split,
     )
 
 
@@ -102,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         procs = Processes(Path(workdir))
         try:
             direct, gateway = start_direct(procs), start_gateway(procs)
-            levels = _measure(options, direct, gateway)
+            split = start_split(procs, gateway) if options.split else None
+            levels = _measure(options, direct, gateway, split)
         except SetupError as exc:
             print(f"bench: setup failed: {exc}", file=sys.stderr)
             return 1
@@ -121,16 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _measure(options: Options, direct: Served, gateway: Served) -> list[tuple[Level, Usage]]:
+def _measure(
+    options: Options, direct: Served, gateway: Served, split: Served | None
+) -> list[tuple[Level, Usage]]:
     targets = [
-        (Target("direct", direct.url, direct.token, "echo"), direct.pid),
-        (Target("gateway", gateway.url, gateway.token, "fx__echo"), gateway.pid),
+        (Target("direct", direct.url, direct.token, "echo"), direct),
+        (Target("gateway", gateway.url, gateway.token, "fx__echo"), gateway),
     ]
+    if split is not None:
+        targets.append((Target("split", split.url, split.token, "fx__echo"), split))
     results = []
     for concurrency in options.concurrency:
-        for target, pid in targets:
-            profiler = _profile(options, target, concurrency, pid)
-            meter = CpuMeter(pid)
+        for target, served in targets:
+            profiler = _profile(options, target, concurrency, served.pid)
+            meter = CpuMeter(served.pid, *served.others)
             try:
                 level = anyio.run(
                     lambda t=target, c=concurrency: run_level(
@@ -186,6 +204,7 @@ def _config(options: Options, loadavg: float) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg": round(loadavg, 2),
         "profiled": options.profile is not None,
+        "split": options.split,
     }
 
 
