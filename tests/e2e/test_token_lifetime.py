@@ -84,13 +84,8 @@ def test_an_expired_token_is_refused_and_its_stream_ended_at_its_expiry(op: Cli)
     assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("verb", ["revoke", "delete"])
-def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(op: Cli, verb: str) -> None:
-    name = f"{verb}d-stream"
-    token = mint(op, name)["token"]
-    url = f"{op.daemon.url}/projects/life/mcp"
-    with httpx.Client(timeout=10) as http:
-        session = open_session(http, url, token)
+def seconds_until_stream_ends(op: Cli, url: str, token: str, session: str, *change: str) -> float:
+    """Hold the session's GET stream open, run the CLI `change`; how long until the stream ended."""
 
     async def scenario() -> float:
         async with anyio.create_task_group() as tg:
@@ -101,17 +96,47 @@ def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(o
 
             tg.start_soon(watch)
             await anyio.sleep(1)  # the stream is open
-            revoked_at = time.monotonic()
-            await anyio.to_thread.run_sync(lambda: op.ok(verb, "mcptoken", name, "-p", "life"))
+            changed_at = time.monotonic()
+            await anyio.to_thread.run_sync(lambda: op.ok(*change))
             with anyio.fail_after(10):
                 while not lasted:
                     await anyio.sleep(0.05)
-            return time.monotonic() - revoked_at
+            return time.monotonic() - changed_at
 
-    assert anyio.run(scenario) < 8
+    return anyio.run(scenario)
+
+
+@pytest.mark.parametrize("verb", ["revoke", "delete"])
+def test_revoking_or_deleting_a_token_ends_its_get_stream_and_sessions_at_once(op: Cli, verb: str) -> None:
+    name = f"{verb}d-stream"
+    token = mint(op, name)["token"]
+    url = f"{op.daemon.url}/projects/life/mcp"
+    with httpx.Client(timeout=10) as http:
+        session = open_session(http, url, token)
+    assert seconds_until_stream_ends(op, url, token, session, verb, "mcptoken", name, "-p", "life") < 8
     with httpx.Client(timeout=10) as http:
         after = legacy_call(http, url, token, session, "fx__echo", {"text": "no"})
     assert after.status_code == 401 and after.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_revoking_a_token_ends_its_split_mode_sessions_at_once_without_a_call(
+    op: Cli, daemon: Mcpd, tmp_path: Path
+) -> None:
+    """mcpd tells every mcplocal on the data-plane link that the token ended: its streams end at
+    once, although mcplocal cached its introspection for 30 s and the token makes no call."""
+    token = mint(op, "split-stream")["token"]
+    with mcplocal_serve(daemon, tmp_path, MCPLOCAL_TOKEN_POSITIVE_TTL_MS="30000") as base:
+        url = f"{base}/projects/life/mcp"
+        with httpx.Client(timeout=10) as http:
+            session = open_session(http, url, token)
+            assert answer_of(legacy_call(http, url, token, session, "fx__echo", {"text": "a"}))["result"]
+        took = seconds_until_stream_ends(
+            op, url, token, session, "revoke", "mcptoken", "split-stream", "-p", "life"
+        )
+        assert took < 3, f"the split-mode stream lasted {took:.1f}s after the revocation"
+        with httpx.Client(timeout=10) as http:
+            after = legacy_call(http, url, token, session, "fx__echo", {"text": "no"})
+        assert after.status_code == 401 and after.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_revoking_a_token_ends_its_server_proxy_stream_at_once(op: Cli) -> None:
