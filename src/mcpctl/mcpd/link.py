@@ -65,6 +65,9 @@ class _Link:
     socket: Socket
     client_addr: str | None
     tokens: dict[str, Caller] = field(default_factory=dict)  # token sha → the caller it authenticated
+    # the tokens authenticated since the configuration last changed: only these may call (the others
+    # still route events, by the reach they had, until mcplocal authenticates them again)
+    current: set[str] = field(default_factory=set)
     calls: dict[Any, asyncio.Task[None]] = field(default_factory=dict)
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -111,13 +114,14 @@ class LinkHub:
     def tokens_ended(self, token_shas: list[str] | tuple[str, ...]) -> None:
         for link in list(self.links):
             for sha in token_shas:
+                link.current.discard(sha)
                 if link.tokens.pop(sha, None) is not None:
                     self._spawn(link.send_quietly({"t": wire.ENDED, "token": sha}))
 
     def configuration_changed(self) -> None:
         """Reach and bindings may have changed: every token authenticates again on its next call."""
         for link in list(self.links):
-            link.tokens.clear()
+            link.current.clear()
             self._spawn(link.send_quietly({"t": wire.CHANGED}))
 
     async def _on_server_event(self, server: str, message: Message) -> None:
@@ -205,6 +209,7 @@ class LinkHub:
             if answer.ok and answer.principal is not None:
                 sha = answer.principal.token_sha or tokens.token_sha(bearer)
                 link.tokens[sha] = Caller(answer.principal, "")
+                link.current.add(sha)
                 link.refused_in_a_row = 0
                 reply["introspection"] = introspection(answer.principal, answer.expires_at)
             else:
@@ -226,10 +231,12 @@ class LinkHub:
         task.add_done_callback(lambda _: link.calls.pop(call_id, None))
 
     async def _run_call(self, link: _Link, call_id: int, frame: dict[str, Any]) -> None:
-        caller = link.tokens.get(str(frame.get("token")))
+        sha = str(frame.get("token"))
+        caller = link.tokens.get(sha) if sha in link.current else None
         server, method, params = frame.get("server"), frame.get("method"), frame.get("params")
         if caller is not None and _expired(caller):
-            link.tokens.pop(caller.token_sha, None)
+            link.tokens.pop(sha, None)
+            link.current.discard(sha)
             caller = None
         if caller is None:
             await _fail(
