@@ -122,9 +122,13 @@ def test_serve_health_and_mcpd_outage(op: Cli, daemon: Mcpd, tmp_path: Path) -> 
         assert "time__get_current_time" in run(listed)
 
 
-def test_stdio_rereads_the_token_file(op: Cli, daemon: Mcpd, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_stdio_serves_both_eras_and_rereads_the_token_file(
+    op: Cli, daemon: Mcpd, tmp_path: Path, mode: str
+) -> None:
+    first_name, second_name = f"stdio-1-{mode[:4]}", f"stdio-2-{mode[:4]}"
     token_file = tmp_path / "token"
-    token_file.write_text(mint(op, "split", "stdio-1") + "\n")
+    token_file.write_text(mint(op, "split", first_name) + "\n")
     params = StdioServerParameters(
         command=MCPLOCAL,
         args=["stdio", "--project", "split", "--mcpd-url", daemon.url],
@@ -132,12 +136,12 @@ def test_stdio_rereads_the_token_file(op: Cli, daemon: Mcpd, tmp_path: Path) -> 
     )
 
     async def scenario() -> tuple[list[str], str, str]:
-        async with Client(stdio_client(params, errlog=sys.stderr), mode="legacy") as session:
+        async with Client(stdio_client(params, errlog=sys.stderr), mode=mode) as session:  # type: ignore[arg-type]
             tools = [t.name for t in (await session.list_tools()).tools]
             first = await session.call_tool("fx__echo", {"text": "one"})
             # re-provisioning: the old token is revoked and a new one written to the same file
-            op.ok("revoke", "mcptoken", "stdio-1", "-p", "split")
-            token_file.write_text(mint(op, "split", "stdio-2"))
+            op.ok("revoke", "mcptoken", first_name, "-p", "split")
+            token_file.write_text(mint(op, "split", second_name))
             wait_for("the token cache to expire", lambda: True, timeout=0.1)
             second = await session.call_tool("fx__echo", {"text": "two"})
             return tools, first.content[0].text, second.content[0].text
