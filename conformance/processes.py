@@ -1,15 +1,17 @@
-"""The processes the harness runs on 127.0.0.1: the fixture server over HTTP, the auth proxy, mcpd.
+"""The processes the harness runs on 127.0.0.1: the fixture server over HTTP, the auth proxy, mcpd,
+`mcplocal serve`.
 Each has a log file in the work dir, a bounded wait until it listens, and a bounded stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tests.processes import clean_env, free_port
 from conformance.suites import ROOT, SetupError
 
 PYTHON = sys.executable
+BIN = Path(PYTHON).parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -81,13 +84,38 @@ def fixture_http(work: Path, name: str = "fixture") -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/mcp"
 
 
+def fixture_stdio_command() -> list[str]:
+    """The fixture with the conformance surface over stdio, as mcpd runs it: command, then args."""
+    return [PYTHON, str(FIXTURE), "stdio", "--conformance"]
+
+
 @contextmanager
-def authproxy(target_url: str, token: str, work: Path, name: str) -> Iterator[str]:
-    """conformance.authproxy in front of `target_url`, adding the bearer `token`; yields the same URL
-    on the proxy's address."""
+def authproxy(
+    target_origin: str,
+    work: Path,
+    name: str,
+    *,
+    token: str = "",
+    project_tokens: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """conformance.authproxy in front of `target_origin` (scheme://host:port), adding `token` to every
+    request, or each project's token from `project_tokens` to its `/projects/<project>/` paths; yields
+    the proxy's origin."""
     port = free_port()
-    origin, _, path = target_url.partition("://")[2].partition("/")
-    command = [PYTHON, "-m", "conformance.authproxy", "--port", str(port), "--target", f"http://{origin}"]
-    env = {**clean_env(), "AUTHPROXY_TOKEN": token}
+    command = [PYTHON, "-m", "conformance.authproxy", "--port", str(port), "--target", target_origin]
+    env = {
+        **clean_env(),
+        "AUTHPROXY_TOKEN": token,
+        "AUTHPROXY_PROJECT_TOKENS": json.dumps(dict(project_tokens or {})),
+    }
     with background(f"the auth proxy ({name})", command, port, work / f"authproxy-{name}.log", env):
-        yield f"http://127.0.0.1:{port}/{path}"
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def mcplocal_serve(mcpd_url: str, work: Path) -> Iterator[str]:
+    """`mcplocal serve --mcpd-url` (split data plane) in front of mcpd; yields its origin."""
+    port = free_port()
+    command = [str(BIN / "mcplocal"), "serve", "--mcpd-url", mcpd_url, "--port", str(port)]
+    with background("mcplocal serve", command, port, work / "mcplocal.log", clean_env()):
+        yield f"http://127.0.0.1:{port}"
