@@ -15,6 +15,7 @@ Yields mcpd's URL and the token of each project; the projects' endpoints are
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,14 +28,14 @@ import httpx
 import yaml
 from tests.processes import clean_env, free_port
 
-from conformance.processes import BIN, background, fixture_stdio_command
+from conformance.processes import BIN, fixture_stdio_command, started
 from conformance.suites import SetupError
 
 MCPD = BIN / "mcpd"
 MCPCTL = BIN / "mcpctl"
 HTTP, STDIO = "http", "stdio"
 PROJECTS = {HTTP: "conformance-http", STDIO: "conformance-stdio"}  # upstream transport → project
-TOKEN_NAME = "conformance-suite"
+TOKEN_LINE = re.compile(r"^mcptoken/(?P<name>\S+) created\n(?P<token>mcpctl_pat_\S+)$", re.MULTILINE)
 CLI_TIMEOUT = 30.0
 RUNNING_TIMEOUT = 60.0
 POLL_INTERVAL = 0.5
@@ -44,17 +45,6 @@ MCPD_ENV = {
     "MCPD_RECONCILE_INTERVAL_SECONDS": "2",
     "MCPD_STOP_GRACE_SECONDS": "2",
 }
-
-
-@dataclass(frozen=True)
-class Gateway:
-    mcpd_url: str
-    tokens: dict[str, str]  # project → its McpToken
-
-    @staticmethod
-    def path(transport: str) -> str:
-        """The MCP endpoint's path of the project whose server is the fixture over `transport`."""
-        return f"/projects/{PROJECTS[transport]}/mcp"
 
 
 @dataclass(frozen=True)
@@ -86,8 +76,26 @@ class Cli:
         return json.loads(self(*args, "-o", "json"))
 
 
+@dataclass(frozen=True)
+class Gateway:
+    mcpd_url: str
+    tokens: dict[str, str]  # project → its McpToken (named like the project)
+    cli: Cli
+
+    @staticmethod
+    def path(transport: str) -> str:
+        """The MCP endpoint's path of the project whose server is the fixture over `transport`."""
+        return f"/projects/{PROJECTS[transport]}/mcp"
+
+    def wait_running(self) -> None:
+        """Until every project's server has a running, healthy instance (at most RUNNING_TIMEOUT)."""
+        for server in PROJECTS.values():
+            _wait_running(self.cli, server)
+
+
 def manifest(upstream_url: str) -> str:
-    """Each project (see the module docstring) with its server, which is named like the project."""
+    """Each project (see the module docstring) with its server and an McpToken, both named like the
+    project."""
     command, *args = fixture_stdio_command()
     specs: dict[str, dict[str, Any]] = {
         HTTP: {"transport": "http", "url": upstream_url},
@@ -103,18 +111,20 @@ def manifest(upstream_url: str) -> str:
                 "spec": {"servers": [project], "proxyModel": "direct", "toolPrefixMode": "never"},
             }
         )
+        documents.append({"kind": "McpToken", "metadata": {"name": project, "project": project}})
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
 @contextmanager
 def running_gateway(work: Path, upstream_url: str) -> Iterator[Gateway]:
-    """mcpd with both conformance projects ready: their servers' instances running and healthy."""
+    """mcpd with both conformance projects and their tokens applied. Their instances may still be
+    starting (and the http upstream need not listen yet): `Gateway.wait_running()` waits for them."""
     data_dir = work / "mcpd-data"
     port = free_port()
     env = {**clean_env(), **MCPD_ENV, "MCPD_DATA_DIR": str(data_dir)}
     command = [str(MCPD), "--host", "127.0.0.1", "--port", str(port)]
-    with background("mcpd", command, port, work / "mcpd.log", env):
-        mcpd_url = f"http://127.0.0.1:{port}"
+    with started("mcpd", command, port, work / "mcpd.log", env, f"http://127.0.0.1:{port}") as mcpd:
+        mcpd_url = mcpd.listening()
         _wait_ready(mcpd_url)
         cli = Cli(mcpd_url, work / "mcpctl" / "config.yaml")
         credentials = yaml.safe_load((data_dir / "admin-credentials").read_text())
@@ -123,11 +133,11 @@ def running_gateway(work: Path, upstream_url: str) -> Iterator[Gateway]:
         )
         manifest_path = work / "conformance.yaml"
         manifest_path.write_text(manifest(upstream_url))
-        cli("apply", "-f", str(manifest_path))
-        tokens = {p: cli.json("create", "mcptoken", TOKEN_NAME, "-p", p)["token"] for p in PROJECTS.values()}
-        for server in PROJECTS.values():
-            _wait_running(cli, server)
-        yield Gateway(mcpd_url=mcpd_url, tokens=tokens)
+        applied = cli("apply", "-f", str(manifest_path))
+        tokens = {m["name"]: m["token"] for m in TOKEN_LINE.finditer(applied)}
+        if set(tokens) != set(PROJECTS.values()):
+            raise SetupError(f"mcpctl apply did not print a token for each project: {sorted(tokens)}")
+        yield Gateway(mcpd_url=mcpd_url, tokens=tokens, cli=cli)
 
 
 def _wait_ready(mcpd_url: str) -> None:

@@ -75,32 +75,37 @@ def _fixture_lane(
 ) -> None:
     """direct, then (if asked) proxy, against the fixture started here."""
     try:
-        with fixture_http(work) as fixture_url:
+        with fixture_http(work) as fixture:
+            fixture_url = fixture.listening()
             _run_target(suites, fixture_url, DIRECT, report, work, timeout)
             if PROXY in targets:
-                with authproxy(
-                    fixture_url.removesuffix("/mcp"), work, "fixture", token=DUMMY_TOKEN
-                ) as proxied:
-                    _run_target(suites, f"{proxied}/mcp", PROXY, report, work, timeout)
+                origin = fixture_url.removesuffix("/mcp")
+                with authproxy(origin, work, "fixture", token=DUMMY_TOKEN) as proxy:
+                    _run_target(suites, f"{proxy.listening()}/mcp", PROXY, report, work, timeout)
     except SetupError as exc:
         report.errors.append(str(exc))
 
 
 def _gateway_urls(stack: ExitStack, targets: Sequence[str], work: Path) -> dict[str, str]:
     """Start the upstream fixture, mcpd, (if a serve target is asked) `mcplocal serve`, and an auth
-    proxy in front of each; the endpoint URL of each gateway target in `targets`."""
+    proxy in front of each endpoint process, as much at once as their order allows; the endpoint URL
+    of each gateway target in `targets`."""
     upstream = stack.enter_context(fixture_http(work, "upstream"))
-    gateway: Gateway = stack.enter_context(running_gateway(work, upstream))
-    origins = {
-        "embedded": stack.enter_context(
-            authproxy(gateway.mcpd_url, work, "mcpd", project_tokens=gateway.tokens)
-        )
-    }
+    gateway = stack.enter_context(running_gateway(work, upstream.url))
+    fronts = {"embedded": gateway.mcpd_url}
+    waiting = [upstream]
     if SERVE_HTTP in targets or SERVE_STDIO in targets:
         serve = stack.enter_context(mcplocal_serve(gateway.mcpd_url, work))
-        origins["serve"] = stack.enter_context(
-            authproxy(serve, work, "mcplocal", project_tokens=gateway.tokens)
-        )
+        fronts["serve"] = serve.url
+        waiting.append(serve)
+    proxies = {
+        front: stack.enter_context(authproxy(origin, work, front, project_tokens=gateway.tokens))
+        for front, origin in fronts.items()
+    }
+    for process in waiting:
+        process.listening()
+    gateway.wait_running()
+    origins = {front: proxy.listening() for front, proxy in proxies.items()}
     return {
         target: origins[target.split("-")[0]] + Gateway.path(UPSTREAM[target])
         for target in GATEWAY_TARGETS
