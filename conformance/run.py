@@ -52,11 +52,18 @@ from conformance.suites import SUITES, SetupError, Suite, check_node, run_suite
 PROXY = "proxy"
 EMBEDDED_HTTP, EMBEDDED_STDIO = "embedded-http", "embedded-stdio"
 SERVE_HTTP, SERVE_STDIO = "serve-http", "serve-stdio"
-GATEWAY_TARGETS = (EMBEDDED_HTTP, EMBEDDED_STDIO, SERVE_HTTP, SERVE_STDIO)
+EMBEDDED, SERVE = "embedded", "serve"  # the endpoint process: mcpd itself, or `mcplocal serve`
+# Each gateway target: which endpoint process, and the fixture's transport as that project's upstream.
+GATEWAY = {
+    EMBEDDED_HTTP: (EMBEDDED, HTTP),
+    EMBEDDED_STDIO: (EMBEDDED, STDIO),
+    SERVE_HTTP: (SERVE, HTTP),
+    SERVE_STDIO: (SERVE, STDIO),
+}
+GATEWAY_TARGETS = tuple(GATEWAY)
 TARGETS = (DIRECT, PROXY, *GATEWAY_TARGETS)
 # Lanes after the fixture's: each runs its targets one after the other (they share an upstream).
 GATEWAY_LANES = ((EMBEDDED_HTTP, SERVE_HTTP), (EMBEDDED_STDIO, SERVE_STDIO))
-UPSTREAM = {EMBEDDED_HTTP: HTTP, SERVE_HTTP: HTTP, EMBEDDED_STDIO: STDIO, SERVE_STDIO: STDIO}
 DUMMY_TOKEN = "conformance-dummy-token"
 SUITE_TIMEOUT = 240.0
 JOBS = 3
@@ -92,11 +99,11 @@ def _gateway_urls(stack: ExitStack, targets: Sequence[str], work: Path) -> dict[
     of each gateway target in `targets`."""
     upstream = stack.enter_context(fixture_http(work, "upstream"))
     gateway = stack.enter_context(running_gateway(work, upstream.url))
-    fronts = {"embedded": gateway.mcpd_url}
+    fronts = {EMBEDDED: gateway.mcpd_url}
     waiting = [upstream]
-    if SERVE_HTTP in targets or SERVE_STDIO in targets:
+    if any(GATEWAY[t][0] == SERVE for t in targets if t in GATEWAY):
         serve = stack.enter_context(mcplocal_serve(gateway.mcpd_url, work))
-        fronts["serve"] = serve.url
+        fronts[SERVE] = serve.url
         waiting.append(serve)
     proxies = {
         front: stack.enter_context(authproxy(origin, work, front, project_tokens=gateway.tokens))
@@ -107,8 +114,8 @@ def _gateway_urls(stack: ExitStack, targets: Sequence[str], work: Path) -> dict[
     gateway.wait_running()
     origins = {front: proxy.listening() for front, proxy in proxies.items()}
     return {
-        target: origins[target.split("-")[0]] + Gateway.path(UPSTREAM[target])
-        for target in GATEWAY_TARGETS
+        target: origins[front] + Gateway.path(transport)
+        for target, (front, transport) in GATEWAY.items()
         if target in targets
     }
 
