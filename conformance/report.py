@@ -186,5 +186,5 @@ def render(report: Report) -> str:
             f"but not through {'/'.join(report.compared)}"
         )
     else:
-        lines.append("OK: nothing that passes directly is lost (but the documented differences)")
+        lines.append("OK: nothing that passes directly is lost, apart from the documented differences")
     return "\n".join(lines)

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conformance.authproxy import AuthProxy
 from conformance.checks import lost_checks
 from conformance.differences import DIFFERENCES_FILE, DifferencesError, load
