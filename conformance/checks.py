@@ -77,8 +77,12 @@ def lost_checks(
             got = theirs.get((check_id, occurrence))
             if got is not None and RANK.get(got.status, -1) >= wanted:
                 continue
-            if got is None:
-                message = "no result for the scenario" if other is None else "the check did not run"
+            if other is None:
+                message = "no result for the scenario"
+            elif got is None:
+                message = "the check did not run" + (
+                    f" (the scenario failed: {other.failures[0]})" if other.failures else ""
+                )
             else:
                 message = got.message or f"{got.status} without a message"
             lost.append(
