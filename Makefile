@@ -38,8 +38,10 @@ test-unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 ## make conformance: the official MCP conformance suite (2025-11-25 and 2026-07-28) against the fixture
-## server directly and through the gateway (mcpd, a project with only that server, an McpToken); fails
-## if a scenario that passes directly fails through the gateway. CONFORMANCE_ARGS e.g. --json, --check-proxy.
+## server directly and through every gateway target: embedded mcpd and `mcplocal serve`, each with the
+## fixture as an http and as a stdio upstream. Fails if a check (checks.json) or scenario that passes
+## directly is lost through a target, apart from conformance/differences.yaml (see conformance/README.md).
+## CONFORMANCE_ARGS e.g. --json, --check-proxy, --target serve-stdio, --spec-version 2026-07-28.
 conformance: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m conformance.run $(CONFORMANCE_ARGS)
 

@@ -4,6 +4,11 @@ forwards it to the gateway, streaming the answer back as it arrives (SSE is neve
 
     python -m conformance.authproxy --port 8765 --target http://127.0.0.1:3000   # token in $AUTHPROXY_TOKEN
 
+The token is `$AUTHPROXY_TOKEN` for every path, or per project: `$AUTHPROXY_PROJECT_TOKENS`, a JSON
+object `{"<project>": "<token>"}`, gives a request to `/projects/<project>/…` that project's token (an
+McpToken is valid for one project only), so one proxy serves every project of one gateway. A path
+that has no token is forwarded without one (the gateway answers 401).
+
 Paths and query strings are forwarded unchanged. Host and Origin are forwarded as the client sent them,
 except that the proxy's own address is replaced by the target's: a request that was valid for the proxy
 arrives exactly as it would have gone to the gateway directly, while a foreign Host or Origin (the
@@ -13,6 +18,7 @@ suite's DNS-rebinding probes) still reaches the gateway's own validation. Hop-by
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterable
@@ -25,6 +31,7 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 TOKEN_ENV = "AUTHPROXY_TOKEN"
+PROJECT_TOKENS_ENV = "AUTHPROXY_PROJECT_TOKENS"
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -44,12 +51,18 @@ CONNECT_TIMEOUT = 10.0
 class AuthProxy:
     """The ASGI app: every request goes to `target` (scheme://host:port) with the bearer added."""
 
-    def __init__(self, target: str, token: str, listen: str) -> None:
+    def __init__(
+        self, target: str, token: str | None, listen: str, project_tokens: dict[str, str] | None = None
+    ) -> None:
         parts = urlsplit(target)
         self._target = f"{parts.scheme}://{parts.netloc}"
         self._target_host = parts.netloc.encode()
         self._listen_host = listen.encode()
-        self._authorization = f"Bearer {token}".encode()
+        self._authorization = f"Bearer {token}".encode() if token else None
+        self._by_project = {
+            f"/projects/{project}/".encode(): f"Bearer {value}".encode()
+            for project, value in (project_tokens or {}).items()
+        }
         # No read timeout: an SSE stream may stay quiet for as long as the client keeps it open.
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(CONNECT_TIMEOUT, read=None), trust_env=False)
 
@@ -69,7 +82,16 @@ class AuthProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def request_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    def authorization(self, path: bytes) -> bytes | None:
+        """The Authorization value for a request to `path`: its project's token, else the default."""
+        for prefix, value in self._by_project.items():
+            if path.startswith(prefix):
+                return value
+        return self._authorization
+
+    def request_headers(
+        self, headers: Iterable[tuple[bytes, bytes]], path: bytes = b"/"
+    ) -> list[tuple[bytes, bytes]]:
         """The client's headers as the target should see them: see the module docstring."""
         out: list[tuple[bytes, bytes]] = []
         for name, value in headers:
@@ -81,7 +103,9 @@ class AuthProxy:
             elif lowered == b"origin" and value.endswith(b"://" + self._listen_host):
                 value = value[: -len(self._listen_host)] + self._target_host
             out.append((lowered, value))
-        out.append((b"authorization", self._authorization))
+        authorization = self.authorization(path)
+        if authorization is not None:
+            out.append((b"authorization", authorization))
         return out
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,7 +116,10 @@ class AuthProxy:
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         request = self._client.build_request(
-            scope["method"], url, headers=self.request_headers(scope["headers"]), content=body
+            scope["method"],
+            url,
+            headers=self.request_headers(scope["headers"], scope["raw_path"]),
+            content=body,
         )
         try:
             response = await self._client.send(request, stream=True)
@@ -157,12 +184,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _project_tokens() -> dict[str, str]:
+    raw = os.environ.get(PROJECT_TOKENS_ENV, "")
+    if not raw:
+        return {}
+    try:
+        tokens = json.loads(raw)
+    except ValueError as exc:
+        sys.exit(f"authproxy: ${PROJECT_TOKENS_ENV} is not JSON: {exc}")
+    if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
+        sys.exit(f'authproxy: ${PROJECT_TOKENS_ENV} must be a JSON object {{"<project>": "<token>"}}')
+    return tokens
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     token = os.environ.get(args.token_env, "")
-    if not token:
-        sys.exit(f"authproxy: ${args.token_env} is empty: there is no token to add")
-    app: Any = AuthProxy(args.target, token, listen=f"{args.host}:{args.port}")
+    project_tokens = _project_tokens()
+    if not token and not project_tokens:
+        sys.exit(
+            f"authproxy: ${args.token_env} and ${PROJECT_TOKENS_ENV} are empty: there is no token to add"
+        )
+    app: Any = AuthProxy(args.target, token or None, f"{args.host}:{args.port}", project_tokens)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
 
 

@@ -1,17 +1,21 @@
 """The gateway side: the embedded all-in-one mcpd on a fresh data dir, set up through the real CLI with
-one project that holds only the fixture server with `toolPrefixMode: never`, and an McpToken for it.
-Yields the project's MCP endpoint and the token.
+the fixture registered twice, each alone in a project with `toolPrefixMode: never` and `proxyModel:
+direct`, and an McpToken per project:
 
-The fixture is registered as a `transport: http` server (a fixture process of its own, over
-Streamable HTTP, `--conformance`): only an HTTP upstream can take a 2026-07-28 caller's request as
-such (a stdio process is locked to the era of its first request, and mcpd speaks 2025-11-25 to it),
-and the 2026-07-28 scenarios need the upstream to see the caller's envelope and answer
-`input_required`. 2025-11-25 scenarios go down mcpd's shared 2025-11-25 connection to the same
-server."""
+- `conformance-http`: the fixture as a `transport: http` server (a fixture process of its own, over
+  Streamable HTTP, `--conformance`). A 2026-07-28 caller's request reaches it as such (envelope,
+  `input_required` answers: mcpd's 2026 pass-through); 2025-11-25 callers go down mcpd's shared
+  2025-11-25 connection to it;
+- `conformance-stdio`: the fixture as a `transport: stdio` server that mcpd runs (the default
+  deployment): every caller, of either era, goes down mcpd's 2025-11-25 connection to the process.
+
+Yields mcpd's URL and the token of each project; the projects' endpoints are
+`<mcpd>/projects/<project>/mcp`, and the same paths on `mcplocal serve`."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,15 +28,14 @@ import httpx
 import yaml
 from tests.processes import clean_env, free_port
 
-from conformance.processes import PYTHON, background
+from conformance.processes import BIN, fixture_stdio_command, started
 from conformance.suites import SetupError
 
-BIN = Path(PYTHON).parent
 MCPD = BIN / "mcpd"
 MCPCTL = BIN / "mcpctl"
-SERVER = "conformance-fixture"
-PROJECT = "conformance"
-TOKEN_NAME = "conformance-suite"
+HTTP, STDIO = "http", "stdio"
+PROJECTS = {HTTP: "conformance-http", STDIO: "conformance-stdio"}  # upstream transport → project
+TOKEN_LINE = re.compile(r"^mcptoken/(?P<name>\S+) created\n(?P<token>mcpctl_pat_\S+)$", re.MULTILINE)
 CLI_TIMEOUT = 30.0
 RUNNING_TIMEOUT = 60.0
 POLL_INTERVAL = 0.5
@@ -42,12 +45,6 @@ MCPD_ENV = {
     "MCPD_RECONCILE_INTERVAL_SECONDS": "2",
     "MCPD_STOP_GRACE_SECONDS": "2",
 }
-
-
-@dataclass(frozen=True)
-class Gateway:
-    url: str  # the project's MCP endpoint
-    token: str
 
 
 @dataclass(frozen=True)
@@ -79,33 +76,55 @@ class Cli:
         return json.loads(self(*args, "-o", "json"))
 
 
+@dataclass(frozen=True)
+class Gateway:
+    mcpd_url: str
+    tokens: dict[str, str]  # project → its McpToken (named like the project)
+    cli: Cli
+
+    @staticmethod
+    def path(transport: str) -> str:
+        """The MCP endpoint's path of the project whose server is the fixture over `transport`."""
+        return f"/projects/{PROJECTS[transport]}/mcp"
+
+    def wait_running(self) -> None:
+        """Until every project's server has a running, healthy instance (at most RUNNING_TIMEOUT)."""
+        for server in PROJECTS.values():
+            _wait_running(self.cli, server)
+
+
 def manifest(upstream_url: str) -> str:
-    """The server (the fixture with its conformance surface, at `upstream_url`) and its one project."""
-    documents = [
-        {
-            "kind": "Server",
-            "metadata": {"name": SERVER},
-            "spec": {"transport": "http", "url": upstream_url},
-        },
-        {
-            "kind": "Project",
-            "metadata": {"name": PROJECT},
-            "spec": {"servers": [SERVER], "proxyModel": "direct", "toolPrefixMode": "never"},
-        },
-    ]
+    """Each project (see the module docstring) with its server and an McpToken, both named like the
+    project."""
+    command, *args = fixture_stdio_command()
+    specs: dict[str, dict[str, Any]] = {
+        HTTP: {"transport": "http", "url": upstream_url},
+        STDIO: {"transport": "stdio", "command": command, "args": args},
+    }
+    documents: list[dict[str, Any]] = []
+    for transport, project in PROJECTS.items():
+        documents.append({"kind": "Server", "metadata": {"name": project}, "spec": specs[transport]})
+        documents.append(
+            {
+                "kind": "Project",
+                "metadata": {"name": project},
+                "spec": {"servers": [project], "proxyModel": "direct", "toolPrefixMode": "never"},
+            }
+        )
+        documents.append({"kind": "McpToken", "metadata": {"name": project, "project": project}})
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
 @contextmanager
 def running_gateway(work: Path, upstream_url: str) -> Iterator[Gateway]:
-    """mcpd with the conformance project (its server: the fixture at `upstream_url`) ready: its
-    instance running and healthy."""
+    """mcpd with both conformance projects and their tokens applied. Their instances may still be
+    starting (and the http upstream need not listen yet): `Gateway.wait_running()` waits for them."""
     data_dir = work / "mcpd-data"
     port = free_port()
     env = {**clean_env(), **MCPD_ENV, "MCPD_DATA_DIR": str(data_dir)}
     command = [str(MCPD), "--host", "127.0.0.1", "--port", str(port)]
-    with background("mcpd", command, port, work / "mcpd.log", env):
-        mcpd_url = f"http://127.0.0.1:{port}"
+    with started("mcpd", command, port, work / "mcpd.log", env, f"http://127.0.0.1:{port}") as mcpd:
+        mcpd_url = mcpd.listening()
         _wait_ready(mcpd_url)
         cli = Cli(mcpd_url, work / "mcpctl" / "config.yaml")
         credentials = yaml.safe_load((data_dir / "admin-credentials").read_text())
@@ -114,10 +133,11 @@ def running_gateway(work: Path, upstream_url: str) -> Iterator[Gateway]:
         )
         manifest_path = work / "conformance.yaml"
         manifest_path.write_text(manifest(upstream_url))
-        cli("apply", "-f", str(manifest_path))
-        token: str = cli.json("create", "mcptoken", TOKEN_NAME, "-p", PROJECT)["token"]
-        _wait_running(cli)
-        yield Gateway(url=f"{mcpd_url}/projects/{PROJECT}/mcp", token=token)
+        applied = cli("apply", "-f", str(manifest_path))
+        tokens = {m["name"]: m["token"] for m in TOKEN_LINE.finditer(applied)}
+        if set(tokens) != set(PROJECTS.values()):
+            raise SetupError(f"mcpctl apply did not print a token for each project: {sorted(tokens)}")
+        yield Gateway(mcpd_url=mcpd_url, tokens=tokens, cli=cli)
 
 
 def _wait_ready(mcpd_url: str) -> None:
@@ -133,15 +153,15 @@ def _wait_ready(mcpd_url: str) -> None:
     raise SetupError(f"mcpd at {mcpd_url} was not ready within {RUNNING_TIMEOUT}s")
 
 
-def _wait_running(cli: Cli) -> None:
+def _wait_running(cli: Cli, server: str) -> None:
     deadline = time.monotonic() + RUNNING_TIMEOUT
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        items = cli.json("get", "instances", "--server", SERVER)["items"]
+        items = cli.json("get", "instances", "--server", server)["items"]
         if any(
             i["status"]["status"] == "RUNNING" and i["status"]["healthStatus"] == "healthy" for i in items
         ):
             return
         time.sleep(POLL_INTERVAL)
     statuses = [(i["status"]["status"], i["status"]["healthStatus"]) for i in items]
-    raise SetupError(f"{SERVER} has no running, healthy instance after {RUNNING_TIMEOUT}s: {statuses}")
+    raise SetupError(f"{server} has no running, healthy instance after {RUNNING_TIMEOUT}s: {statuses}")

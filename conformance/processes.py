@@ -1,16 +1,19 @@
-"""The processes the harness runs on 127.0.0.1: the fixture server over HTTP, the auth proxy, mcpd.
+"""The processes the harness runs on 127.0.0.1: the fixture server over HTTP, the auth proxy, mcpd,
+`mcplocal serve`.
 Each has a log file in the work dir, a bounded wait until it listens, and a bounded stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.processes import clean_env, free_port
@@ -18,6 +21,7 @@ from tests.processes import clean_env, free_port
 from conformance.suites import ROOT, SetupError
 
 PYTHON = sys.executable
+BIN = Path(PYTHON).parent
 FIXTURE = ROOT / "tests" / "fixtures" / "mcp_fixture_server.py"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -32,11 +36,38 @@ def _listening(port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Started:
+    """A process of the harness, started and not yet known to listen: `listening()` waits for it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    url: str  # what it serves, once it listens
+
+    def listening(self) -> str:
+        """Wait until it listens on its port (at most READY_TIMEOUT); its URL."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _listening(self.port):
+            if self.process.poll() is not None:
+                raise SetupError(
+                    f"{self.name} exited with {self.process.returncode} before listening; see {self.log}"
+                )
+            if time.monotonic() > deadline:
+                raise SetupError(
+                    f"{self.name} did not listen on {self.port} within {READY_TIMEOUT}s; see {self.log}"
+                )
+            time.sleep(POLL_INTERVAL)
+        return self.url
+
+
 @contextmanager
-def background(
-    name: str, command: Sequence[str], port: int, log: Path, env: dict[str, str]
-) -> Iterator[None]:
-    """Run `command` until the block ends; it must be listening on `port` within READY_TIMEOUT."""
+def started(
+    name: str, command: Sequence[str], port: int, log: Path, env: dict[str, str], url: str
+) -> Iterator[Started]:
+    """Run `command` until the block ends (then stop its process group); the caller waits for it to
+    listen with `listening()` when it needs it, so several processes can start at once."""
     with log.open("ab") as out:
         process = subprocess.Popen(
             list(command),
@@ -48,14 +79,7 @@ def background(
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while not _listening(port):
-                if process.poll() is not None:
-                    raise SetupError(f"{name} exited with {process.returncode} before listening; see {log}")
-                if time.monotonic() > deadline:
-                    raise SetupError(f"{name} did not listen on {port} within {READY_TIMEOUT}s; see {log}")
-                time.sleep(POLL_INTERVAL)
-            yield
+            yield Started(name, process, port, log, url)
         finally:
             _stop(process)
 
@@ -72,22 +96,50 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def fixture_http(work: Path, name: str = "fixture") -> Iterator[str]:
-    """The fixture server with the conformance surface over Streamable HTTP; yields its MCP URL.
+def fixture_http(work: Path, name: str = "fixture") -> Iterator[Started]:
+    """The fixture server with the conformance surface over Streamable HTTP, at the URL `/mcp`.
     Its log is `<name>.log` in the work dir."""
     port = free_port()
     command = [PYTHON, str(FIXTURE), "http", "--port", str(port), "--conformance"]
-    with background(f"the {name} server", command, port, work / f"{name}.log", clean_env()):
-        yield f"http://127.0.0.1:{port}/mcp"
+    url = f"http://127.0.0.1:{port}/mcp"
+    with started(f"the {name} server", command, port, work / f"{name}.log", clean_env(), url) as process:
+        yield process
+
+
+def fixture_stdio_command() -> list[str]:
+    """The fixture with the conformance surface over stdio, as mcpd runs it: command, then args."""
+    return [PYTHON, str(FIXTURE), "stdio", "--conformance"]
 
 
 @contextmanager
-def authproxy(target_url: str, token: str, work: Path, name: str) -> Iterator[str]:
-    """conformance.authproxy in front of `target_url`, adding the bearer `token`; yields the same URL
-    on the proxy's address."""
+def authproxy(
+    target_origin: str,
+    work: Path,
+    name: str,
+    *,
+    token: str = "",
+    project_tokens: Mapping[str, str] | None = None,
+) -> Iterator[Started]:
+    """conformance.authproxy in front of `target_origin` (scheme://host:port), adding `token` to every
+    request, or each project's token from `project_tokens` to its `/projects/<project>/` paths; its URL
+    is the proxy's origin."""
     port = free_port()
-    origin, _, path = target_url.partition("://")[2].partition("/")
-    command = [PYTHON, "-m", "conformance.authproxy", "--port", str(port), "--target", f"http://{origin}"]
-    env = {**clean_env(), "AUTHPROXY_TOKEN": token}
-    with background(f"the auth proxy ({name})", command, port, work / f"authproxy-{name}.log", env):
-        yield f"http://127.0.0.1:{port}/{path}"
+    command = [PYTHON, "-m", "conformance.authproxy", "--port", str(port), "--target", target_origin]
+    env = {
+        **clean_env(),
+        "AUTHPROXY_TOKEN": token,
+        "AUTHPROXY_PROJECT_TOKENS": json.dumps(dict(project_tokens or {})),
+    }
+    log = work / f"authproxy-{name}.log"
+    with started(f"the auth proxy ({name})", command, port, log, env, f"http://127.0.0.1:{port}") as process:
+        yield process
+
+
+@contextmanager
+def mcplocal_serve(mcpd_url: str, work: Path) -> Iterator[Started]:
+    """`mcplocal serve --mcpd-url` (split data plane) in front of mcpd; its URL is its origin."""
+    port = free_port()
+    command = [str(BIN / "mcplocal"), "serve", "--mcpd-url", mcpd_url, "--port", str(port)]
+    log = work / "mcplocal.log"
+    with started("mcplocal serve", command, port, log, clean_env(), f"http://127.0.0.1:{port}") as process:
+        yield process

@@ -57,12 +57,23 @@ SUITES = (
 
 
 @dataclass(frozen=True)
+class Check:
+    """One check as the suite wrote it in checks.json: its id (not unique within a scenario: a check
+    may run several times), status (SUCCESS, FAILURE, WARNING, INFO, SKIPPED) and error message."""
+
+    id: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One scenario's result: passed when no check reported FAILURE (warnings pass, as in the suite)."""
 
     passed: bool
     checks: int
     failures: tuple[str, ...] = field(default=())
+    results: tuple[Check, ...] = field(default=())  # every check, in the order the suite ran them
 
     def to_json(self) -> dict[str, object]:
         return {"passed": self.passed, "checks": self.checks, "failures": list(self.failures)}
@@ -130,11 +141,15 @@ def read_results(results_dir: Path) -> dict[str, Outcome]:
         checks_file = entry / "checks.json"
         if match is None or not checks_file.exists():
             continue
-        checks: list[dict[str, object]] = json.loads(checks_file.read_text())
-        failures = tuple(
-            f"{check.get('id')}: {check.get('errorMessage') or ''}".strip()
-            for check in checks
-            if check.get("status") == "FAILURE"
+        checks = tuple(_check(raw) for raw in json.loads(checks_file.read_text()))
+        failures = tuple(f"{c.id}: {c.message}".strip() for c in checks if c.status == "FAILURE")
+        outcomes[match["scenario"]] = Outcome(
+            passed=not failures, checks=len(checks), failures=failures, results=checks
         )
-        outcomes[match["scenario"]] = Outcome(passed=not failures, checks=len(checks), failures=failures)
     return outcomes
+
+
+def _check(raw: dict[str, object]) -> Check:
+    return Check(
+        id=str(raw.get("id")), status=str(raw.get("status")), message=str(raw.get("errorMessage") or "")
+    )
