@@ -3,11 +3,12 @@ process at `LINK_PATH`, carrying JSON frames (one JSON object per text message) 
 calls, both ways.
 
 mcplocal → mcpd
-- `auth`   {t, ask, bearer}: present a caller's McpToken; answered by `authed` {t, ask, introspection}
-  (the `GET /api/v1/mcptokens/introspect` body). Calls name tokens by their hash from then on.
-- `call`   {t, id, token, server, method, params?, session?, timeout?, relay?}: one upstream request
-  on behalf of an authenticated token, as `Upstream.request` takes it (params as the caller sent them,
-  envelope included).
+- `auth`   {t, ask, bearer}: present a caller's McpToken; answered by `authed` {t, ask,
+  introspection (the `GET /api/v1/mcptokens/introspect` body), holdSeconds} or {t, ask, unavailable}.
+  Calls name the token by its hash for `holdSeconds`; then it is presented again.
+- `call`   {t, id, token, server, method, params?, session?, relay?}: one upstream request on behalf
+  of an authenticated token, as `Upstream.request` takes it (params as the caller sent them, envelope
+  included; the server's own call timeout applies; `cancel` ends it sooner). Only FORWARDED_METHODS.
 - `cancel` {t, id}: the caller went away; mcpd cancels the upstream request.
 - `reply`  {t, ask, message}: the client's answer ({result}|{error}) to an `ask`.
 
@@ -33,8 +34,27 @@ from typing import Any
 import pydantic_core
 
 LINK_PATH = "/api/v1/link"
-# The most a frame may hold (an upstream's answer can be large: a stdio line may be 16 MiB).
+# The most a frame from mcpd may hold (an upstream's answer can be large: a stdio line may be 16 MiB).
 MAX_FRAME_BYTES = 32 * 1024 * 1024
+# The most a frame to mcpd may hold (a caller's request; mcplocal refuses a larger one itself), and
+# before a link has presented a valid token.
+MAX_INBOUND_FRAME_BYTES = 8 * 1024 * 1024
+MAX_UNAUTHENTICATED_FRAME_BYTES = 64 * 1024
+# What a call may ask of an upstream: what the router forwards.
+FORWARDED_METHODS = frozenset(
+    {
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+    }
+)
 # Close code when mcpd shuts down (the client reconnects to whichever mcpd answers).
 GOING_AWAY = 1001
 

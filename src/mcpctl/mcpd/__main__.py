@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from mcpctl.core.crypto import Passwords, generate_password
 from mcpctl.core.errors import InvalidError
-from mcpctl.core.link_protocol import MAX_FRAME_BYTES
+from mcpctl.core.link_protocol import MAX_INBOUND_FRAME_BYTES
 from mcpctl.mcpd import datadir, logs
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.bootstrap import reset_admin
@@ -83,8 +83,8 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
         access_log=settings.log_level == "debug",
         server_header=False,
         timeout_graceful_shutdown=10,
-        # the data-plane link (mcplocal): large answers fit in a frame; no compression (CPU per call)
-        ws_max_size=MAX_FRAME_BYTES,
+        # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
+        ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,
     )
     _Server(config, app).run()

@@ -22,7 +22,7 @@ from mcpctl.core import tokens
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.mcpd.auth import authenticate_mcptoken
 from mcpctl.mcpd.lastuse import record_token_use
-from mcpctl.mcpd.link import LinkHub
+from mcpctl.mcpd.link import LinkHub, LinkLimits
 from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
 from mcpctl.mcpd.supervisor.connection import UpstreamError
 from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
@@ -234,7 +234,12 @@ class Gateway:
         # MCPLOCAL_AUDIT_SPOOL_SYNC: answers wait for their audit events' fdatasync (group commit)
         self.durable = self.audit.durable if settings.audit_spool_sync and directory is not None else None
         self.app.exchanges.durable = self.durable
-        self.links = LinkHub(self.plane, self.audit.put, self.durable)
+        self.links = LinkHub(
+            self.plane,
+            self.audit.put,
+            self.durable,
+            LinkLimits(token_seconds=settings.token_positive_ttl_ms / 1000),
+        )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -4,15 +4,26 @@ mode gives — progress, log lines, sampling/elicitation/roots asked of the call
 cancellation, the 2026-07-28 pass-through, upstream failures — and hears what embedded sessions hear
 (notifications outside requests, configuration changes, tokens that end).
 
-Tokens are authenticated on a link once (`auth`), kept by hash, and dropped when the configuration
-changes (mcplocal authenticates again on its next call, so reach and bindings are always current) or
-when the token ends. Each call is authorized against the token's reach in memory: no database work
-on the hot path. tools/call, resources/read and prompts/get are audited here, where the database is.
+Tokens. A token is authenticated on a link (`auth`) and held by hash for `token_seconds` (the
+introspection TTL), so a revocation made on another mcpd replica applies here within that time; a
+configuration change makes every token authenticate again before its next call; a revocation here
+drops it at once, cancels its calls in flight and tells the link (`ended`). A check that was under
+way while any of that happened is done again, never stored stale. Each call is authorized against the
+token's reach in memory: no database work on the hot path.
+
+Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frames go to the link's
+own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
+client that stops reading stalls only itself, never an upstream or another link. A link must present
+a valid token within `auth_deadline_seconds`, frames before that are small, links are capped in all
+and per address, and refused tokens are throttled per address.
+
+tools/call, resources/read and prompts/get are audited here, where the database is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -25,6 +36,7 @@ from mcp_types import INTERNAL_ERROR
 
 from mcpctl.core import link_protocol as wire
 from mcpctl.core import tokens
+from mcpctl.core.throttle import FailureThrottle
 from mcpctl.mcpd.auth import introspection
 from mcpctl.mcpd.call_audit import call_record, downstream_session, outcome_of
 from mcpctl.mcplocal.ports import (
@@ -33,17 +45,32 @@ from mcpctl.mcplocal.ports import (
     Caller,
     ControlPlane,
     ControlPlaneUnavailable,
+    Introspection,
     Message,
     UpstreamFailure,
 )
 
 logger = logging.getLogger(__name__)
 
-# A link may hold this many calls in flight (mcplocal bounds its callers far below).
-MAX_CALLS_PER_LINK = 4096
-# A link that presents this many refused tokens in a row is closed (nothing to guess: tokens are random).
-MAX_REFUSED_IN_A_ROW = 100
-POLICY_VIOLATION = 1008
+POLICY_VIOLATION, TOO_BIG, TRY_AGAIN_LATER = 1008, 1009, 1013
+SUBSCRIBE, UNSUBSCRIBE, UPDATED = (
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "notifications/resources/updated",
+)
+
+
+@dataclass(frozen=True)
+class LinkLimits:
+    token_seconds: float = 30.0  # how long an authentication on a link lasts
+    auth_deadline_seconds: float = 10.0  # a link must present a valid token within this
+    max_links: int = 1024
+    max_links_per_address: int = 32
+    max_calls_per_link: int = 4096
+    max_outbox_bytes: int = 64 * 1024 * 1024  # what mcpd may have queued for a link that does not read
+    max_tokens_per_link: int = 100_000
+    refused_burst: int = 100  # refused tokens per address, refilled over the window
+    refused_window_seconds: float = 60.0
 
 
 class Socket(Protocol):
@@ -56,42 +83,84 @@ class Socket(Protocol):
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
-class Closed(Exception):
-    """The peer went away."""
+@dataclass
+class _Held:
+    caller: Caller
+    fresh_until: float  # monotonic; calls need a fresh authentication, events use the last one
 
 
 @dataclass(eq=False)  # one per socket: hashed by identity
 class _Link:
     socket: Socket
-    client_addr: str | None
-    tokens: dict[str, Caller] = field(default_factory=dict)  # token sha → the caller it authenticated
-    # the tokens authenticated since the configuration last changed: only these may call (the others
-    # still route events, by the reach they had, until mcplocal authenticates them again)
-    current: set[str] = field(default_factory=set)
-    calls: dict[Any, asyncio.Task[None]] = field(default_factory=dict)
+    address: str | None
+    limits: LinkLimits
+    tokens: dict[str, _Held] = field(default_factory=dict)  # token sha → its authentication
+    calls: dict[int, tuple[asyncio.Task[None], str]] = field(default_factory=dict)  # id → (task, sha)
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    subscribed: set[tuple[str, str]] = field(default_factory=set)  # (server, uri) it subscribed
+    outbox: collections.deque[str] = field(default_factory=collections.deque)
+    outbox_bytes: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     next_ask: int = 0
-    refused_in_a_row: int = 0
+    ever_authenticated: bool = False
+    bad_frames: int = 0
     closed: bool = False
+    closing: asyncio.Future[None] | None = None
 
-    async def send(self, frame: dict[str, Any]) -> None:
+    def post(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for the link's writer; never waits. A link that lets its outbox overflow
+        is closed (it stopped reading)."""
         if self.closed:
-            raise Closed
+            return
         text = wire.encode(frame)
-        async with self.lock:
-            try:
-                await self.socket.send_text(text)
-            except Exception as exc:  # the socket is gone (the library's own exception types vary)
-                self.closed = True
-                raise Closed from exc
+        if len(text) > wire.MAX_FRAME_BYTES and frame.get("t") == wire.ANSWER:
+            failure = {"t": wire.FAILURE, "id": frame.get("id"), "code": INTERNAL_ERROR}
+            text = wire.encode({**failure, "message": "the upstream's answer is too large for the link"})
+        self.outbox.append(text)
+        self.outbox_bytes += len(text)
+        if self.outbox_bytes > self.limits.max_outbox_bytes:
+            logger.warning("data-plane link from %s does not read what mcpd sends: closed", self.address)
+            self.shut(TRY_AGAIN_LATER, "the link does not read what mcpd sends")
+            return
+        self.wake.set()
 
-    async def send_quietly(self, frame: dict[str, Any]) -> None:
-        with contextlib.suppress(Closed):
-            await self.send(frame)
+    def shut(self, code: int, reason: str) -> None:
+        """Close from mcpd's side: the writer ends, the reader sees the disconnect."""
+        if self.closed:
+            return
+        self.closed = True
+        self.outbox.clear()
+        self.wake.set()
+        for task, _ in self.calls.values():
+            task.cancel()
+        self.closing = asyncio.ensure_future(_close_quietly(self.socket, code, reason))
+
+    async def write(self) -> None:
+        """The link's writer: sends the outbox in order until the link closes."""
+        while not self.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox and not self.closed:
+                text = self.outbox.popleft()
+                self.outbox_bytes -= len(text)
+                try:
+                    await self.socket.send_text(text)
+                except Exception:  # the socket is gone (the library's exception types vary)
+                    self.closed = True
+                    return
+
+    def caller(self, sha: str, now: float) -> Caller | None:
+        """The token's caller when its authentication here is fresh and it has not expired."""
+        held = self.tokens.get(sha)
+        if held is None or now >= held.fresh_until:
+            return None
+        if _expired(held.caller):
+            del self.tokens[sha]
+            return None
+        return held.caller
 
     def reaches(self, server: str) -> bool:
-        return any(caller.may_use(server) for caller in self.tokens.values())
+        return any(held.caller.may_use(server) for held in self.tokens.values())
 
 
 class LinkHub:
@@ -102,187 +171,249 @@ class LinkHub:
         plane: ControlPlane,
         audit: Callable[[AuditRecord], None],
         durable: Callable[[], Awaitable[None]] | None = None,
+        limits: LinkLimits | None = None,
     ):
         self.plane, self.audit, self.durable = plane, audit, durable
+        self.limits = limits or LinkLimits()
         self.links: set[_Link] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # bumped whenever authentications may have gone stale: a check under way is done again
+        self.generation = 0
+        self.refused = FailureThrottle(
+            "link-tokens",
+            burst=self.limits.refused_burst,
+            window_seconds=self.limits.refused_window_seconds,
+            max_keys=10_000,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         plane.watch(self._on_server_event)
 
     # ---- what every link hears ---------------------------------------------------------------------
 
     def tokens_ended(self, token_shas: list[str] | tuple[str, ...]) -> None:
+        """Revoked or deleted here: refused at once on every link, their calls cancelled."""
+        self.generation += 1
+        ended = set(token_shas)
         for link in list(self.links):
-            for sha in token_shas:
-                link.current.discard(sha)
-                if link.tokens.pop(sha, None) is not None:
-                    self._spawn(link.send_quietly({"t": wire.ENDED, "token": sha}))
+            for sha in ended & link.tokens.keys():
+                del link.tokens[sha]
+                link.post({"t": wire.ENDED, "token": sha})
+            for task, sha in list(link.calls.values()):
+                if sha in ended:
+                    task.cancel()
 
     def configuration_changed(self) -> None:
-        """Reach and bindings may have changed: every token authenticates again on its next call."""
+        """Reach and bindings may have changed: every token authenticates again before its next call
+        (until then, events still go by the reach it had)."""
+        self.generation += 1
         for link in list(self.links):
-            link.current.clear()
-            self._spawn(link.send_quietly({"t": wire.CHANGED}))
+            for held in link.tokens.values():
+                held.fresh_until = 0.0
+            link.post({"t": wire.CHANGED})
 
     async def _on_server_event(self, server: str, message: Message) -> None:
+        """Never waits for a link (posted to outboxes): an upstream's reader is never held up."""
         frame = {"t": wire.EVENT, "server": server, "message": message}
+        updated = _updated_uri(message)
         for link in list(self.links):
-            if link.reaches(server):
-                await link.send_quietly(frame)
+            if updated is not None:
+                if (server, updated) in link.subscribed:
+                    link.post(frame)
+            elif link.reaches(server):
+                link.post(frame)
 
     def close_all_soon(self) -> None:
         """Close every link (thread- and signal-safe): mcpd is shutting down; mcplocal reconnects to
         whichever mcpd answers."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: self._spawn(self.close_all()))
+            self._loop.call_soon_threadsafe(self._close_all)
+
+    def _close_all(self) -> None:
+        for link in list(self.links):
+            link.shut(wire.GOING_AWAY, "mcpd is shutting down")
 
     async def close_all(self) -> None:
-        for link in list(self.links):
-            link.closed = True
-            with contextlib.suppress(Exception):
-                await link.socket.close(wire.GOING_AWAY, "mcpd is shutting down")
+        self._close_all()
+        await asyncio.sleep(0)
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # ---- admission -----------------------------------------------------------------------------------
+
+    def admits(self, address: str | None) -> bool:
+        """Whether one more link may open (in all, and from this address)."""
+        if len(self.links) >= self.limits.max_links:
+            return False
+        same = sum(1 for link in self.links if link.address == address)
+        return same < self.limits.max_links_per_address
 
     # ---- one link ------------------------------------------------------------------------------------
 
-    async def serve(self, socket: Socket, client_addr: str | None) -> None:
+    async def serve(self, socket: Socket, address: str | None) -> None:
         """Read the link's frames until it closes; then cancel what it still has running."""
         self._loop = asyncio.get_running_loop()
-        link = _Link(socket, client_addr)
+        link = _Link(socket, address, self.limits)
         self.links.add(link)
+        writer = asyncio.create_task(link.write())
+        deadline = time.monotonic() + self.limits.auth_deadline_seconds
         try:
-            while True:
+            while not link.closed:
                 try:
-                    text = await socket.receive_text()
+                    if link.ever_authenticated:
+                        text = await socket.receive_text()
+                    else:
+                        async with asyncio.timeout_at(_loop_time(deadline)):
+                            text = await socket.receive_text()
+                except TimeoutError:
+                    link.shut(POLICY_VIOLATION, "no valid token was presented in time")
+                    return
                 except Exception:  # disconnected (Starlette raises WebSocketDisconnect)
+                    return
+                if not link.ever_authenticated and len(text) > wire.MAX_UNAUTHENTICATED_FRAME_BYTES:
+                    link.shut(TOO_BIG, "frames are small until a token is presented")
                     return
                 try:
                     frame = wire.decode(text)
                 except wire.BadFrame as exc:
-                    logger.warning("data-plane link from %s sent a bad frame: %s", client_addr, exc)
+                    link.bad_frames += 1
+                    if link.bad_frames == 1:  # once per link: a flood of junk is not a flood of logs
+                        logger.warning("data-plane link from %s sent a bad frame: %s", address, exc)
                     continue
-                if not await self._dispatch(link, frame):
-                    await socket.close(POLICY_VIOLATION, "too many refused tokens")
-                    return
+                self._dispatch(link, frame)
         finally:
             link.closed = True
+            link.wake.set()
             self.links.discard(link)
-            for task in link.calls.values():
+            for task, _ in link.calls.values():
                 task.cancel()
             for future in link.asks.values():
                 if not future.done():
                     future.set_result({"error": {"code": INTERNAL_ERROR, "message": "mcplocal went away"}})
+            writer.cancel()
 
-    async def _dispatch(self, link: _Link, frame: dict[str, Any]) -> bool:
+    def _dispatch(self, link: _Link, frame: dict[str, Any]) -> None:
         kind = frame["t"]
         if kind == wire.CALL:
             self._call(link, frame)
         elif kind == wire.CANCEL:
-            task = link.calls.get(frame.get("id"))
-            if task is not None:
-                task.cancel()
+            call_id = frame.get("id")
+            entry = link.calls.get(call_id) if _is_id(call_id) else None  # type: ignore[arg-type]
+            if entry is not None:
+                entry[0].cancel()
         elif kind == wire.REPLY:
-            future = link.asks.pop(frame.get("ask"), None)  # type: ignore[arg-type]
+            key = frame.get("ask")
+            future = link.asks.pop(key, None) if _is_id(key) else None  # type: ignore[arg-type]
             message = frame.get("message")
             if future is not None and not future.done():
                 future.set_result(message if isinstance(message, dict) else _malformed_reply())
         elif kind == wire.AUTH:
-            return await self._authenticate(link, frame)
-        return True
+            task = asyncio.create_task(self._authenticate(link, frame))
+            task.add_done_callback(_retrieve)
 
-    async def _authenticate(self, link: _Link, frame: dict[str, Any]) -> bool:
+    async def _authenticate(self, link: _Link, frame: dict[str, Any]) -> None:
         bearer = frame.get("bearer")
         reply: dict[str, Any] = {"t": wire.AUTHED, "ask": frame.get("ask")}
-        if not isinstance(bearer, str):
+        # well-formed tokens cost a database lookup: refused ones are throttled per address
+        refusal = self.refused.refusal(link.address or "")
+        if not isinstance(bearer, str) or not tokens.is_well_formed(bearer):
             reply["introspection"] = {"ok": False, "reason": "malformed"}
+        elif refusal is not None:
+            reply["unavailable"] = (
+                f"too many refused tokens from this address; retry in {refusal.retry_after:.0f}s"
+            )
         else:
             try:
-                answer = await self.plane.introspect(bearer)
+                answer = await self._introspect(bearer)
             except ControlPlaneUnavailable as exc:
                 reply["unavailable"] = str(exc)
-                await link.send_quietly(reply)
-                return True
-            if answer.ok and answer.principal is not None:
+                link.post(reply)
+                return
+            if (
+                answer.ok
+                and answer.principal is not None
+                and len(link.tokens) < self.limits.max_tokens_per_link
+            ):
                 sha = answer.principal.token_sha or tokens.token_sha(bearer)
-                link.tokens[sha] = Caller(answer.principal, "")
-                link.current.add(sha)
-                link.refused_in_a_row = 0
+                caller = Caller(answer.principal, "")
+                link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
+                link.ever_authenticated = True
                 reply["introspection"] = introspection(answer.principal, answer.expires_at)
+                reply["holdSeconds"] = self.limits.token_seconds
             else:
-                link.refused_in_a_row += 1
-                reply["introspection"] = {"ok": False, "reason": answer.reason or "unknown"}
-        await link.send_quietly(reply)
-        return link.refused_in_a_row < MAX_REFUSED_IN_A_ROW
+                self.refused.charge(link.address or "")
+                reason = answer.reason if not answer.ok else "too many tokens on this link"
+                reply["introspection"] = {"ok": False, "reason": reason or "unknown"}
+        link.post(reply)
+
+    async def _introspect(self, bearer: str) -> Introspection:
+        """The token checked with nothing revoked or changed while the check ran (else again)."""
+        for _ in range(5):
+            generation = self.generation
+            answer = await self.plane.introspect(bearer)
+            if generation == self.generation:
+                return answer
+        raise ControlPlaneUnavailable("tokens are changing too fast to check; try again")
 
     def _call(self, link: _Link, frame: dict[str, Any]) -> None:
         call_id = frame.get("id")
-        if not isinstance(call_id, int) or isinstance(call_id, bool) or call_id in link.calls:
-            logger.warning("data-plane link from %s sent a call without a fresh id", link.client_addr)
-            return
-        if len(link.calls) >= MAX_CALLS_PER_LINK:
-            self._spawn(_fail(link, call_id, "too many calls in flight on this link"))
-            return
-        task = asyncio.create_task(self._run_call(link, call_id, frame))
-        link.calls[call_id] = task
-        task.add_done_callback(lambda _: link.calls.pop(call_id, None))
-
-    async def _run_call(self, link: _Link, call_id: int, frame: dict[str, Any]) -> None:
-        sha = str(frame.get("token"))
-        caller = link.tokens.get(sha) if sha in link.current else None
-        server, method, params = frame.get("server"), frame.get("method"), frame.get("params")
-        if caller is not None and _expired(caller):
-            link.tokens.pop(sha, None)
-            link.current.discard(sha)
-            caller = None
-        if caller is None:
-            await _fail(
-                link, call_id, "the token is not authenticated on this link", wire.TOKEN_NOT_AUTHENTICATED
+        if not _is_id(call_id) or call_id in link.calls:
+            link.post(
+                {"t": wire.FAILURE, "id": None, "message": "a call needs a fresh integer id", "code": -32600}
             )
             return
-        if not isinstance(server, str) or not isinstance(method, str):
-            await _fail(link, call_id, "a call names a server and a method")
+        assert isinstance(call_id, int)
+        sha = str(frame.get("token"))
+        caller = link.caller(sha, time.monotonic())
+        if caller is None:
+            _fail(link, call_id, "the token is not authenticated on this link", wire.TOKEN_NOT_AUTHENTICATED)
+            return
+        if len(link.calls) >= self.limits.max_calls_per_link:
+            _fail(link, call_id, "too many calls in flight on this link")
+            return
+        task = asyncio.create_task(self._run_call(link, call_id, caller, frame))
+        link.calls[call_id] = (task, sha)
+        task.add_done_callback(lambda _: link.calls.pop(call_id, None))
+
+    async def _run_call(self, link: _Link, call_id: int, caller: Caller, frame: dict[str, Any]) -> None:
+        server, method, params = frame.get("server"), frame.get("method"), frame.get("params")
+        if not isinstance(server, str) or method not in wire.FORWARDED_METHODS:
+            _fail(link, call_id, f"the link forwards only {', '.join(sorted(wire.FORWARDED_METHODS))}")
             return
         if params is not None and not isinstance(params, dict):
-            await _fail(link, call_id, "params must be an object")
+            _fail(link, call_id, "params must be an object")
             return
         if not caller.may_use(server):
-            await _fail(link, call_id, f'server "{server}" not found')
+            _fail(link, call_id, f'server "{server}" not found')
             return
-        timeout = frame.get("timeout")
-        timeout = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
         named = frame.get("session")
         upstream = self.plane.upstream(caller, server, named if isinstance(named, str) else None)
 
         async def notify(message: Message) -> None:
-            await link.send({"t": wire.NOTE, "id": call_id, "message": message})
+            link.post({"t": wire.NOTE, "id": call_id, "message": message})
 
         relay = _asker(link, call_id) if frame.get("relay") else None
         started = time.perf_counter()
         answer: Message | None = None
         try:
             try:
-                answer = await upstream.request(method, params, timeout=timeout, notify=notify, relay=relay)
+                answer = await upstream.request(method, params, timeout=None, notify=notify, relay=relay)
             except UpstreamFailure as exc:
-                await _fail(link, call_id, str(exc), code=exc.code)
+                _fail(link, call_id, str(exc), code=exc.code)
                 return
-            except (asyncio.CancelledError, Closed):
+            except asyncio.CancelledError:
                 raise
             except Exception:  # boundary: one broken call must not end the link
                 logger.exception("data-plane call %s %s failed", server, method)
-                await _fail(link, call_id, "internal error in mcpd", code=INTERNAL_ERROR)
+                _fail(link, call_id, "internal error in mcpd", code=INTERNAL_ERROR)
                 return
         finally:
             audited = self._record(
                 link, caller, server, method, params, answer, time.perf_counter() - started, named
             )
+        assert answer is not None
+        if method in (SUBSCRIBE, UNSUBSCRIBE) and "result" in answer:
+            uri = str((params or {}).get("uri"))
+            (link.subscribed.add if method == SUBSCRIBE else link.subscribed.discard)((server, uri))
         if audited and self.durable is not None:
             await self.durable()  # MCPLOCAL_AUDIT_SPOOL_SYNC: the event is on disk before the answer
-        with contextlib.suppress(Closed):
-            await link.send({"t": wire.ANSWER, "id": call_id, "message": answer})
+        link.post({"t": wire.ANSWER, "id": call_id, "message": answer})
 
     def _record(
         self,
@@ -305,7 +436,7 @@ class LinkHub:
             seconds=seconds,
             session_id=downstream_session(caller.principal, named if isinstance(named, str) else None),
             request_id=None,
-            client_addr=link.client_addr,
+            client_addr=link.address,
         )
         if event is None:
             return False
@@ -318,28 +449,40 @@ def _asker(link: _Link, call_id: int) -> Callable[[Message], Awaitable[Message]]
     `reply` frame. The call's own timeout and cancellation bound the wait."""
 
     async def ask(message: Message) -> Message:
+        if link.closed:
+            return {"error": {"code": INTERNAL_ERROR, "message": "mcplocal went away"}}
         link.next_ask += 1
         key = link.next_ask
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         link.asks[key] = future
         try:
-            await link.send({"t": wire.ASK, "id": call_id, "ask": key, "message": message})
+            link.post({"t": wire.ASK, "id": call_id, "ask": key, "message": message})
             return await future
-        except Closed:
-            return {"error": {"code": INTERNAL_ERROR, "message": "mcplocal went away"}}
         finally:
             link.asks.pop(key, None)
 
     return ask
 
 
-async def _fail(
+def _fail(
     link: _Link, call_id: int, message: str, reason: str | None = None, code: int = UPSTREAM_UNAVAILABLE
 ) -> None:
     frame: dict[str, Any] = {"t": wire.FAILURE, "id": call_id, "message": message, "code": code}
     if reason is not None:
         frame["reason"] = reason
-    await link.send_quietly(frame)
+    link.post(frame)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _updated_uri(message: Message) -> str | None:
+    if message.get("method") != UPDATED:
+        return None
+    params = message.get("params")
+    uri = params.get("uri") if isinstance(params, dict) else None
+    return uri if isinstance(uri, str) else ""
 
 
 def _expired(caller: Caller) -> bool:
@@ -351,5 +494,20 @@ def _expired(caller: Caller) -> bool:
     return expires <= datetime.now(UTC)
 
 
+def _loop_time(monotonic_deadline: float) -> float:
+    """A time.monotonic() deadline on the event loop's clock."""
+    return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
+
+
 def _malformed_reply() -> Message:
     return {"error": {"code": INTERNAL_ERROR, "message": "mcplocal sent a malformed reply"}}
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("data-plane link: a token check failed", exc_info=task.exception())
+
+
+async def _close_quietly(socket: Socket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await socket.close(code, reason)

@@ -1,7 +1,8 @@
 """The data-plane link's WebSocket (`core/link_protocol.py`): split-mode mcplocal connects here.
 
-Opening it needs no credential: it can do nothing until a caller's McpToken is presented on it, and
-every call is made as an authenticated token. Browsers are refused (a handshake with an Origin
+Opening it needs no credential: it can do nothing until a caller's McpToken is presented on it (within
+a deadline, else it is closed), and every call is made as an authenticated token. Links are capped in
+all and per address (`mcpd/link.py` LinkLimits). Browsers are refused (a handshake with an Origin
 header): mcplocal sends none, and no web page has business here.
 """
 
@@ -23,9 +24,10 @@ async def data_plane_link(websocket: WebSocket) -> None:
     if websocket.headers.get("origin"):
         await websocket.close(POLICY_VIOLATION, "browsers may not open the data-plane link")
         return
-    if state.gateway is None:
-        await websocket.close(TRY_AGAIN_LATER, "mcpd is starting or stopping")
+    client = websocket.client
+    address = client.host[:64] if client else None
+    if state.gateway is None or not state.gateway.links.admits(address):
+        await websocket.close(TRY_AGAIN_LATER, "mcpd takes no more links now")
         return
     await websocket.accept()
-    client = websocket.client
-    await state.gateway.links.serve(websocket, client.host[:64] if client else None)
+    await state.gateway.links.serve(websocket, address)
