@@ -182,7 +182,7 @@ def test_a_2026_caller_that_did_not_declare_the_capability_gets_32021(op: Cli) -
             with pytest.raises(MCPError) as refused:
                 await session.call_tool("fx-deny__test_sampling", {"prompt": "hi"})
             # the upstream's call was cancelled and the instance serves the next call
-            after = await session.call_tool("fx__echo", {"text": "still here"})
+            after = await session.call_tool("fx-deny__echo", {"text": "still here"})
             return refused.value, text(after)
 
     error, after = anyio.run(scenario)

@@ -83,3 +83,23 @@ async def test_an_undeclared_capability_is_32021_and_a_client_gone_cancels_the_c
     await asyncio.sleep(0.01)
     waiter.cancel()
     await asyncio.wait_for(cancelled.wait(), 1)
+
+
+async def test_a_refused_call_that_does_not_end_on_its_own_is_cancelled_after_the_grace() -> None:
+    rounds = InputRounds(InputRoundsSettings(ending_grace_seconds=0.05))
+    outcome: list[str] = []
+
+    async def stubborn(notify: Notify, relay: Relay) -> dict[str, Any]:
+        answer = await relay(ASK)  # not declared: answered with an error at once
+        outcome.append("error" if "error" in answer else "result")
+        try:
+            await asyncio.sleep(30)  # and goes on working
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return {}
+
+    with pytest.raises(MCPError):
+        await rounds.run("t", "tools/call", {"name": "x"}, {}, None, stubborn)
+    await asyncio.sleep(0.2)
+    assert outcome == ["error", "cancelled"]

@@ -70,6 +70,7 @@ class InputRoundsSettings:
     wait_seconds: float = 60.0
     max_per_token: int = 16
     max_total: int = 1000
+    ending_grace_seconds: float = ENDING_GRACE_SECONDS
 
 
 @dataclass
@@ -87,6 +88,7 @@ class PendingCall:
     request: tuple[str, str]  # (method, name or URI): a retry must be the same request
     capabilities: Any  # what the current request declared
     notify: Notify | None  # the current request's stream (progress, log lines)
+    grace: float = ENDING_GRACE_SECONDS
     task: asyncio.Task[dict[str, Any]] | None = None
     asks: dict[str, _Ask] = field(default_factory=dict)
     failure: MCPError | None = None
@@ -101,9 +103,9 @@ class PendingCall:
         """End the call with `error` for its caller."""
         if self.failure is None:
             self.failure = error
-        self.end("the call ended")
+        self.end("the call ended", self.grace)
 
-    def end(self, reason: str, grace: float = ENDING_GRACE_SECONDS) -> None:
+    def end(self, reason: str, grace: float) -> None:
         """Nobody will take this call's result: its upstream's requests get an error answer (on
         which a server ends its call itself) and a call still running `grace` seconds later is
         cancelled upstream (`notifications/cancelled`)."""
@@ -203,7 +205,7 @@ class InputWaits:
         call = self._forget(state)
         if call is not None:
             logger.info("a call waited for its client's input for too long: its upstream is told no")
-            call.end(f"the client did not answer within {self.settings.wait_seconds:g}s")
+            call.end(f"the client did not answer within {self.settings.wait_seconds:g}s", call.grace)
 
     def close(self) -> None:
         for state in list(self._parked):
@@ -243,7 +245,8 @@ class InputRounds:
                 if not ask.answer.done():
                     ask.answer.set_result(answer)
         else:
-            call = PendingCall(token_sha, request, capabilities, notify)
+            grace = self.waits.settings.ending_grace_seconds
+            call = PendingCall(token_sha, request, capabilities, notify, grace=grace)
             call.task = asyncio.get_running_loop().create_task(start(call.relay_notification, call.ask))
             call.task.add_done_callback(lambda task: _settled(call, task))
         try:
