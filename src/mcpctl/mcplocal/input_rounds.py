@@ -26,7 +26,6 @@ replica that holds its call). A `requestState` without this module's prefix is t
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
@@ -93,8 +92,14 @@ class PendingCall:
     asks: dict[str, _Ask] = field(default_factory=dict)
     failure: MCPError | None = None
     ended: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    waiter: asyncio.Future[None] | None = None  # the request waiting for what the call does next
+    asked: int = 0  # how many requests the upstream sent (numbers the keys)
+
+    def wake(self) -> None:
+        """Something changed (an ask came, the call ended): the request waiting on it looks."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def outstanding(self) -> dict[str, _Ask]:
         return {key: ask for key, ask in self.asks.items() if not ask.answer.done()}
@@ -118,7 +123,7 @@ class PendingCall:
                 task.cancel()
             else:
                 asyncio.get_running_loop().call_later(grace, task.cancel)
-        self.changed.set()
+        self.wake()
 
     async def ask(self, message: Message) -> Message:
         """The relay the upstream's requests reach: parked until the caller's retry answers."""
@@ -131,10 +136,11 @@ class PendingCall:
         if not declares(self.capabilities, required):
             self.fail(MCPError(*missing_capability_error(method, required)))
             return {"error": {"code": INTERNAL_ERROR, "message": f"the client did not declare {method}"}}
-        key = f"{_KEY_NAMES[method]}-{next(self._keys)}"
+        self.asked += 1
+        key = f"{_KEY_NAMES[method]}-{self.asked}"
         ask = _Ask(key, {"method": method, "params": message.get("params") or {}}, asyncio.Future())
         self.asks[key] = ask
-        self.changed.set()
+        self.wake()
         try:
             return await ask.answer
         finally:
@@ -270,9 +276,8 @@ class InputRounds:
                 if call.failure is None and not task.done():
                     return self._round(call)
                 continue
-            call.changed.clear()
-            if call.failure is None and not task.done() and not call.outstanding():
-                await call.changed.wait()
+            call.waiter = asyncio.get_running_loop().create_future()
+            await call.waiter
 
     def _round(self, call: PendingCall) -> dict[str, Any]:
         try:
@@ -288,7 +293,7 @@ class InputRounds:
 
 
 def _settled(call: PendingCall, task: asyncio.Task[dict[str, Any]]) -> None:
-    call.changed.set()
+    call.wake()
     if not task.cancelled() and task.exception() is not None and call.ended:  # nobody takes it
         logger.debug("a call nobody waits for ended with %r", task.exception())
 
