@@ -36,7 +36,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 import mcpctl
 from mcpctl.mcplocal.client_capabilities import declares, refusal, required_capability
 from mcpctl.mcplocal.exchanges import exchange_of
-from mcpctl.mcplocal.input_rounds import InputRounds, Start
+from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, Message, Notify, Relay
 from mcpctl.mcplocal.router import LiveSession, Router
 
@@ -53,6 +53,8 @@ REQUEST_CANCELLED = -32800  # the LSP code the SDK also uses for a cancelled req
 
 Ctx = ServerRequestContext[Any, Any]
 CallerOf = Callable[[Ctx], Awaitable[Caller]]
+# Router.call_tool, get_prompt, read_resource: (caller, params, notify, *, relay, audit fields)
+Route = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
 
 _NOTIFICATIONS: dict[str, Any] = {
     "notifications/progress": types.ProgressNotification,
@@ -150,9 +152,9 @@ class Endpoint:
             on_list_prompts=self._lister("prompts"),
             on_list_resources=self._lister("resources"),
             on_list_resource_templates=self._lister("resourceTemplates"),
-            on_call_tool=self._call_tool,
-            on_get_prompt=self._get_prompt,
-            on_read_resource=self._read_resource,
+            on_call_tool=self._interactive("tools/call", router.call_tool),
+            on_get_prompt=self._interactive("prompts/get", router.get_prompt),
+            on_read_resource=self._interactive("resources/read", router.read_resource),
             on_completion=self._complete,
             on_subscribe_resource=self._subscribe,
             on_unsubscribe_resource=self._unsubscribe,
@@ -309,44 +311,27 @@ class Endpoint:
 
     # ---- handlers ------------------------------------------------------------------------------
 
-    async def _call_tool(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        fields, forwarded = self._audit_fields(ctx), self._params(ctx)
+    def _interactive(self, method: str, route: Route) -> Callable[[Ctx, Any], Awaitable[Any]]:
+        """The handler of a request whose upstream may ask the client mid-call (tools/call,
+        prompts/get, resources/read): a legacy caller is asked on its own stream, a 2026-07-28
+        caller gets `input_required` rounds (input_rounds.py)."""
 
-        def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
-            return self.router.call_tool(caller, forwarded, notify, relay=relay, **fields)
+        async def handler(ctx: Ctx, params: Any) -> Any:
+            caller = await self._caller(ctx)
+            fields, forwarded = self._audit_fields(ctx), self._params(ctx)
 
-        return self._finish(ctx, await self._interactive(ctx, caller, "tools/call", start))
+            def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
+                return route(caller, forwarded, notify, relay=relay, **fields)
 
-    async def _get_prompt(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        fields, forwarded = self._audit_fields(ctx), self._params(ctx)
+            if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                work = start(self._relay(ctx), self._ask(ctx))
+            else:
+                meta = forwarded.get("_meta")
+                declared = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+                work = self.rounds.run(caller.token_sha, method, forwarded, declared, self._relay(ctx), start)
+            return self._finish(ctx, await self._cancellable(ctx, work))
 
-        def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
-            return self.router.get_prompt(caller, forwarded, notify, relay=relay, **fields)
-
-        return self._finish(ctx, await self._interactive(ctx, caller, "prompts/get", start))
-
-    async def _read_resource(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        fields, forwarded = self._audit_fields(ctx), self._params(ctx)
-
-        def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
-            return self.router.read_resource(caller, forwarded, notify, relay=relay, **fields)
-
-        return self._finish(ctx, await self._interactive(ctx, caller, "resources/read", start))
-
-    async def _interactive(self, ctx: Ctx, caller: Caller, method: str, start: Start) -> dict[str, Any]:
-        """A request whose upstream may ask the client mid-call. A legacy caller is asked on its own
-        stream; a 2026-07-28 caller gets `input_required` rounds (input_rounds.py)."""
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return await self._cancellable(ctx, start(self._relay(ctx), self._ask(ctx)))
-        params = self._params(ctx)
-        meta = params.get("_meta")
-        declared = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
-        return await self._cancellable(
-            ctx, self.rounds.run(caller.token_sha, method, params, declared, self._relay(ctx), start)
-        )
+        return handler
 
     async def _complete(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
