@@ -30,6 +30,7 @@ from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.mcplocal.audit import AuditQueue
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, TokenGate, loopback_hosts, loopback_origins
+from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
@@ -111,7 +112,7 @@ class EmbeddedUpstream:
                     raise UpstreamFailure(self.name, runtime.unavailable_reason())
                 answer = await connection.request(
                     method,
-                    without_envelope(params) if params is not None else None,
+                    _handshake_era(params) if params is not None else None,
                     timeout=timeout or config.call_seconds,
                     notify=notify,
                     relay=relay,
@@ -119,6 +120,18 @@ class EmbeddedUpstream:
         except UpstreamError as exc:
             raise UpstreamFailure(self.name, str(exc), exc.code) from None
         return filter_tools(runtime, answer) if method == "tools/list" else answer
+
+
+def _handshake_era(params: dict[str, Any]) -> dict[str, Any]:
+    """A caller's params as a 2025-11-25 session takes them: without the 2026-07-28 envelope and
+    without a retry's `inputResponses`/`requestState` (mcplocal answers those rounds itself)."""
+    params = without_envelope(params)
+    if "inputResponses" in params or "requestState" in params:
+        params = {k: v for k, v in params.items() if k not in _ROUND_PARAMS}
+    return params
+
+
+_ROUND_PARAMS = ("inputResponses", "requestState")
 
 
 class EmbeddedPlane:
@@ -215,7 +228,7 @@ class Gateway:
         )
         self.router = Router(self.plane, settings.router_settings(), self.audit.put)
         # split-mode mcplocal's calls run through this same plane (the data-plane link)
-        self.endpoint = Endpoint(self.router)
+        self.endpoint = Endpoint(self.router, rounds=InputRounds(settings.input_rounds_settings()))
         self.gate = TokenGate(
             self.plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000
         )

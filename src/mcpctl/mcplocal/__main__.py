@@ -32,6 +32,7 @@ from starlette.routing import Route
 from mcpctl.core.urlsecrets import redact_access_logs
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
+from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
 from mcpctl.mcplocal.remote import RemotePlane
 from mcpctl.mcplocal.router import Router
@@ -60,7 +61,7 @@ def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGat
 def build_app(settings: GatewaySettings) -> Starlette:
     """mcplocal serve's ASGI app (split data plane)."""
     plane, router, gate = data_plane(settings)
-    endpoint = Endpoint(router)
+    endpoint = Endpoint(router, rounds=InputRounds(settings.input_rounds_settings()))
     mcp_app = ProjectMcpApp(
         endpoint,
         gate,
@@ -144,7 +145,7 @@ class StdioToken:
 async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, value: str | None) -> None:
     plane, router, gate = data_plane(settings)
     token = StdioToken(gate, project, path, value)
-    endpoint = Endpoint(router, caller_of=token.caller)
+    endpoint = Endpoint(router, caller_of=token.caller, rounds=InputRounds(settings.input_rounds_settings()))
     try:
         async with stdio_server() as (read_stream, write_stream):
             await endpoint.server.run(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import mcp_types as types
@@ -30,11 +30,14 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import mcpctl
+from mcpctl.mcplocal.client_capabilities import declares, refusal, required_capability
 from mcpctl.mcplocal.exchanges import exchange_of
-from mcpctl.mcplocal.ports import Caller, Message, Relay
+from mcpctl.mcplocal.input_rounds import InputRounds
+from mcpctl.mcplocal.ports import Caller, Message, Notify, Relay
 from mcpctl.mcplocal.router import LiveSession, Router
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ REQUEST_CANCELLED = -32800  # the LSP code the SDK also uses for a cancelled req
 
 Ctx = ServerRequestContext[Any, Any]
 CallerOf = Callable[[Ctx], Awaitable[Caller]]
+# Router.call_tool, get_prompt, read_resource: (caller, params, notify, *, relay, audit fields)
+Route = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
 
 _NOTIFICATIONS: dict[str, Any] = {
     "notifications/progress": types.ProgressNotification,
@@ -123,8 +128,16 @@ class Endpoint:
     """The SDK server wired to a router; `caller_of` says who is asking (HTTP: the bearer the auth
     layer checked; stdio: the configured token)."""
 
-    def __init__(self, router: Router, caller_of: CallerOf = lambda ctx: _async(caller_from_scope(ctx))):
+    def __init__(
+        self,
+        router: Router,
+        caller_of: CallerOf = lambda ctx: _async(caller_from_scope(ctx)),
+        rounds: InputRounds | None = None,
+    ):
+        """`rounds`: the 2026-07-28 callers' input_required rounds (its bounds come from
+        `GatewaySettings.input_rounds_settings()`)."""
         self.router, self.caller_of = router, caller_of
+        self.rounds = rounds or InputRounds()
         self.buses: dict[str, InMemorySubscriptionBus] = {}
         self.listeners: dict[str, ListenHandler] = {}
         router.plane.watch(self._publish)
@@ -139,9 +152,9 @@ class Endpoint:
             on_list_prompts=self._lister("prompts"),
             on_list_resources=self._lister("resources"),
             on_list_resource_templates=self._lister("resourceTemplates"),
-            on_call_tool=self._call_tool,
-            on_get_prompt=self._get_prompt,
-            on_read_resource=self._read_resource,
+            on_call_tool=self._interactive("tools/call", router.call_tool),
+            on_get_prompt=self._interactive("prompts/get", router.get_prompt),
+            on_read_resource=self._interactive("resources/read", router.read_resource),
             on_completion=self._complete,
             on_subscribe_resource=self._subscribe,
             on_unsubscribe_resource=self._unsubscribe,
@@ -234,8 +247,8 @@ class Endpoint:
     @staticmethod
     def _ask(ctx: Ctx) -> Relay:
         """Put an upstream's sampling, elicitation or roots request to this caller's client, on
-        this request's stream (2025-11-25 sessions; a 2026-07-28 connection has no back channel and
-        the upstream gets an error)."""
+        this request's stream (2025-11-25 sessions), when the client declared the capability it
+        needs; otherwise the upstream gets an error answer."""
 
         async def ask(message: Message) -> Message:
             method = str(message.get("method"))
@@ -243,6 +256,9 @@ class Endpoint:
             if models is None:
                 return {"error": {"code": types.METHOD_NOT_FOUND, "message": f"{method} is not relayed"}}
             request_model, result_model = models
+            required = required_capability(message)
+            if required is not None and not declares(_declared(ctx), required):
+                return refusal(method, required)
             body: dict[str, Any] = {"method": method}
             if message.get("params") is not None:
                 body["params"] = message["params"]
@@ -295,35 +311,27 @@ class Endpoint:
 
     # ---- handlers ------------------------------------------------------------------------------
 
-    async def _call_tool(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        result = await self._cancellable(
-            ctx,
-            self.router.call_tool(
-                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
-            ),
-        )
-        return self._finish(ctx, result)
+    def _interactive(self, method: str, route: Route) -> Callable[[Ctx, Any], Awaitable[Any]]:
+        """The handler of a request whose upstream may ask the client mid-call (tools/call,
+        prompts/get, resources/read): a legacy caller is asked on its own stream, a 2026-07-28
+        caller gets `input_required` rounds (input_rounds.py)."""
 
-    async def _get_prompt(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        result = await self._cancellable(
-            ctx,
-            self.router.get_prompt(
-                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
-            ),
-        )
-        return self._finish(ctx, result)
+        async def handler(ctx: Ctx, params: Any) -> Any:
+            caller = await self._caller(ctx)
+            fields, forwarded = self._audit_fields(ctx), self._params(ctx)
 
-    async def _read_resource(self, ctx: Ctx, params: Any) -> Any:
-        caller = await self._caller(ctx)
-        result = await self._cancellable(
-            ctx,
-            self.router.read_resource(
-                caller, self._params(ctx), self._relay(ctx), relay=self._ask(ctx), **self._audit_fields(ctx)
-            ),
-        )
-        return self._finish(ctx, result)
+            def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
+                return route(caller, forwarded, notify, relay=relay, **fields)
+
+            if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                work = start(self._relay(ctx), self._ask(ctx))
+            else:
+                meta = forwarded.get("_meta")
+                declared = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+                work = self.rounds.run(caller.token_sha, method, forwarded, declared, self._relay(ctx), start)
+            return self._finish(ctx, await self._cancellable(ctx, work))
+
+        return handler
 
     async def _complete(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
@@ -367,6 +375,7 @@ class Endpoint:
                 await bus.publish(event)
 
     def close(self) -> None:
+        self.rounds.close()
         for listener in self.listeners.values():
             listener.close()
 
@@ -385,6 +394,15 @@ def _session_id(ctx: Ctx) -> str | None:
         return None
     value = request.headers.get(SESSION_HEADER)
     return value if isinstance(value, str) and value else None
+
+
+def _declared(ctx: Ctx) -> dict[str, Any]:
+    """The capabilities the caller's client declared (legacy: in `initialize`), in wire shape."""
+    capabilities = ctx.session.client_capabilities
+    if capabilities is None:
+        return {}
+    declared: dict[str, Any] = capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return declared
 
 
 def _standalone(ctx: Ctx) -> Callable[[str, dict[str, Any] | None], Awaitable[None]]:

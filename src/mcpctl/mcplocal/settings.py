@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcpctl.core.session_shares import SessionLimits
+from mcpctl.mcplocal.input_rounds import InputRoundsSettings
 from mcpctl.mcplocal.router import RouterSettings
 
 
@@ -102,11 +103,40 @@ class GatewaySettings(BaseSettings):
         ),
     )
 
+    input_wait_ms: int = Field(
+        60_000,
+        ge=100,
+        le=3_600_000,
+        description="How long a 2026-07-28 caller's call whose upstream asked for sampling, elicitation or "
+        "roots (answered `input_required`) waits for the client's retry; then the upstream's request gets "
+        "an error and the call is cancelled.",
+    )
+    max_input_waits_per_token: int = Field(
+        16,
+        ge=1,
+        le=100_000,
+        description="Most such calls one McpToken may have waiting for its input; one more is answered "
+        "with an error and its call cancelled.",
+    )
+    max_input_waits: int = Field(
+        1_000,
+        ge=1,
+        le=1_000_000,
+        description="Most such calls waiting for their clients' input in all (per process).",
+    )
+
     def session_limits(self) -> SessionLimits:
         return SessionLimits(
             per_token=self.max_sessions_per_token,
             per_project=self.max_sessions_per_project,
             total=self.max_sessions,
+        )
+
+    def input_rounds_settings(self) -> InputRoundsSettings:
+        return InputRoundsSettings(
+            wait_seconds=self.input_wait_ms / 1000,
+            max_per_token=self.max_input_waits_per_token,
+            max_total=self.max_input_waits,
         )
 
     def router_settings(self) -> RouterSettings:
