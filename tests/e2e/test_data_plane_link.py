@@ -16,10 +16,12 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from mcpctl.core import tokens
 from tests.e2e.conftest import Cli, login_admin
 from tests.e2e.upstreams import FIXTURE, PYTHON, wait_running
 
 pytestmark = pytest.mark.e2e
+MCPD_ENV = {"MCPD_LINK_MAX_OUTBOX_BYTES": str(1024 * 1024), "MCPD_LINK_AUTH_DEADLINE_SECONDS": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +62,14 @@ class Peer:
                 if match(frame):
                     return frame
 
-    async def auth(self, token: str) -> dict[str, Any]:
+    async def socket_auth(self, token: str) -> dict[str, Any]:
+        """The whole `authed` frame."""
         ask = next(self.ids)
         await self.send({"t": "auth", "ask": ask, "bearer": token})
-        frame = await self.expect(lambda f: f.get("t") == "authed" and f.get("ask") == ask)
-        introspection: dict[str, Any] = frame["introspection"]
+        return await self.expect(lambda f: f.get("t") == "authed" and f.get("ask") == ask)
+
+    async def auth(self, token: str) -> dict[str, Any]:
+        introspection: dict[str, Any] = (await self.socket_auth(token))["introspection"]
         return introspection
 
     async def call(
@@ -112,14 +117,62 @@ def test_a_call_is_made_only_as_a_token_presented_on_this_link(op: Cli) -> None:
     anyio.run(scenario)
 
 
-def test_bad_tokens_are_refused_and_a_guessing_link_is_closed(op: Cli) -> None:
+def test_bad_tokens_are_refused(op: Cli) -> None:
     async def scenario() -> None:
-        async with peer(op) as guesser:
-            assert await guesser.auth("mcpctl_pat_notatoken") == {"ok": False, "reason": "malformed"}
-            assert (await guesser.auth(12345))["ok"] is False  # type: ignore[arg-type]
-            with pytest.raises(websockets.ConnectionClosed):
-                for n in range(200):
-                    await guesser.auth(f"mcpctl_pat_guess{n}")
+        async with peer(op) as link:
+            assert await link.auth("mcpctl_pat_notatoken") == {"ok": False, "reason": "malformed"}
+            assert (await link.auth(12345))["ok"] is False  # type: ignore[arg-type]
+            assert await link.auth(tokens.generate()) == {"ok": False, "reason": "unknown"}
+
+    anyio.run(scenario)
+
+
+def test_a_link_that_presents_no_token_is_closed(op: Cli) -> None:
+    async def scenario() -> None:
+        async with peer(op) as idle:
+            with anyio.fail_after(10), pytest.raises(websockets.ConnectionClosed) as closed:
+                await idle.socket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        async with peer(op) as loud:  # before a valid token, frames are small
+            await loud.socket.send(json.dumps({"t": "junk", "pad": "x" * 100_000}))
+            with anyio.fail_after(10), pytest.raises(websockets.ConnectionClosed) as closed:
+                await loud.socket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+    anyio.run(scenario)
+
+
+def test_a_link_that_stops_reading_is_closed_and_stalls_no_one_else(op: Cli) -> None:
+    """mcpd never waits for a link's reader: a link that asks for much and reads nothing fills its
+    own bounded outbox (MCPD_LINK_MAX_OUTBOX_BYTES, 1 MiB here) and is closed, while another link's
+    calls to the same upstream instance go on."""
+    hog_token, victim_token = mint(op, "hog"), mint(op, "victim")
+    big = {"name": "echo", "arguments": {"text": "x" * 300_000}}
+
+    async def scenario() -> None:
+        async with peer(op, max_queue=1) as hog, peer(op) as victim:
+            await hog.auth(hog_token)
+            await victim.auth(victim_token)
+            for n in range(60):
+                await hog.send(
+                    {
+                        "t": "call",
+                        "id": 1000 + n,
+                        "token": sha(hog_token),
+                        "server": "fx",
+                        "method": "tools/call",
+                        "params": big,
+                    }
+                )
+            await anyio.sleep(2)  # the hog reads nothing while answers pile up
+            started = anyio.current_time()
+            answer = await victim.call(sha(victim_token), "fx", "tools/call", ECHO)
+            assert answer["t"] == "answer" and anyio.current_time() - started < 5
+            with anyio.fail_after(30), pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await hog.socket.recv()
+            # closed with 1013, or cut off when it would not even read the close frame
+            assert closed.value.rcvd is None or closed.value.rcvd.code == 1013
 
     anyio.run(scenario)
 
@@ -208,5 +261,21 @@ def test_bad_frames_change_nothing_and_the_link_keeps_working(op: Cli) -> None:
             assert (await link.expect(lambda f: f.get("id") == 9001))["t"] == "failure"
             await link.auth(token)
             assert (await link.call(sha(token), "fx", "tools/call", ECHO))["t"] == "answer"
+
+    anyio.run(scenario)
+
+
+def test_refused_tokens_are_throttled_per_address(op: Cli) -> None:
+    """Each well-formed token costs a database lookup: past 100 refusals from one address within a
+    minute, tokens from it are not checked for a while (last in this module: it uses up 127.0.0.1's
+    budget)."""
+
+    async def scenario() -> None:
+        async with peer(op) as guesser:
+            answers = [await guesser.socket_auth(tokens.generate()) for _ in range(120)]
+        refused = [a for a in answers if "introspection" in a]
+        throttled = [a for a in answers if "unavailable" in a]
+        assert len(refused) <= 101 and throttled, (len(refused), len(throttled))
+        assert all(a["introspection"]["reason"] == "unknown" for a in refused)
 
     anyio.run(scenario)

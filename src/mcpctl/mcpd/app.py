@@ -18,6 +18,7 @@ from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.mcpd.kinds import HANDLERS
+from mcpctl.mcpd.link import LinkLimits
 from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
 from mcpctl.mcpd.routers import audit as audit_router
@@ -107,6 +108,12 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 gateway_config,
                 settings.resolved_public_url,
                 spool_dir=settings.data_dir / "audit-spool",
+                link_limits=LinkLimits(
+                    max_links=settings.link_max_links,
+                    max_links_per_address=settings.link_max_links_per_address,
+                    auth_deadline_seconds=settings.link_auth_deadline_seconds,
+                    max_outbox_bytes=settings.link_max_outbox_bytes,
+                ),
             )
             await stack.enter_async_context(state.gateway.running())
             if settings.supervise:

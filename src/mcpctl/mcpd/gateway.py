@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -214,6 +215,7 @@ class Gateway:
         settings: GatewaySettings,
         public_url: str,
         spool_dir: Path | None = None,
+        link_limits: LinkLimits | None = None,
     ):
         """`spool_dir`: where answered calls' AuditEvents are spooled until stored (mcpd: under its
         data dir); `MCPLOCAL_AUDIT_SPOOL_DIR` wins; neither: no spool (in-process tests)."""
@@ -251,7 +253,7 @@ class Gateway:
             self.plane,
             self.audit.put,
             self.durable,
-            LinkLimits(token_seconds=settings.token_positive_ttl_ms / 1000),
+            replace(link_limits or LinkLimits(), token_seconds=settings.token_positive_ttl_ms / 1000),
         )
 
     @contextlib.asynccontextmanager

@@ -135,6 +135,11 @@ class _Link:
             task.cancel()
         self.closing = asyncio.ensure_future(_close_quietly(self.socket, code, reason))
 
+    async def shut_now(self, code: int, reason: str) -> None:
+        self.shut(code, reason)
+        if self.closing is not None:
+            await self.closing
+
     async def write(self) -> None:
         """The link's writer: sends the outbox in order until the link closes."""
         while not self.closed:
@@ -252,22 +257,20 @@ class LinkHub:
         link = _Link(socket, address, self.limits)
         self.links.add(link)
         writer = asyncio.create_task(link.write())
-        deadline = time.monotonic() + self.limits.auth_deadline_seconds
+
+        def unless_authenticated() -> None:
+            if not link.ever_authenticated:
+                link.shut(POLICY_VIOLATION, "no valid token was presented in time")
+
+        deadline = self._loop.call_later(self.limits.auth_deadline_seconds, unless_authenticated)
         try:
             while not link.closed:
                 try:
-                    if link.ever_authenticated:
-                        text = await socket.receive_text()
-                    else:
-                        async with asyncio.timeout_at(_loop_time(deadline)):
-                            text = await socket.receive_text()
-                except TimeoutError:
-                    link.shut(POLICY_VIOLATION, "no valid token was presented in time")
-                    return
+                    text = await socket.receive_text()
                 except Exception:  # disconnected (Starlette raises WebSocketDisconnect)
                     return
                 if not link.ever_authenticated and len(text) > wire.MAX_UNAUTHENTICATED_FRAME_BYTES:
-                    link.shut(TOO_BIG, "frames are small until a token is presented")
+                    await link.shut_now(TOO_BIG, "frames are small until a token is presented")
                     return
                 try:
                     frame = wire.decode(text)
@@ -278,6 +281,9 @@ class LinkHub:
                     continue
                 self._dispatch(link, frame)
         finally:
+            deadline.cancel()
+            if link.closing is not None:
+                await link.closing  # the close frame goes out before the handler returns
             link.closed = True
             link.wake.set()
             self.links.discard(link)
@@ -492,11 +498,6 @@ def _expired(caller: Caller) -> bool:
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
     return expires <= datetime.now(UTC)
-
-
-def _loop_time(monotonic_deadline: float) -> float:
-    """A time.monotonic() deadline on the event loop's clock."""
-    return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
 
 
 def _malformed_reply() -> Message:

@@ -201,6 +201,21 @@ class Settings(BaseSettings):
     proxy_session_idle_seconds: float = Field(
         3600.0, gt=0, description="Per-server MCP proxy sessions idle this long are forgotten."
     )
+    link_max_links: int = Field(
+        1024, ge=1, description="Most data-plane links (split-mode mcplocal WebSockets) open at once."
+    )
+    link_max_links_per_address: int = Field(
+        32, ge=1, description="Most data-plane links open at once from one client address."
+    )
+    link_auth_deadline_seconds: float = Field(
+        10.0, gt=0, description="A data-plane link that presents no valid token within this is closed."
+    )
+    link_max_outbox_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=65536,
+        description="Most bytes mcpd holds for a data-plane link that does not read; past it the link is "
+        "closed (its calls fail), never an upstream stalled.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Write logs as JSON lines (one object per record).")
 

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 PING_SECONDS = 20.0
 AUTH_TIMEOUT = 30.0
+HOLD_MARGIN_SECONDS = 2.0
 
 EventHandler = Callable[[str, Message], Awaitable[None]]
 
@@ -62,7 +64,7 @@ class _Call:
 @dataclass
 class _Connection:
     socket: ClientConnection
-    authed: set[str] = field(default_factory=set)
+    authed: dict[str, float] = field(default_factory=dict)  # token sha → until when mcpd holds it
     calls: dict[int, _Call] = field(default_factory=dict)
     auths: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -70,9 +72,11 @@ class _Connection:
     gone: bool = False
 
     async def send(self, frame: dict[str, Any]) -> None:
+        await self.send_text(wire.encode(frame))
+
+    async def send_text(self, text: str) -> None:
         if self.gone:
             raise LinkDown("the link to mcpd dropped")
-        text = wire.encode(frame)
         async with self.lock:
             try:
                 await self.socket.send(text)
@@ -211,7 +215,7 @@ class LinkClient:
         elif kind == wire.ENDED:
             sha = frame.get("token")
             if isinstance(sha, str):
-                connection.authed.discard(sha)
+                connection.authed.pop(sha, None)
                 if self.on_ended is not None:
                     self.on_ended(sha)
 
@@ -254,7 +258,11 @@ class LinkClient:
         body = frame.get("introspection")
         body = body if isinstance(body, dict) else {"ok": False, "reason": "unknown"}
         if body.get("ok"):
-            connection.authed.add(hashlib.sha256(bearer.encode()).hexdigest())
+            hold = frame.get("holdSeconds")
+            hold = float(hold) if isinstance(hold, int | float) else 0.0
+            # a little early, so a call rarely meets an authentication mcpd has just dropped
+            until = time.monotonic() + max(0.0, hold - HOLD_MARGIN_SECONDS)
+            connection.authed[hashlib.sha256(bearer.encode()).hexdigest()] = until
         return body
 
     async def request(
@@ -264,26 +272,24 @@ class LinkClient:
         method: str,
         params: dict[str, Any] | None,
         *,
-        timeout: float | None,
         notify: Notify | None,
         relay: Relay | None,
         session: str | None,
     ) -> Message:
-        """The upstream's JSON-RPC answer. LinkDown, LinkRefused (the token is not accepted any more)
-        or CallFailed otherwise; cancelling this cancels the call at mcpd."""
+        """The upstream's JSON-RPC answer (the server's own call timeout applies at mcpd). LinkDown,
+        LinkRefused (the token is not accepted any more) or CallFailed otherwise; cancelling this
+        cancels the call at mcpd."""
         sha = hashlib.sha256(bearer.encode()).hexdigest()
         for attempt in (1, 2):
             connection = await self._connect()
-            if sha not in connection.authed:
+            if connection.authed.get(sha, 0.0) <= time.monotonic():
                 body = await self.authenticate(bearer)
                 if not body.get("ok"):
                     raise LinkRefused(str(body.get("reason") or "unknown"))
             try:
-                return await self._call(
-                    connection, sha, server, method, params, timeout, notify, relay, session
-                )
+                return await self._call(connection, sha, server, method, params, notify, relay, session)
             except LinkRefused:
-                connection.authed.discard(sha)
+                connection.authed.pop(sha, None)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -295,7 +301,6 @@ class LinkClient:
         server: str,
         method: str,
         params: dict[str, Any] | None,
-        timeout: float | None,
         notify: Notify | None,
         relay: Relay | None,
         session: str | None,
@@ -312,14 +317,17 @@ class LinkClient:
             frame["params"] = params
         if session:
             frame["session"] = session[:128]
-        if timeout is not None:
-            frame["timeout"] = timeout
         if relay is not None:
             frame["relay"] = True
+        text = wire.encode(frame)
+        if len(text) > wire.MAX_INBOUND_FRAME_BYTES:
+            raise CallFailed(
+                f"the request is larger than the data-plane link takes ({len(text)} bytes)", -32600
+            )
         call = _Call(asyncio.get_running_loop().create_future(), notify, relay)
         connection.calls[call_id] = call
         try:
-            await connection.send(frame)
+            await connection.send_text(text)
             return await call.future
         except asyncio.CancelledError:
             if not connection.gone:

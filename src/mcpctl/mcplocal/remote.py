@@ -89,7 +89,6 @@ class RemoteUpstream:
                 self.name,
                 method,
                 params,
-                timeout=timeout,
                 notify=notify,
                 relay=relay,
                 session=self.session_id,
