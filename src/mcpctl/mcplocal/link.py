@@ -280,6 +280,13 @@ class LinkClient:
         LinkRefused (the token is not accepted any more) or CallFailed otherwise; cancelling this
         cancels the call at mcpd."""
         sha = hashlib.sha256(bearer.encode()).hexdigest()
+        frame: dict[str, Any] = {"t": wire.CALL, "token": sha, "server": server, "method": method}
+        if params is not None:
+            frame["params"] = params
+        if session:
+            frame["session"] = session[:128]
+        if relay is not None:
+            frame["relay"] = True
         for attempt in (1, 2):
             connection = await self._connect()
             if connection.authed.get(sha, 0.0) <= time.monotonic():
@@ -287,44 +294,22 @@ class LinkClient:
                 if not body.get("ok"):
                     raise LinkRefused(str(body.get("reason") or "unknown"))
             try:
-                return await self._call(connection, sha, server, method, params, notify, relay, session)
+                return await self._call(
+                    connection, frame, _Call(asyncio.get_running_loop().create_future(), notify, relay)
+                )
             except LinkRefused:
                 connection.authed.pop(sha, None)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _call(
-        self,
-        connection: _Connection,
-        sha: str,
-        server: str,
-        method: str,
-        params: dict[str, Any] | None,
-        notify: Notify | None,
-        relay: Relay | None,
-        session: str | None,
-    ) -> Message:
+    async def _call(self, connection: _Connection, frame: dict[str, Any], call: _Call) -> Message:
         call_id = next(self._ids)
-        frame: dict[str, Any] = {
-            "t": wire.CALL,
-            "id": call_id,
-            "token": sha,
-            "server": server,
-            "method": method,
-        }
-        if params is not None:
-            frame["params"] = params
-        if session:
-            frame["session"] = session[:128]
-        if relay is not None:
-            frame["relay"] = True
-        text = wire.encode(frame)
+        text = wire.encode({**frame, "id": call_id})
         if len(text) > wire.MAX_INBOUND_FRAME_BYTES:
             raise CallFailed(
                 f"the request is larger than the data-plane link takes ({len(text)} bytes)", -32600
             )
-        call = _Call(asyncio.get_running_loop().create_future(), notify, relay)
         connection.calls[call_id] = call
         try:
             await connection.send_text(text)
