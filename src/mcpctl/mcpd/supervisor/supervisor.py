@@ -26,6 +26,8 @@ from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 
 logger = logging.getLogger(__name__)
+# How long a listener may take to take one upstream notification (a client that does not read).
+DELIVERY_SECONDS = 5.0
 
 ServerListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -45,6 +47,7 @@ class Supervisor:
         self.runtimes: dict[str, ServerRuntime] = {}
         # Who hears every server's notifications that belong to no request (the project endpoint).
         self.listeners: list[ServerListener] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
         self._poked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -107,9 +110,15 @@ class Supervisor:
                     await current.apply(config)
 
     def _relay_to_listeners(self, name: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        """An upstream's notifications outside requests, handed to the listeners (the project
+        endpoint's sessions, the data-plane links) without holding up the connection's reader: a
+        client that does not read its stream must never stall the upstream for everyone else."""
+
         async def relay(message: dict[str, Any]) -> None:
             for listener in list(self.listeners):
-                await listener(name, message)
+                task = asyncio.create_task(_deliver(listener, name, message))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
 
         return relay
 
@@ -192,3 +201,15 @@ class Supervisor:
 
     def instance(self, name: str) -> Replica | None:
         return next((r for r in self.instances() if r.name == name), None)
+
+
+async def _deliver(listener: ServerListener, name: str, message: dict[str, Any]) -> None:
+    try:
+        async with asyncio.timeout(DELIVERY_SECONDS):
+            await listener(name, message)
+    except TimeoutError:
+        logger.warning(
+            "a notification of server %s was not taken within %gs; dropped", name, DELIVERY_SECONDS
+        )
+    except Exception:  # boundary: one listener's failure is not the upstream's
+        logger.exception("delivering a notification of server %s failed", name)
