@@ -455,3 +455,57 @@ def differences(actual: Any, expected: Any, path: str = "") -> list[str]:
             )
         ]
     return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
+
+
+# ---- whose sampling request it is, with another caller's request in flight on the same instance -------
+
+
+def _beside_a_long_call(setup: Setup, server: str, tmp: Path) -> tuple[dict[str, Any], Seen, Seen]:
+    """Caller A runs a long call on `server`; meanwhile caller B's tool asks for sampling."""
+    a, b = Seen(tmp), Seen(tmp)
+    endpoint = f"{setup.daemon.url}/projects/{PROJECT}/mcp"
+
+    async def scenario() -> dict[str, Any]:
+        with anyio.fail_after(30):
+            async with (
+                _http_client(endpoint, a, "legacy", setup.token) as first,
+                _http_client(endpoint, b, "legacy", setup.token) as second,
+                anyio.create_task_group() as group,
+            ):
+                started = anyio.Event()
+
+                async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                    started.set()
+
+                async def long_call() -> None:
+                    await first.call_tool(
+                        f"{server}__trigger-long-running-operation",
+                        {"duration": 3, "steps": 6},
+                        progress_callback=on_progress,
+                    )
+
+                group.start_soon(long_call)
+                await started.wait()  # A's call is in flight upstream
+                sampled = await _call(
+                    Access(second, f"{server}__", True), "trigger-sampling-request", prompt="B"
+                )
+                group.cancel_scope.cancel()
+                return sampled
+
+    return run(scenario), a, b
+
+
+def test_over_http_a_sampling_request_reaches_its_own_caller_while_another_call_runs(
+    setup: Setup, tmp_path: Path
+) -> None:
+    sampled, a, b = _beside_a_long_call(setup, "evh", tmp_path)
+    assert not sampled["error"] and '"text": "sampled"' in sampled["text"]
+    assert (len(a.sampled), len(b.sampled)) == (0, 1)
+
+
+def test_over_stdio_a_sampling_request_that_cannot_be_attributed_is_refused_never_misdelivered(
+    setup: Setup, tmp_path: Path
+) -> None:
+    sampled, a, b = _beside_a_long_call(setup, "ev", tmp_path)
+    assert sampled["error"] and "sampling/createMessage" in sampled["text"]
+    assert (len(a.sampled), len(b.sampled)) == (0, 0)

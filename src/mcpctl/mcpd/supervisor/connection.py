@@ -52,7 +52,7 @@ ROOTS_REREAD_SECONDS = 2.0
 # After the re-read: nothing in MCP says when an upstream has applied the roots it read (server-
 # filesystem checks them asynchronously before replacing its directories), so a switch waits a round
 # trip (ping) and this long before the request that needed it goes out.
-ROOTS_SETTLE_SECONDS = 0.05
+ROOTS_SETTLE_SECONDS = 0.1
 LIST_ROOTS: dict[str, Any] = {"method": "roots/list", "params": None}
 
 
@@ -94,7 +94,8 @@ class Connection:
         self._closed_reason: str | None = None
         self.initialize_result: dict[str, Any] | None = None
         self._relays: set[asyncio.Task[None]] = set()
-        self._abandoned: dict[int, float] = {}  # upstream id → when we stop assuming it still runs
+        # upstream id → (when we stop assuming it still runs, whether it could ask its caller's client)
+        self._abandoned: dict[int, tuple[float, bool]] = {}
         self.roots = RootsGate()
 
     @property
@@ -173,21 +174,29 @@ class Connection:
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
 
-    def _owner(self, related: Any) -> _Pending | None:
+    def _owner(self, related: Any, *, askers: bool = False) -> _Pending | None:
         """The request a message from the upstream belongs to: the one whose response stream it came
-        on; with no stream to tell (stdio, the HTTP GET stream) the one request in flight."""
+        on; with no stream to tell (stdio, the HTTP GET stream) the one request in flight. `askers`:
+        for a request to a client, only requests that carry a relay count (a caller's tools/call,
+        prompts/get, resources/read): the others (mcpd's discovery and probes, completions, pings)
+        do not ask clients, and could not relay it if they did."""
         if related is not None:
             return self._pending.get(related) if isinstance(related, int) else None
-        return self._only_caller()
+        return self._only_caller(askers)
 
-    def _only_caller(self) -> _Pending | None:
+    def _only_caller(self, askers: bool = False) -> _Pending | None:
         """The request in flight when it is the only one that may still be running upstream."""
         if self._abandoned:
             now = time.monotonic()
-            self._abandoned = {k: until for k, until in self._abandoned.items() if until > now}
-        if len(self._pending) != 1 or self._abandoned:
+            self._abandoned = {k: gone for k, gone in self._abandoned.items() if gone[0] > now}
+        if any(could_ask or not askers for _, could_ask in self._abandoned.values()):
             return None
-        (entry,) = self._pending.values()
+        candidates = (
+            [e for e in self._pending.values() if e.relay is not None] if askers else self._pending.values()
+        )
+        if len(candidates) != 1:
+            return None
+        (entry,) = candidates
         return entry
 
     async def _answer(self, message: dict[str, Any], related: Any) -> None:
@@ -200,7 +209,7 @@ class Connection:
             switching = self.roots.target
             answer = {"result": {"roots": await self._current_roots(related)}}
         else:
-            owner = self._owner(related) if method in RELAYED else None
+            owner = self._owner(related, askers=True) if method in RELAYED else None
             if owner is not None and owner.relay is not None:
                 answer = await _ask(owner.relay, message)
             else:
@@ -219,7 +228,7 @@ class Connection:
         roots = self.roots.current()
         if roots is not None:
             return roots
-        owner = self._owner(related)
+        owner = self._owner(related, askers=True)
         roots = roots_of(await _ask(owner.relay, LIST_ROOTS)) if owner is not None and owner.relay else []
         if self.roots.current() is None:
             self.roots.given(roots)
@@ -296,11 +305,11 @@ class Connection:
         except LinkClosed as exc:
             raise UpstreamGone(f"{self.label} {exc}") from exc
         except TimeoutError:
-            self._abandon(upstream_id, sent)
+            self._abandon(upstream_id, sent, relay is not None)
             await self._cancel(upstream_id, f"timed out after {timeout:g}s")
             raise UpstreamTimeout(f"{self.label} did not answer {method} within {timeout:g}s") from None
         except asyncio.CancelledError:
-            self._abandon(upstream_id, sent)
+            self._abandon(upstream_id, sent, relay is not None)
             await asyncio.shield(self._cancel(upstream_id, "the caller went away"))
             raise
         finally:
@@ -312,9 +321,9 @@ class Connection:
             if entry.future.done() and not entry.future.cancelled():
                 entry.future.exception()  # mark retrieved
 
-    def _abandon(self, upstream_id: int, sent: bool) -> None:
+    def _abandon(self, upstream_id: int, sent: bool, could_ask: bool) -> None:
         if sent and upstream_id in self._pending:  # it may still run upstream (and log, and ask)
-            self._abandoned[upstream_id] = time.monotonic() + ABANDONED_SECONDS
+            self._abandoned[upstream_id] = (time.monotonic() + ABANDONED_SECONDS, could_ask)
 
     async def _cancel(self, upstream_id: int, reason: str) -> None:
         if upstream_id not in self._pending:
