@@ -294,7 +294,7 @@ class Connection:
                 if gated and relay is not None:
                     # the caller is asked each time, so a change on its side (its roots
                     # list_changed) reaches the upstream with its next request
-                    switch = await self.roots.enter(roots_of(await relay(LIST_ROOTS)))
+                    switch = await self.roots.enter(roots_of(await _ask(relay, LIST_ROOTS)))
                     entered = True
                     if switch:
                         await self._switch_roots()
@@ -307,6 +307,10 @@ class Connection:
         except TimeoutError:
             self._abandon(upstream_id, sent, relay is not None)
             await self._cancel(upstream_id, f"timed out after {timeout:g}s")
+            if not sent:  # its input blocked, or other callers' roots held it the whole time
+                raise UpstreamTimeout(
+                    f"{method} could not be sent to {self.label} within {timeout:g}s"
+                ) from None
             raise UpstreamTimeout(f"{self.label} did not answer {method} within {timeout:g}s") from None
         except asyncio.CancelledError:
             self._abandon(upstream_id, sent, relay is not None)
