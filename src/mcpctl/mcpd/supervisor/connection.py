@@ -51,7 +51,8 @@ ABANDONED_SECONDS = 30.0
 ROOTS_REREAD_SECONDS = 2.0
 # After the re-read: nothing in MCP says when an upstream has applied the roots it read (server-
 # filesystem checks them asynchronously before replacing its directories), so a switch waits a round
-# trip (ping) and this long before the request that needed it goes out.
+# trip (ping) and this long — or ten round trips, when the machine is so loaded that this is longer —
+# before the request that needed it goes out.
 ROOTS_SETTLE_SECONDS = 0.1
 LIST_ROOTS: dict[str, Any] = {"method": "roots/list", "params": None}
 
@@ -247,8 +248,9 @@ class Connection:
                     self.roots.follows_changes = False
                     logger.info("%s does not re-read roots when told they changed", self.label)
                 else:
+                    started = time.monotonic()
                     await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS)
-                    await asyncio.sleep(ROOTS_SETTLE_SECONDS)
+                    await asyncio.sleep(max(ROOTS_SETTLE_SECONDS, 10 * (time.monotonic() - started)))
             settled = True
         finally:
             self.roots.switched(settled)
