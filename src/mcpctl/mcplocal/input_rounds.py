@@ -36,6 +36,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CreateMessageResult, ElicitResult, ListRootsResult
 from pydantic import BaseModel, ValidationError
 
+from mcpctl.core import asks
 from mcpctl.mcplocal.client_capabilities import declares, missing_capability_error, required_capability
 from mcpctl.mcplocal.ports import Message, Notify, Relay
 
@@ -128,6 +129,8 @@ class PendingCall:
     async def ask(self, message: Message) -> Message:
         """The relay the upstream's requests reach: parked until the caller's retry answers."""
         method = str(message.get("method"))
+        if asks.is_optional(message):  # the gateway's own question: not worth a round to the caller
+            return asks.NOT_ASKED
         if self.ended:
             return {"error": {"code": INTERNAL_ERROR, "message": "the caller's request has ended"}}
         required = required_capability(message)

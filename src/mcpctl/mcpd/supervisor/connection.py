@@ -3,8 +3,14 @@
 Every caller's request gets a fresh JSON-RPC id on the upstream side (and a fresh progress token, if
 it asked for progress), so callers never see each other's ids; the answer and the progress
 notifications go back to the caller that asked. Notifications that belong to no request
-(list_changed, logging, resource updates) go to `on_notification`. When the link closes, every
-request still waiting fails at once with `UpstreamGone`: a caller never waits on a dead upstream.
+(list_changed, resource updates) go to `on_notification`. When the link closes, every request still
+waiting fails at once with `UpstreamGone`: a caller never waits on a dead upstream.
+
+Requests from the upstream (sampling, elicitation) and its log lines go to the caller whose request
+they belong to: the one whose response stream they arrived on (Streamable HTTP), else the one request
+in flight; when that cannot be told they are refused (log lines dropped), never given to another
+caller. `roots/list` is answered with the roots of the callers in flight, kept consistent by a
+`RootsGate` (roots.py).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from mcp_types import INTERNAL_ERROR, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 import mcpctl
+from mcpctl.core import asks
 from mcpctl.mcpd.supervisor.links import Link, LinkClosed
+from mcpctl.mcpd.supervisor.roots import Roots, RootsGate, roots_of
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +47,17 @@ RELAYED = frozenset({"sampling/createMessage", "elicitation/create", "roots/list
 # late answer arrives, or this long, log lines and requests from the upstream are not attributed to
 # the one request left in flight, as they may be the abandoned one's.
 ABANDONED_SECONDS = 30.0
+# How long switching an upstream to another caller's roots waits for it to re-read them after
+# notifications/roots/list_changed (an upstream that lets it pass is only notified from then on).
+ROOTS_REREAD_SECONDS = 2.0
+# After the re-read: nothing in MCP says when an upstream has applied the roots it read (server-
+# filesystem checks them asynchronously before replacing its directories), so a switch waits a round
+# trip (ping) and this long — or ten round trips, when the machine is so loaded that this is longer —
+# before the request that needed it goes out.
+ROOTS_SETTLE_SECONDS = 0.1
+PARKED_AFTER = 0.015
+# mcpd's own question (never the upstream's): answered only by a client that can be asked at once
+LIST_ROOTS: dict[str, Any] = {"method": "roots/list", "params": None, asks.OPTIONAL: True}
 
 
 class UpstreamError(Exception):
@@ -64,6 +83,8 @@ class _Pending:
     # Asks the caller's client on the upstream's behalf (sampling, elicitation, roots): returns
     # {"result": …} or {"error": …}.
     relay: Relay | None = None
+    asking: int = 0  # the upstream's questions of this request now waiting for the caller's client
+    asking_since: float = 0.0
 
 
 class Connection:
@@ -79,7 +100,9 @@ class Connection:
         self._closed_reason: str | None = None
         self.initialize_result: dict[str, Any] | None = None
         self._relays: set[asyncio.Task[None]] = set()
-        self._abandoned: dict[int, float] = {}  # upstream id → when we stop assuming it still runs
+        # upstream id → (when we stop assuming it still runs, whether it could ask its caller's client)
+        self._abandoned: dict[int, tuple[float, bool]] = {}
+        self.roots = RootsGate()
 
     @property
     def inflight(self) -> int:
@@ -95,9 +118,9 @@ class Connection:
         """Read until the link closes, then fail whatever is still waiting."""
         try:
             while True:
-                message = await self.link.receive()
+                message, related = await self.link.receive()
                 try:
-                    await self._dispatch(message)
+                    await self._dispatch(message, related)
                 except Exception:  # boundary: one malformed message must not end the connection
                     logger.warning(
                         "%s sent a message mcpd could not route; ignored", self.label, exc_info=True
@@ -116,7 +139,9 @@ class Connection:
             if not entry.future.done():
                 entry.future.set_exception(UpstreamGone(f"{self.label} {reason}"))
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
+    async def _dispatch(self, message: dict[str, Any], related: Any = None) -> None:
+        """Route one message; `related` is the upstream id of the request on whose response stream
+        it arrived (None: the link cannot tell)."""
         method = message.get("method")
         if method is None:  # a response to one of ours
             key = message.get("id")
@@ -130,14 +155,10 @@ class Connection:
             if not entry.future.done():
                 entry.future.set_result(message)
             return
-        if "id" in message:
-            relay = self._relay_for(message)
-            if relay is not None:  # answered by a caller's client: never block this reader on it
-                task = asyncio.create_task(self._relay(relay, message))
-                self._relays.add(task)
-                task.add_done_callback(self._relays.discard)
-                return
-            await self._answer_upstream_request(message)
+        if "id" in message:  # a request from the upstream: answered aside, never blocking this reader
+            task = asyncio.create_task(self._answer(message, related))
+            self._relays.add(task)
+            task.add_done_callback(self._relays.discard)
             return
         params = message.get("params")
         if method == "notifications/progress":
@@ -150,59 +171,103 @@ class Connection:
         if method == "notifications/cancelled":
             return  # the upstream gave up on one of ours; its error response (if any) settles it
         if method == "notifications/message":
-            # A log line belongs to whoever's request produced it. Over stdio nothing says which, so
-            # it goes to the one caller in flight (when it listens) and is never shown to others.
-            only = self._only_caller()
-            if only is not None and only.notify is not None:
-                await _deliver(only.notify, message)
+            # A log line belongs to whoever's request produced it: the request whose stream it came
+            # on, else (stdio says nothing) the one caller in flight. It is never shown to others.
+            source = self._owner(related)
+            if source is not None and source.notify is not None:
+                await _deliver(source.notify, message)
             return
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
 
-    def _relay_for(self, message: dict[str, Any]) -> Relay | None:
-        """Whose client answers a request from the upstream. Over stdio nothing says which of our
-        requests it belongs to, so it goes to the one caller in flight when that caller can relay
-        it (as log lines do); with several in flight it cannot be attributed and is refused."""
-        only = self._only_caller() if message.get("method") in RELAYED else None
-        return only.relay if only is not None else None
+    def _owner(self, related: Any, *, askers: bool = False) -> _Pending | None:
+        """The request a message from the upstream belongs to: the one whose response stream it came
+        on; with no stream to tell (stdio, the HTTP GET stream) the one request in flight. `askers`:
+        for a request to a client, only requests that carry a relay count (a caller's tools/call,
+        prompts/get, resources/read): the others (mcpd's discovery and probes, completions, pings)
+        do not ask clients, and could not relay it if they did."""
+        if related is not None:
+            return self._pending.get(related) if isinstance(related, int) else None
+        return self._only_caller(askers)
 
-    def _only_caller(self) -> _Pending | None:
+    def _only_caller(self, askers: bool = False) -> _Pending | None:
         """The request in flight when it is the only one that may still be running upstream."""
         if self._abandoned:
             now = time.monotonic()
-            self._abandoned = {k: until for k, until in self._abandoned.items() if until > now}
-        if len(self._pending) != 1 or self._abandoned:
+            self._abandoned = {k: gone for k, gone in self._abandoned.items() if gone[0] > now}
+        if any(could_ask or not askers for _, could_ask in self._abandoned.values()):
             return None
-        (entry,) = self._pending.values()
+        now = time.monotonic()
+        candidates = (
+            [e for e in self._pending.values() if e.relay is not None and not _parked(e, now)]
+            if askers
+            else self._pending.values()
+        )
+        if len(candidates) != 1:
+            return None
+        (entry,) = candidates
         return entry
 
-    async def _relay(self, relay: Relay, message: dict[str, Any]) -> None:
-        try:
-            answer = await relay({"method": message["method"], "params": message.get("params")})
-        except Exception as exc:  # boundary: the caller's client failed; the upstream gets an error
-            answer = {"error": {"code": INTERNAL_ERROR, "message": f"the client could not answer: {exc}"}}
+    async def _answer(self, message: dict[str, Any], related: Any) -> None:
+        """Answer a request from the upstream: ping here, roots/list from the roots gate, sampling
+        and elicitation by the client of the caller they belong to (refused when that is unknown)."""
+        method = message["method"]
+        if method == "ping":
+            answer: dict[str, Any] = {"result": {}}
+        elif method == "roots/list":
+            switching = self.roots.target
+            answer = {"result": {"roots": await self._current_roots(related)}}
+        else:
+            owner = self._owner(related, askers=True) if method in RELAYED else None
+            if owner is not None and owner.relay is not None:
+                if not owner.asking:
+                    owner.asking_since = time.monotonic()
+                owner.asking += 1
+                try:
+                    answer = await _ask(owner.relay, message)
+                finally:
+                    owner.asking -= 1
+            else:
+                why = "whose request it belongs to is unknown" if method in RELAYED else "it is not relayed"
+                answer = {"error": {"code": METHOD_NOT_FOUND, "message": f"mcpd refused {method!r}: {why}"}}
         reply = {"jsonrpc": "2.0", "id": message["id"], **answer}
         with contextlib.suppress(LinkClosed, TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.link.send(reply)
+                if method == "roots/list" and switching is not None and self.roots.target is switching:
+                    self.roots.reread.set()
 
-    async def _answer_upstream_request(self, message: dict[str, Any]) -> None:
-        """Requests from the upstream: ping and roots/list are answered here; sampling and
-        elicitation cannot reach a caller through a shared instance, so they are refused clearly."""
-        method = message["method"]
-        if method == "ping":
-            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
-        elif method == "roots/list":
-            reply = {"jsonrpc": "2.0", "id": message["id"], "result": {"roots": []}}
-        else:
-            reply = {
-                "jsonrpc": "2.0",
-                "id": message["id"],
-                "error": {"code": METHOD_NOT_FOUND, "message": f"mcpd does not relay {method!r} to clients"},
-            }
-        with contextlib.suppress(LinkClosed, TimeoutError):
-            async with asyncio.timeout(5.0):
-                await self.link.send(reply)
+    async def _current_roots(self, related: Any) -> Roots:
+        """The roots the upstream may see now; on its first read, before any caller went through
+        the gate, those of the caller it belongs to (none when that cannot be told)."""
+        roots = self.roots.current()
+        if roots is not None:
+            return roots
+        owner = self._owner(related, askers=True)
+        roots = roots_of(await _ask(owner.relay, LIST_ROOTS)) if owner is not None and owner.relay else []
+        if self.roots.current() is None:
+            self.roots.given(roots)
+        return roots
+
+    async def _switch_roots(self) -> None:
+        """Give the upstream the roots of the request admitted to switch them (`RootsGate.enter`)."""
+        settled = False
+        try:
+            await self.notify("notifications/roots/list_changed")
+            if self.roots.follows_changes:
+                try:
+                    async with asyncio.timeout(ROOTS_REREAD_SECONDS):
+                        await self.roots.reread.wait()
+                except TimeoutError:
+                    self.roots.follows_changes = False
+                    logger.info("%s does not re-read roots when told they changed", self.label)
+                else:
+                    started = time.monotonic()
+                    await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS)
+                    await asyncio.sleep(max(ROOTS_SETTLE_SECONDS, 10 * (time.monotonic() - started)))
+            settled = True
+        finally:
+            self.roots.switched(settled)
 
     # ---- requests --------------------------------------------------------------------------------
 
@@ -223,6 +288,7 @@ class Connection:
             raise UpstreamGone(f"{self.label} {self._closed_reason}")
         upstream_id = next(self._ids)
         loop = asyncio.get_running_loop()
+        gated = relay is not None and self.roots.aware  # this caller's roots matter to the upstream
         entry = _Pending(future=loop.create_future(), notify=notify, relay=relay)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": upstream_id, "method": method}
         if params is not None:
@@ -235,36 +301,49 @@ class Connection:
                 entry.original_token = meta["progressToken"]
                 params["_meta"] = {**meta, "progressToken": token}
             message["params"] = params
-        self._pending[upstream_id] = entry
-        sent = False
+        sent = entered = False
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives with the answer, and a stop must never be swallowed. The send is inside the
             # deadline too: an upstream that stops reading stdin cannot block a caller forever.
             async with asyncio.timeout(timeout):
+                if gated and relay is not None:
+                    # the caller is asked each time, so a change on its side (its roots
+                    # list_changed) reaches the upstream with its next request
+                    switch = await self.roots.enter(roots_of(await _ask(relay, LIST_ROOTS)))
+                    entered = True
+                    if switch:
+                        await self._switch_roots()
+                self._pending[upstream_id] = entry
                 await self.link.send(message)
                 sent = True
                 return await asyncio.shield(entry.future)
         except LinkClosed as exc:
             raise UpstreamGone(f"{self.label} {exc}") from exc
         except TimeoutError:
-            self._abandon(upstream_id, sent)
+            self._abandon(upstream_id, sent, relay is not None)
             await self._cancel(upstream_id, f"timed out after {timeout:g}s")
+            if not sent:  # its input blocked, or other callers' roots held it the whole time
+                raise UpstreamTimeout(
+                    f"{method} could not be sent to {self.label} within {timeout:g}s"
+                ) from None
             raise UpstreamTimeout(f"{self.label} did not answer {method} within {timeout:g}s") from None
         except asyncio.CancelledError:
-            self._abandon(upstream_id, sent)
+            self._abandon(upstream_id, sent, relay is not None)
             await asyncio.shield(self._cancel(upstream_id, "the caller went away"))
             raise
         finally:
+            if entered:
+                self.roots.leave()
             gone = self._pending.pop(upstream_id, None)
             if gone is not None and gone.progress_token is not None:
                 self._progress.pop(gone.progress_token, None)
             if entry.future.done() and not entry.future.cancelled():
                 entry.future.exception()  # mark retrieved
 
-    def _abandon(self, upstream_id: int, sent: bool) -> None:
+    def _abandon(self, upstream_id: int, sent: bool, could_ask: bool) -> None:
         if sent and upstream_id in self._pending:  # it may still run upstream (and log, and ask)
-            self._abandoned[upstream_id] = time.monotonic() + ABANDONED_SECONDS
+            self._abandoned[upstream_id] = (time.monotonic() + ABANDONED_SECONDS, could_ask)
 
     async def _cancel(self, upstream_id: int, reason: str) -> None:
         if upstream_id not in self._pending:
@@ -298,7 +377,7 @@ class Connection:
                 "protocolVersion": LATEST_HANDSHAKE_VERSION,
                 # sampling and elicitation are relayed to the caller whose request caused them
                 "capabilities": {
-                    "roots": {"listChanged": False},
+                    "roots": {"listChanged": True},
                     "sampling": {},
                     "elicitation": {"form": {}, "url": {}},
                 },
@@ -315,6 +394,23 @@ class Connection:
         await self.notify("notifications/initialized")
         self.initialize_result = result
         return result
+
+
+def _parked(entry: _Pending, now: float) -> bool:
+    """A request whose upstream handler is waiting on its caller's client (a person answering an
+    elicitation, a 2026-07-28 caller's `input_required` round) is not asking anything else: it is no
+    candidate for a new, unattributed question, so one parked call does not make every other caller's
+    questions unattributable. Questions sent together (within PARKED_AFTER) still count as its."""
+    return entry.asking > 0 and now - entry.asking_since > PARKED_AFTER
+
+
+async def _ask(relay: Relay, message: dict[str, Any]) -> dict[str, Any]:
+    """A caller's client's answer to a request on the upstream's behalf: {"result"} or {"error"}."""
+    try:
+        optional = {asks.OPTIONAL: True} if asks.is_optional(message) else {}
+        return await relay({"method": message["method"], "params": message.get("params"), **optional})
+    except Exception as exc:  # boundary: the caller's client failed; the upstream gets an error
+        return {"error": {"code": INTERNAL_ERROR, "message": f"the client could not answer: {exc}"}}
 
 
 def _with_token(message: dict[str, Any], entry: _Pending) -> dict[str, Any]:

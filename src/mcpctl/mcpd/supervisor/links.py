@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -51,6 +52,13 @@ INHERITED_ENV = (
     "TMPDIR",
 )
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# What a link received: the message, and the id of our request on whose response stream it came
+# (None when the link cannot tell: stdio, the HTTP GET stream, legacy SSE).
+Received = tuple[dict[str, Any], Any]
+# The id of the request being sent. The SDK's HTTP client transport runs each request's POST in the
+# sender's context and hands over what it reads with that context (mcp.shared._context_streams), so
+# what arrives on a request's own response stream carries that request's id back.
+_SENDING: contextvars.ContextVar[Any] = contextvars.ContextVar("mcpd_link_sending", default=None)
 
 
 class LinkClosed(Exception):
@@ -66,7 +74,7 @@ class Link(Protocol):
 
     async def send(self, message: dict[str, Any]) -> None: ...
 
-    async def receive(self) -> dict[str, Any]: ...
+    async def receive(self) -> Received: ...
 
     async def close(self) -> None: ...
 
@@ -178,7 +186,7 @@ class StdioLink:
             except (ConnectionError, RuntimeError) as exc:
                 raise LinkClosed(self._reason or f"cannot write to the process: {exc}") from exc
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Received:
         stdout = self.process.stdout
         assert stdout is not None
         while True:
@@ -192,7 +200,7 @@ class StdioLink:
                 self.stderr.append("[mcpd] not JSON on stdout: " + text[:200].decode(errors="replace"))
                 continue
             if isinstance(message, dict) and message.get("jsonrpc") == "2.0":
-                return message
+                return message, None  # nothing on a pipe says which request a message belongs to
             self.stderr.append("[mcpd] not JSON-RPC on stdout: " + text[:200].decode(errors="replace"))
 
     async def _readline(self, stdout: asyncio.StreamReader) -> bytes:
@@ -298,7 +306,7 @@ class HttpLink:
         self.url = url
         self.headers = dict(headers)
         self.connect_timeout = connect_timeout
-        self._incoming: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._incoming: asyncio.Queue[Received | None] = asyncio.Queue()
         self._write: Any = None
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -363,8 +371,12 @@ class HttpLink:
                 if isinstance(item, Exception):  # the transport failed (refused, HTTP error, bad body)
                     self._reason = self._reason or f"connection failed: {describe_exception(item)}"
                     break
+                context = getattr(read, "last_context", None)
                 self._incoming.put_nowait(
-                    item.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+                    (
+                        item.message.model_dump(by_alias=True, mode="json", exclude_unset=True),
+                        context.get(_SENDING) if context is not None else None,
+                    )
                 )
             group.cancel_scope.cancel()
 
@@ -375,12 +387,15 @@ class HttpLink:
             parsed = mcp_types.jsonrpc_message_adapter.validate_python(message, by_name=False)
         except ValueError as exc:
             raise LinkClosed(f"not a JSON-RPC message: {exc}") from exc
+        sending = _SENDING.set(message.get("id") if "method" in message else None)
         try:
             await self._write.send(SessionMessage(parsed))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             raise LinkClosed(self._reason or "connection closed") from exc
+        finally:
+            _SENDING.reset(sending)
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Received:
         message = await self._incoming.get()
         if message is None:
             self._incoming.put_nowait(None)
