@@ -85,6 +85,7 @@ class _Pending:
     relay: Relay | None = None
     asking: int = 0  # the upstream's questions of this request now waiting for the caller's client
     asking_since: float = 0.0
+    roots_known: bool = False  # its caller's roots were asked beforehand and given to the upstream
 
 
 class Connection:
@@ -198,11 +199,9 @@ class Connection:
         if any(could_ask or not askers for _, could_ask in self._abandoned.values()):
             return None
         now = time.monotonic()
-        candidates = (
-            [e for e in self._pending.values() if e.relay is not None and not _parked(e, now)]
-            if askers
-            else self._pending.values()
-        )
+        candidates = [
+            e for e in self._pending.values() if not _parked(e, now) and (e.relay is not None or not askers)
+        ]
         if len(candidates) != 1:
             return None
         (entry,) = candidates
@@ -216,17 +215,20 @@ class Connection:
             answer: dict[str, Any] = {"result": {}}
         elif method == "roots/list":
             switching = self.roots.target
-            answer = {"result": {"roots": await self._current_roots(related)}}
+            owner = self._owner(related, askers=True) if switching is None else None
+            if owner is not None and owner.relay is not None and not owner.roots_known:
+                self.roots.aware = True
+                # a caller whose roots mcpd could not learn beforehand (a 2026-07-28 caller: in an
+                # input_required round) is asked the upstream's own question
+                answer = await self._ask_owner(owner, message)
+                if "result" in answer:
+                    self.roots.given(roots_of(answer))
+            else:
+                answer = {"result": {"roots": await self._current_roots(related)}}
         else:
             owner = self._owner(related, askers=True) if method in RELAYED else None
             if owner is not None and owner.relay is not None:
-                if not owner.asking:
-                    owner.asking_since = time.monotonic()
-                owner.asking += 1
-                try:
-                    answer = await _ask(owner.relay, message)
-                finally:
-                    owner.asking -= 1
+                answer = await self._ask_owner(owner, message)
             else:
                 why = "whose request it belongs to is unknown" if method in RELAYED else "it is not relayed"
                 answer = {"error": {"code": METHOD_NOT_FOUND, "message": f"mcpd refused {method!r}: {why}"}}
@@ -236,6 +238,18 @@ class Connection:
                 await self.link.send(reply)
                 if method == "roots/list" and switching is not None and self.roots.target is switching:
                     self.roots.reread.set()
+
+    async def _ask_owner(self, owner: _Pending, message: dict[str, Any]) -> dict[str, Any]:
+        """The caller's client's answer to the upstream's question (the request counts as parked on
+        its client meanwhile)."""
+        assert owner.relay is not None
+        if not owner.asking:
+            owner.asking_since = time.monotonic()
+        owner.asking += 1
+        try:
+            return await _ask(owner.relay, message)
+        finally:
+            owner.asking -= 1
 
     async def _current_roots(self, related: Any) -> Roots:
         """The roots the upstream may see now; on its first read, before any caller went through
@@ -309,11 +323,15 @@ class Connection:
             async with asyncio.timeout(timeout):
                 if gated and relay is not None:
                     # the caller is asked each time, so a change on its side (its roots
-                    # list_changed) reaches the upstream with its next request
-                    switch = await self.roots.enter(roots_of(await _ask(relay, LIST_ROOTS)))
-                    entered = True
-                    if switch:
-                        await self._switch_roots()
+                    # list_changed) reaches the upstream with its next request; a caller that
+                    # cannot be asked at once is not held to roots (its reads are asked of it)
+                    known = await _ask(relay, LIST_ROOTS)
+                    if "result" in known:
+                        entry.roots_known = True
+                        switch = await self.roots.enter(roots_of(known))
+                        entered = True
+                        if switch:
+                            await self._switch_roots()
                 self._pending[upstream_id] = entry
                 await self.link.send(message)
                 sent = True
