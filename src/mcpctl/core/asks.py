@@ -2,10 +2,10 @@
 relay takes are {"method", "params"}, plus this flag for the asks the gateway makes on its own
 initiative rather than because an upstream asked.
 
-An optional ask (mcpd checking a caller's roots before a request to a server that uses roots) is
-answered only when the client can be asked at once, on the caller's own stream (a 2025-11-25 session
-that declared the capability); otherwise it gets an error at once. It never fails the caller's
-request and never costs a 2026-07-28 caller an `input_required` round.
+An optional ask (mcpd checking a caller's roots before a request to a server that uses roots) is put
+to the caller only when its client declared the capability — on its own stream (2025-11-25) or in an
+`input_required` round (2026-07-28, as a server that uses roots asks natively in that era); otherwise
+it gets an error at once and never fails the caller's request with -32021.
 """
 
 from __future__ import annotations

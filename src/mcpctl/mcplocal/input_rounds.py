@@ -88,6 +88,7 @@ class PendingCall:
     request: tuple[str, str]  # (method, name or URI): a retry must be the same request
     capabilities: Any  # what the current request declared
     notify: Notify | None  # the current request's stream (progress, log lines)
+    progress_token: Any = None  # the current request's own (a retry brings a new one)
     grace: float = ENDING_GRACE_SECONDS
     task: asyncio.Task[dict[str, Any]] | None = None
     asks: dict[str, _Ask] = field(default_factory=dict)
@@ -129,14 +130,14 @@ class PendingCall:
     async def ask(self, message: Message) -> Message:
         """The relay the upstream's requests reach: parked until the caller's retry answers."""
         method = str(message.get("method"))
-        if asks.is_optional(message):  # the gateway's own question: not worth a round to the caller
-            return asks.NOT_ASKED
         if self.ended:
             return {"error": {"code": INTERNAL_ERROR, "message": "the caller's request has ended"}}
         required = required_capability(message)
         if required is None:
             return {"error": {"code": -32601, "message": f"{method} is not relayed"}}
         if not declares(self.capabilities, required):
+            if asks.is_optional(message):  # the gateway's own question: never fails the request
+                return asks.NOT_ASKED
             self.fail(MCPError(*missing_capability_error(method, required)))
             return {"error": {"code": INTERNAL_ERROR, "message": f"the client did not declare {method}"}}
         self.asked += 1
@@ -150,8 +151,16 @@ class PendingCall:
             self.asks.pop(key, None)
 
     async def relay_notification(self, message: Message) -> None:
-        if self.notify is not None:
-            await self.notify(message)
+        """A notification of the call, on the current request's stream; progress under that
+        request's own progress token (the first request's token is what the upstream knows)."""
+        if self.notify is None:
+            return
+        params = message.get("params")
+        if message.get("method") == "notifications/progress" and isinstance(params, dict):
+            if self.progress_token is None:
+                return  # the current request did not ask for progress
+            message = {**message, "params": {**params, "progressToken": self.progress_token}}
+        await self.notify(message)
 
 
 class InputWaits:
@@ -250,12 +259,13 @@ class InputRounds:
             answers = _answers(call, params.get("inputResponses"))  # refused: the state stays good
             self.waits.take(state)
             call.capabilities, call.notify = capabilities, notify
+            call.progress_token = _progress_token(params)
             for ask, answer in answers:
                 if not ask.answer.done():
                     ask.answer.set_result(answer)
         else:
             grace = self.waits.settings.ending_grace_seconds
-            call = PendingCall(token_sha, request, capabilities, notify, grace=grace)
+            call = PendingCall(token_sha, request, capabilities, notify, _progress_token(params), grace=grace)
             call.task = asyncio.get_running_loop().create_task(start(call.relay_notification, call.ask))
             call.task.add_done_callback(lambda task: _settled(call, task))
         try:
@@ -293,6 +303,11 @@ class InputRounds:
 
     def close(self) -> None:
         self.waits.close()
+
+
+def _progress_token(params: Mapping[str, Any]) -> Any:
+    meta = params.get("_meta")
+    return meta.get("progressToken") if isinstance(meta, Mapping) else None
 
 
 def _settled(call: PendingCall, task: asyncio.Task[dict[str, Any]]) -> None:
