@@ -8,6 +8,7 @@ pieces and serves `/projects/{project}/mcp` on mcpd's own port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -123,7 +124,17 @@ class EmbeddedUpstream:
 class EmbeddedPlane:
     def __init__(self, db: Database, supervisor: Supervisor | None):
         self.db, self.supervisor = db, supervisor
-        self.modern = ModernChannels()
+        # what upstreams say outside requests, on mcpd's connections (the supervisor's listeners,
+        # which also hear list_changed when a server's instances come up or go down) and on 2026
+        # exchanges, reaches the same watchers
+        self._watchers: list[ServerEvent] = []
+        self.modern = ModernChannels(heard=self._heard)
+        if supervisor is not None:
+            supervisor.listeners.append(self._heard)
+
+    async def _heard(self, server: str, message: Message) -> None:
+        for watcher in list(self._watchers):
+            await watcher(server, message)
 
     async def introspect(self, bearer: str) -> Introspection:
         if not tokens.looks_like_token(bearer):
@@ -153,8 +164,7 @@ class EmbeddedPlane:
         return None
 
     def watch(self, callback: ServerEvent) -> None:
-        if self.supervisor is not None:
-            self.supervisor.listeners.append(callback)
+        self._watchers.append(callback)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         """Store a batch; an event already stored (replayed from the spool) is skipped."""
@@ -265,6 +275,10 @@ class Gateway:
             self.gate.token_ended(sha)
 
     def configuration_changed(self) -> None:
-        """Projects, servers, bindings or users changed in this mcpd: forget cached views."""
+        """Projects, servers, bindings or users changed in this mcpd: forget cached views, and tell
+        the open sessions and listen streams of every project whose servers changed."""
         self.router.invalidate()
         self.gate.invalidate()
+        with contextlib.suppress(RuntimeError):  # no event loop: nobody is listening
+            asyncio.get_running_loop()
+            self.router.spawn(self.router.projects_changed())
