@@ -66,6 +66,7 @@ import mcpctl
 from mcpctl.mcpd.supervisor.connection import Notify, UpstreamGone, UpstreamTimeout
 from mcpctl.mcpd.supervisor.instance import ServerConfig
 from mcpctl.mcpd.supervisor.links import describe_exception
+from mcpctl.mcpd.supervisor.listening import UpstreamListener
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +158,25 @@ class ModernChannel:
         self._lock = asyncio.Lock()
         self.inflight = 0
         self.retired = False
+        self.listener: UpstreamListener | None = None  # its change events, once it speaks 2026
 
     def serves(self, config: ServerConfig) -> bool:
         return config.url == self.url and config.headers == self.headers
 
     async def aclose(self) -> None:
+        if self.listener is not None:
+            await self.listener.aclose()
         await self._http.aclose()
+
+    def _listen(self, versions: frozenset[str]) -> None:
+        """Hold a listen stream to the upstream for its list changes (listening.py)."""
+        if self.listener is not None or self.heard is None or self.retired:
+            return
+        version = LATEST_MODERN_VERSION if LATEST_MODERN_VERSION in versions else max(versions)
+        self.listener = UpstreamListener(
+            self.name, self.url, self._http, version, self.heard, routing_headers
+        )
+        self.listener.start()
 
     # ---- support ---------------------------------------------------------------------------------
 
@@ -181,6 +195,9 @@ class ModernChannel:
                         until = time.monotonic() + UNKNOWN_SUPPORT_SECONDS
                     else:
                         known, until = versions, float("inf")
+                        modern = versions & frozenset(MODERN_PROTOCOL_VERSIONS)
+                        if modern:
+                            self._listen(modern)
                         logger.info(
                             "server %s (%s) serves 2026-era versions over HTTP: %s",
                             self.name,
