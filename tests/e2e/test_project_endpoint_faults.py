@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin
 from tests.e2e.test_project_endpoint import client, endpoint, mint
@@ -202,3 +203,43 @@ def test_bad_input_gets_the_spec_status_never_a_500(op: Cli) -> None:
             url, json=INITIALIZE, headers={**ACCEPT, **auth, "Origin": "http://evil.example"}
         )
         assert evil_origin.status_code == 403
+
+
+def test_a_hanging_upstream_costs_one_discovery_timeout_for_all_list_kinds(op: Cli, black_hole: str) -> None:
+    """A client's first connect lists tools, prompts, resources and templates one after another: a
+    hanging server delays them by one discovery timeout (1.5 s here) in all, not one per kind."""
+    op.ok("create", "server", "hang-kinds", "--transport", "http", "--url", black_hole)
+    op.ok("create", "project", "kinds", "--server", "hang-kinds", "--server", "fx")
+    token = mint(op, "kinds", "kinds")
+
+    async def scenario() -> tuple[float, list[str]]:
+        async with client(endpoint(op, "kinds"), token) as session:
+            started = time.monotonic()
+            tools = [t.name for t in (await session.list_tools()).tools]
+            await session.list_prompts()
+            await session.list_resources()
+            await session.list_resource_templates()
+            return time.monotonic() - started, tools
+
+    took, tools = run(scenario)
+    assert "fx__echo" in tools
+    assert took < 2 * 1.5, f"the four lists took {took:.1f}s behind one hanging server"
+
+
+def test_an_unknown_resource_is_not_found_even_next_to_a_dead_server(op: Cli) -> None:
+    """Reading a URI no server lists or matches: "resource not found" (-32002 with the URI), not the
+    outage of a server that was only asked as a fallback."""
+    op.ok("create", "project", "lookup", "--server", "fx", "--server", "dead")
+    token = mint(op, "lookup", "lookup")
+
+    async def scenario() -> tuple[Any, Any]:
+        async with client(endpoint(op, "lookup"), token) as session:
+            known = await session.read_resource("fixture://hello")
+            with pytest.raises(MCPError) as unknown:
+                await session.read_resource("fixture://nope")
+            return known, unknown.value
+
+    known, unknown = run(scenario)
+    assert known.contents[0].text == "hello"
+    assert unknown.error.code == -32002
+    assert unknown.error.data == {"uri": "fixture://nope"}
