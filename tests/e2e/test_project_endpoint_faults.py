@@ -4,6 +4,7 @@ healthy one, pagination with the gateway's own cursor, toolPrefixMode never, and
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from mcp.shared.exceptions import MCPError
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin
 from tests.e2e.test_project_endpoint import client, endpoint, mint
 from tests.e2e.upstreams import ACCEPT, FIXTURE, INITIALIZE, PYTHON, run, wait_running
+from tests.fixtures.mcp_fixture_server import ODD_NAMES
 
 pytestmark = pytest.mark.e2e
 PAGE = 4
@@ -243,3 +245,41 @@ def test_an_unknown_resource_is_not_found_even_next_to_a_dead_server(op: Cli) ->
     assert known.contents[0].text == "hello"
     assert unknown.error.code == -32002
     assert unknown.error.data == {"uri": "fixture://nope"}
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_odd_upstream_tool_names_are_exposed_legal_and_call_back_exactly(op: Cli, mode: str) -> None:
+    """Dots, slashes, spaces, non-ASCII and names over 64 characters (DESIGN §5 Names), in both
+    prefix modes: every exposed name is legal, distinct, and calls the upstream tool it came from."""
+    if mode == "legacy":
+        fixture = ("--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
+        op.ok("create", "server", "odd", *fixture, "--env", "FIXTURE_ODD_TOOL_NAMES=1")
+        op.ok("create", "project", "odd-always", "--server", "odd")
+        op.ok("create", "project", "odd-never", "--server", "odd", "--tool-prefix-mode", "never")
+        wait_running(op, "odd", 1)
+
+    async def scenario(project: str, token: str) -> dict[str, str]:
+        answers: dict[str, str] = {}
+        async with client(endpoint(op, project), token, mode) as session:
+            names: list[str] = []
+            cursor = None
+            for _ in range(20):  # the module's page size is small
+                page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+                assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", tool.name) for tool in page.tools)
+                names += [tool.name for tool in page.tools if (tool.description or "").startswith("Answers")]
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            for name in names:
+                result = await session.call_tool(name, {})
+                answers[name] = result.content[0].text
+        return answers
+
+    for project in ("odd-always", "odd-never"):
+        token = mint(op, project, f"odd-{mode.replace('.', '-')}")
+        answers = run(lambda: scenario(project, token))  # noqa: B023 (run at once)
+        odd = {name: upstream for name, upstream in answers.items() if upstream in ODD_NAMES}
+        assert sorted(odd.values()) == sorted(ODD_NAMES), answers  # each shown once, called exactly
+        prefix = "odd__" if project == "odd-always" else ""
+        assert odd[f"{prefix}read_file"] == "read_file"  # a legal name keeps it
+        assert odd[f"{prefix}a_b"] == "a b"
