@@ -5,6 +5,8 @@ upstream and the SDK client: resource subscriptions shared by several clients (l
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 from tests.e2e.conftest import Cli, login_admin
 from tests.e2e.test_lists_follow_the_project import legacy, listening
 from tests.e2e.test_project_endpoint import mint
-from tests.e2e.upstreams import FIXTURE, PYTHON, run, wait_running
+from tests.e2e.upstreams import FIXTURE, PYTHON, instances, run, wait_running
 
 # the handshake-era methods under test are deprecated in the SDK's client for 2026-07-28
 pytestmark = [
@@ -120,3 +122,26 @@ def test_a_log_line_outside_any_request_reaches_the_projects_sessions_at_their_l
             return logged(heard)
 
     assert run(scenario) == ["later error"]
+
+
+def test_subscriptions_are_renewed_when_the_instance_comes_back(op: Cli) -> None:
+    """A restarted upstream has forgotten who subscribed: the gateway subscribes it again."""
+    token = mint(op, "news", "renewed")
+
+    async def scenario() -> str:
+        async with legacy(op, "news", token) as (session, heard):
+            await session.subscribe_resource(URI)
+            pid = instances(op, "fx")[0]["status"]["pid"]
+            killed = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            down = await heard.first(types.ResourceListChangedNotification, killed)
+            await heard.first(types.ResourceListChangedNotification, down + 0.001, timeout=30)  # back
+            for _ in range(50):  # the renewal is sent right after the announcement
+                touched = text(await session.call_tool("fx__touch", {"uri": URI}))
+                if touched == "touched":
+                    break
+                await anyio.sleep(0.1)
+            return touched
+
+    assert run(scenario) == "touched"
+    wait_running(op, "fx", 1)

@@ -251,6 +251,8 @@ class Router:
         async def run() -> None:
             try:
                 await work
+            except MCPError as exc:  # an upstream's answer (e.g. it is down): worth a line
+                logger.info("router background work: %s", exc.message)
             except Exception:  # boundary: background work is logged, never raised into a caller
                 logger.exception("router background work failed")
 
@@ -723,14 +725,17 @@ class Router:
             self.discovery.invalidate((server, name))
         if changed:
             self._unreachable.pop(server, None)
-        elif method not in (RESOURCE_UPDATED, LOG_MESSAGE):
+        if "resources" in changed:  # e.g. the instance came back: it has forgotten subscriptions
+            for held, holder_caller in self.subscriptions.held(server):
+                self.spawn(self._upstream_subscription(holder_caller, server, held, on=True))
+        if not changed and method not in (RESOURCE_UPDATED, LOG_MESSAGE):
             return
         only: dict[str, Any] = {"server": server}
         if method == RESOURCE_UPDATED:
-            uri = params.get("uri") if params else None
-            if not isinstance(uri, str):
+            updated = params.get("uri") if params else None
+            if not isinstance(updated, str):
                 return
-            only["subscribed"] = lambda key: self.subscriptions.holds(key, server, uri)
+            only["subscribed"] = lambda key: self.subscriptions.holds(key, server, updated)
         for project, servers in list(self._known.items()):
             if server in servers:
                 await self._tell(project, method, params, **only)
