@@ -262,7 +262,7 @@ class Gateway:
             return None
         found: dict[str, list[str]] = {}
         for kind in ("tools", "prompts"):
-            items = await self.router.discover(None, server, kind)
+            items = await self.router.lists.discover(None, server, kind)
             if items is None:
                 return None
             found[kind] = [str(item["name"]) for item in items]

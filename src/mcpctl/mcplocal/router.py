@@ -1,11 +1,8 @@
 """The project router: one MCP endpoint over a project's servers (DESIGN §5).
 
-Discovery: each server's tools, prompts, resources and resource templates are fetched whole (every
-upstream page) and cached per server with a positive and a negative TTL, with a short timeout of
-their own, and invalidated when a server sends list_changed or the project changes. A server that
-cannot be reached (timed out, not running) is remembered as such for the negative TTL for every
-list kind, so it costs one discovery timeout in all, then nothing; lists carry what the healthy
-servers have.
+Discovery (`discovery.py`): each server's lists, cached per server; a server that cannot be
+reached costs one discovery timeout for all its list kinds; lists carry what the healthy servers
+have.
 
 Naming (`core.namespacing`): `always` exposes `<server><sep><name>` for tools and prompts; `never`
 exposes upstream names; tool names are made legal (`Naming.assign`). A collision found at run time
@@ -46,6 +43,7 @@ from mcpctl.mcplocal.audience import (
     LiveSession,
     Subscriptions,
 )
+from mcpctl.mcplocal.discovery import KINDS, Discovery, ListKind
 from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
@@ -60,33 +58,6 @@ from mcpctl.mcplocal.ports import (
 logger = logging.getLogger(__name__)
 
 RESOURCE_NOT_FOUND = -32002
-MAX_UPSTREAM_PAGES = 100
-
-
-@dataclass(frozen=True)
-class ListKind:
-    method: str
-    field: str  # the result's list field
-    key: str  # what identifies an item
-    prefixed: bool  # exposed under the server's prefix in `always` mode
-    changed: str  # the list_changed notification that invalidates it
-    legal: bool = False  # exposed names are made legal tool names
-
-
-KINDS: dict[str, ListKind] = {
-    "tools": ListKind("tools/list", "tools", "name", True, "notifications/tools/list_changed", True),
-    "prompts": ListKind("prompts/list", "prompts", "name", True, "notifications/prompts/list_changed"),
-    "resources": ListKind(
-        "resources/list", "resources", "uri", False, "notifications/resources/list_changed"
-    ),
-    "resourceTemplates": ListKind(
-        "resources/templates/list",
-        "resourceTemplates",
-        "uriTemplate",
-        False,
-        "notifications/resources/list_changed",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -98,11 +69,7 @@ class RouterSettings:
     page_size: int = 500
 
 
-__all__ = ["KINDS", "LiveSession", "Router", "RouterSettings", "without_envelope"]
-
-
-class _ListFailed(UpstreamFailure):
-    """The server answered, but not with a list of that kind (its other kinds may be fine)."""
+__all__ = ["LiveSession", "Router", "RouterSettings", "without_envelope"]
 
 
 AuditSink = Callable[[AuditRecord], None]
@@ -166,8 +133,11 @@ class _Audited:
 class Router:
     def __init__(self, plane: ControlPlane, settings: RouterSettings, audit: AuditSink | None = None):
         self.plane, self.settings, self._audit = plane, settings, audit
-        self.discovery: TtlCache[tuple[str, str], tuple[dict[str, Any], ...]] = TtlCache(
-            settings.discovery_positive_seconds, settings.discovery_negative_seconds
+        self.lists = Discovery(
+            plane,
+            timeout=settings.discovery_timeout_seconds,
+            positive=settings.discovery_positive_seconds,
+            negative=settings.discovery_negative_seconds,
         )
         self.projects: TtlCache[tuple[str, str], ProjectView] = TtlCache(settings.project_ttl_seconds, 1.0)
         self.audience = Audience()
@@ -176,7 +146,6 @@ class Router:
         # per project: the view its audience was last told about, and a recent caller to re-read it
         self._announced: dict[str, ProjectView] = {}
         self._callers: dict[str, Caller] = {}
-        self._unreachable: dict[str, float] = {}  # server → until when discovery skips it
         self._changes = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         plane.watch(self._on_server_event)
@@ -204,13 +173,7 @@ class Router:
     def invalidate(self, server: str | None = None) -> None:
         """Forget discovery (one server's, or all) and project views, silently (`projects_changed`
         and server events also tell the sessions)."""
-        if server is None:
-            self.discovery.invalidate()
-            self._unreachable.clear()
-        else:
-            for kind in KINDS:
-                self.discovery.invalidate((server, kind))
-            self._unreachable.pop(server, None)
+        self.lists.invalidate(server)
         self.projects.invalidate()
 
     async def projects_changed(self, projects: Sequence[str] | None = None) -> None:
@@ -260,64 +223,6 @@ class Router:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- discovery -----------------------------------------------------------------------------
-
-    async def _fetch(self, caller: Caller | None, server: str, kind: ListKind) -> tuple[dict[str, Any], ...]:
-        upstream = self.plane.upstream(caller, server, None)
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        async with asyncio.timeout(self.settings.discovery_timeout_seconds):
-            for _ in range(MAX_UPSTREAM_PAGES):
-                params = {"cursor": cursor} if cursor else None
-                answer = await upstream.request(kind.method, params, timeout=None, notify=None)
-                if "error" in answer:
-                    error = answer["error"] if isinstance(answer["error"], dict) else {}
-                    if error.get("code") == METHOD_NOT_FOUND:
-                        return ()  # the server does not offer this kind: an empty list, not a failure
-                    raise _ListFailed(server, f"{kind.method} failed: {error.get('message', error)}")
-                result = answer.get("result") or {}
-                page = result.get(kind.field) if isinstance(result, dict) else None
-                if not isinstance(page, list):
-                    raise _ListFailed(server, f"{kind.method} answered without a {kind.field} list")
-                items.extend(
-                    item for item in page if isinstance(item, dict) and isinstance(item.get(kind.key), str)
-                )
-                cursor = result.get("nextCursor")
-                if not cursor or not isinstance(cursor, str):
-                    break
-        return tuple(items)
-
-    async def discover(
-        self, caller: Caller | None, server: str, kind_name: str
-    ) -> tuple[dict[str, Any], ...] | None:
-        """A server's items of one kind (cached); None when the server cannot say (logged). A
-        server that could not be reached is not asked for any kind until its negative TTL ends."""
-        kind = KINDS[kind_name]
-        down = self._unreachable.get(server)
-        if down is not None and down > time.monotonic():
-            return None
-        try:
-            return await self.discovery.get((server, kind_name), lambda: self._fetch(caller, server, kind))
-        except TimeoutError:
-            logger.warning(
-                "discovery: server %s did not list %s within the discovery timeout", server, kind.field
-            )
-            self._unreachable[server] = time.monotonic() + self.settings.discovery_negative_seconds
-        except _ListFailed as exc:
-            logger.warning("discovery: server %s: %s", server, exc)
-        except UpstreamFailure as exc:
-            logger.warning("discovery: server %s: %s", server, exc)
-            self._unreachable[server] = time.monotonic() + self.settings.discovery_negative_seconds
-        except Exception:  # boundary: one broken upstream never breaks the endpoint
-            logger.exception("discovery: server %s failed", server)
-        return None
-
-    async def catalog(
-        self, caller: Caller, kind_name: str, servers: Sequence[str]
-    ) -> dict[str, tuple[dict[str, Any], ...] | None]:
-        found = await asyncio.gather(*(self.discover(caller, s, kind_name) for s in servers))
-        return dict(zip(servers, found, strict=True))
-
     @staticmethod
     def _exposed(
         naming: Naming,
@@ -352,7 +257,7 @@ class Router:
             raise MCPError(INVALID_PARAMS, f"Invalid params: {exc}") from None
         if not servers:
             return {kind.field: []}
-        catalog = await self.catalog(caller, kind_name, servers)
+        catalog = await self.lists.catalog(caller, kind_name, servers)
         shown = self._exposed(naming, kind, servers, catalog)
         page: list[dict[str, Any]] = []
         index = position.server
@@ -382,7 +287,7 @@ class Router:
         if exposed is not None and view.prefix_mode == "always":
             naming = Naming(view.prefix_mode, view.separator, servers)
             servers = tuple(server for server, _ in naming.candidates(exposed))
-        await self.catalog(caller, "tools", servers)
+        await self.lists.catalog(caller, "tools", servers)
 
     def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
         """An exposed tool's inputSchema from what is cached now, without I/O: None when the tool is
@@ -393,7 +298,7 @@ class Router:
         servers = tuple(s for s in view.servers if caller.may_use(s))
         naming = Naming(view.prefix_mode, view.separator, servers)
         scope = self._scope(naming, servers, exposed)
-        catalog = {server: self.discovery.peek((server, "tools")) for server in scope}
+        catalog = {server: self.lists.peek(server, "tools") for server in scope}
         found = self._lookup(naming, KINDS["tools"], scope, catalog, exposed)
         if found is None:
             return None
@@ -441,7 +346,7 @@ class Router:
         view, servers = await self.servers(caller)
         naming = Naming(view.prefix_mode, view.separator, servers)
         scope = self._scope(naming, servers, exposed)
-        catalog = await self.catalog(caller, kind_name, scope)
+        catalog = await self.lists.catalog(caller, kind_name, scope)
         found = self._lookup(naming, KINDS[kind_name], scope, catalog, exposed)
         if found is not None:
             return found
@@ -452,11 +357,11 @@ class Router:
         lists it, else those whose templates match; then every other server (a server may serve
         URIs it does not list), only as a fallback."""
         _, servers = await self.servers(caller)
-        resources = await self.catalog(caller, "resources", servers)
+        resources = await self.lists.catalog(caller, "resources", servers)
         for server in servers:
             if any(item["uri"] == uri for item in resources[server] or ()):
                 return [server], 1
-        templates = await self.catalog(caller, "resourceTemplates", servers)
+        templates = await self.lists.catalog(caller, "resourceTemplates", servers)
         matching = [
             s
             for s in servers
@@ -722,9 +627,7 @@ class Router:
             return
         changed = [name for name, kind in KINDS.items() if kind.changed == method]
         for name in changed:
-            self.discovery.invalidate((server, name))
-        if changed:
-            self._unreachable.pop(server, None)
+            self.lists.invalidate(server, name)
         if "resources" in changed:  # e.g. the instance came back: it has forgotten subscriptions
             for held, holder_caller in self.subscriptions.held(server):
                 self.spawn(self._upstream_subscription(holder_caller, server, held, on=True))
