@@ -8,7 +8,6 @@ pieces and serves `/projects/{project}/mcp` on mcpd's own port.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -279,6 +278,4 @@ class Gateway:
         the open sessions and listen streams of every project whose servers changed."""
         self.router.invalidate()
         self.gate.invalidate()
-        with contextlib.suppress(RuntimeError):  # no event loop: nobody is listening
-            asyncio.get_running_loop()
-            self.router.spawn(self.router.projects_changed())
+        self.router.spawn(self.router.projects_changed())

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +219,13 @@ class Router:
             except Exception:  # boundary: background work is logged, never raised into a caller
                 logger.exception("router background work failed")
 
-        task = asyncio.get_running_loop().create_task(run())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # shutting down, outside the loop: nothing is left to tell
+            if isinstance(work, Coroutine):
+                work.close()
+            return
+        task = loop.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
