@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -283,3 +284,26 @@ def test_odd_upstream_tool_names_are_exposed_legal_and_call_back_exactly(op: Cli
         prefix = "odd__" if project == "odd-always" else ""
         assert odd[f"{prefix}read_file"] == "read_file"  # a legal name keeps it
         assert odd[f"{prefix}a_b"] == "a b"
+
+
+def test_list_kinds_asked_while_one_waits_share_its_discovery_timeout(op: Cli, black_hole: str) -> None:
+    """Two clients list tools and, 1 s later, prompts of a project with a hanging server: the
+    prompts wait for what is left of the tools' discovery timeout (1.5 s), not a timeout of their own."""
+    op.ok("create", "server", "hang-shared", "--transport", "http", "--url", black_hole)
+    op.ok("create", "project", "shared", "--server", "hang-shared", "--server", "fx")
+    token = mint(op, "shared", "shared")
+
+    async def scenario() -> float:
+        async with (
+            client(endpoint(op, "shared"), token) as first,
+            client(endpoint(op, "shared"), token) as second,
+        ):
+            started = time.monotonic()
+            async with anyio.create_task_group() as group:
+                group.start_soon(first.list_tools)
+                await anyio.sleep(1.0)
+                await second.list_prompts()
+            return time.monotonic() - started
+
+    took = run(scenario)
+    assert took < 1.5 + 0.6, f"tools then prompts took {took:.1f}s behind one hanging server"

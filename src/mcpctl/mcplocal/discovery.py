@@ -1,8 +1,9 @@
 """Discovery (DESIGN §5): each server's tools, prompts, resources and resource templates, fetched
 whole (every upstream page) with a short timeout of their own and cached per server with a positive
-and a negative TTL. A server that cannot be reached (the timeout ran out, or the plane says it is not
-running) is remembered as unreachable for the negative TTL for every kind, so a dead or hung server
-costs one discovery timeout in all, then nothing; a server that answers a kind with an error fails
+and a negative TTL. Fetches of one server in flight together share one deadline, and a server that
+cannot be reached (the timeout ran out, or the plane says it is not running) is remembered as
+unreachable for the negative TTL for every kind, so a dead or hung server costs one discovery
+timeout in all, then nothing; a server that answers a kind with an error fails
 only that kind, and `-32601` is an empty list.
 """
 
@@ -63,6 +64,9 @@ class Discovery:
         self.plane, self.timeout, self.negative = plane, timeout, negative
         self.cache: TtlCache[tuple[str, str], Items] = TtlCache(positive, negative)
         self._unreachable: dict[str, float] = {}  # server → until when it is not asked
+        # server → the deadline its fetches in flight share: a kind asked while another is still
+        # waiting does not start a timeout of its own
+        self._deadlines: dict[str, float] = {}
 
     def peek(self, server: str, kind_name: str) -> Items | None:
         """What is cached now, without I/O (None when absent, stale or failed)."""
@@ -79,29 +83,40 @@ class Discovery:
             self.cache.invalidate((server, name))
         self._unreachable.pop(server, None)
 
-    async def _fetch(self, caller: Caller | None, server: str, kind: ListKind) -> tuple[dict[str, Any], ...]:
+    async def _fetch(self, caller: Caller | None, server: str, kind: ListKind) -> Items:
+        now = asyncio.get_running_loop().time()
+        deadline = self._deadlines.get(server)
+        if deadline is None or deadline <= now:
+            deadline = self._deadlines[server] = now + self.timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._pages(caller, server, kind)
+        finally:
+            if self._deadlines.get(server) == deadline:  # the next fetch has its own time
+                del self._deadlines[server]
+
+    async def _pages(self, caller: Caller | None, server: str, kind: ListKind) -> Items:
         upstream = self.plane.upstream(caller, server, None)
         items: list[dict[str, Any]] = []
         cursor: str | None = None
-        async with asyncio.timeout(self.timeout):
-            for _ in range(MAX_UPSTREAM_PAGES):
-                params = {"cursor": cursor} if cursor else None
-                answer = await upstream.request(kind.method, params, timeout=None, notify=None)
-                if "error" in answer:
-                    error = answer["error"] if isinstance(answer["error"], dict) else {}
-                    if error.get("code") == METHOD_NOT_FOUND:
-                        return ()  # the server does not offer this kind: an empty list, not a failure
-                    raise _ListFailed(server, f"{kind.method} failed: {error.get('message', error)}")
-                result = answer.get("result") or {}
-                page = result.get(kind.field) if isinstance(result, dict) else None
-                if not isinstance(page, list):
-                    raise _ListFailed(server, f"{kind.method} answered without a {kind.field} list")
-                items.extend(
-                    item for item in page if isinstance(item, dict) and isinstance(item.get(kind.key), str)
-                )
-                cursor = result.get("nextCursor")
-                if not cursor or not isinstance(cursor, str):
-                    break
+        for _ in range(MAX_UPSTREAM_PAGES):
+            params = {"cursor": cursor} if cursor else None
+            answer = await upstream.request(kind.method, params, timeout=None, notify=None)
+            if "error" in answer:
+                error = answer["error"] if isinstance(answer["error"], dict) else {}
+                if error.get("code") == METHOD_NOT_FOUND:
+                    return ()  # the server does not offer this kind: an empty list, not a failure
+                raise _ListFailed(server, f"{kind.method} failed: {error.get('message', error)}")
+            result = answer.get("result") or {}
+            page = result.get(kind.field) if isinstance(result, dict) else None
+            if not isinstance(page, list):
+                raise _ListFailed(server, f"{kind.method} answered without a {kind.field} list")
+            items.extend(
+                item for item in page if isinstance(item, dict) and isinstance(item.get(kind.key), str)
+            )
+            cursor = result.get("nextCursor")
+            if not cursor or not isinstance(cursor, str):
+                break
         return tuple(items)
 
     async def discover(
