@@ -114,7 +114,22 @@ class Audience:
     def __init__(self, idle_seconds: float = 3600.0):
         self.sessions: dict[str, LiveSession] = {}
         self.publishers: list[Publisher] = []
+        self.streams: dict[str, int] = {}  # project → its open listen streams
         self._idle = idle_seconds
+
+    def projects(self) -> set[str]:
+        """The projects someone listens to (a legacy session or a listen stream)."""
+        return {live.project for live in self.sessions.values()} | set(self.streams)
+
+    def stream_opened(self, project: str) -> None:
+        self.streams[project] = self.streams.get(project, 0) + 1
+
+    def stream_closed(self, project: str) -> None:
+        left = self.streams.get(project, 1) - 1
+        if left > 0:
+            self.streams[project] = left
+        else:
+            self.streams.pop(project, None)
 
     def remember(self, session: LiveSession) -> None:
         self.sessions[session.key] = session

@@ -358,6 +358,7 @@ class Endpoint:
             listener = self.listeners[caller.project] = ListenHandler(bus)
         # its resource subscriptions are held upstream on its behalf while the stream is open
         holder = f"listen:{uuid.uuid4().hex}"
+        self.router.audience.stream_opened(caller.project)
         try:
             await self.router.servers(caller)  # the project's servers are known: events find it
             for uri in params.notifications.resource_subscriptions or ():
@@ -368,6 +369,7 @@ class Endpoint:
             return await listener(ctx, params)
         finally:
             self.router.release(holder)
+            self.router.audience.stream_closed(caller.project)
 
     async def _publish(self, project: str, method: str, params: dict[str, Any] | None) -> None:
         """A notification for a project's 2026-07-28 listen streams (its bus, if one is open)."""

@@ -178,15 +178,14 @@ class Router:
 
     async def projects_changed(self, projects: Sequence[str] | None = None) -> None:
         """The configuration of these projects (None: of any) changed: servers added or removed,
-        naming, bindings. Their views are read again and, where what they serve changed, their open
-        sessions and listen streams hear tools, prompts and resources list_changed. Embedded: mcpd
-        calls it (through `Gateway.configuration_changed`) after each change it commits; split mode:
-        the adapter, when mcpd says so."""
+        naming, bindings. Those with an audience are read again and, where what they serve changed,
+        their open sessions and listen streams hear tools, prompts and resources list_changed.
+        Embedded: mcpd calls it (through `Gateway.configuration_changed`) after each change it
+        commits; split mode: the adapter, when mcpd says so."""
         self.projects.invalidate()
         async with self._changes:
-            names = (
-                list(self._announced) if projects is None else [p for p in projects if p in self._announced]
-            )
+            heard = self.audience.projects()
+            names = [p for p in (self._announced if projects is None else projects) if p in heard]
             for name in names:
                 view = await self._reread(name)
                 if view is None or view == self._announced.get(name):
