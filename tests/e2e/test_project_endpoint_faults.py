@@ -4,17 +4,21 @@ healthy one, pagination with the gateway's own cursor, toolPrefixMode never, and
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import Cli, Mcpd, _cli_maker, free_port, login_admin
 from tests.e2e.test_project_endpoint import client, endpoint, mint
 from tests.e2e.upstreams import ACCEPT, FIXTURE, INITIALIZE, PYTHON, run, wait_running
+from tests.fixtures.mcp_fixture_server import ODD_NAMES
 
 pytestmark = pytest.mark.e2e
 PAGE = 4
@@ -202,3 +206,104 @@ def test_bad_input_gets_the_spec_status_never_a_500(op: Cli) -> None:
             url, json=INITIALIZE, headers={**ACCEPT, **auth, "Origin": "http://evil.example"}
         )
         assert evil_origin.status_code == 403
+
+
+def test_a_hanging_upstream_costs_one_discovery_timeout_for_all_list_kinds(op: Cli, black_hole: str) -> None:
+    """A client's first connect lists tools, prompts, resources and templates one after another: a
+    hanging server delays them by one discovery timeout (1.5 s here) in all, not one per kind."""
+    op.ok("create", "server", "hang-kinds", "--transport", "http", "--url", black_hole)
+    op.ok("create", "project", "kinds", "--server", "hang-kinds", "--server", "fx")
+    token = mint(op, "kinds", "kinds")
+
+    async def scenario() -> tuple[float, list[str]]:
+        async with client(endpoint(op, "kinds"), token) as session:
+            started = time.monotonic()
+            tools = [t.name for t in (await session.list_tools()).tools]
+            await session.list_prompts()
+            await session.list_resources()
+            await session.list_resource_templates()
+            return time.monotonic() - started, tools
+
+    took, tools = run(scenario)
+    assert "fx__echo" in tools
+    assert took < 2 * 1.5, f"the four lists took {took:.1f}s behind one hanging server"
+
+
+def test_an_unknown_resource_is_not_found_even_next_to_a_dead_server(op: Cli) -> None:
+    """Reading a URI no server lists or matches: "resource not found" (-32002 with the URI), not the
+    outage of a server that was only asked as a fallback."""
+    op.ok("create", "project", "lookup", "--server", "fx", "--server", "dead")
+    token = mint(op, "lookup", "lookup")
+
+    async def scenario() -> tuple[Any, Any]:
+        async with client(endpoint(op, "lookup"), token) as session:
+            known = await session.read_resource("fixture://hello")
+            with pytest.raises(MCPError) as unknown:
+                await session.read_resource("fixture://nope")
+            return known, unknown.value
+
+    known, unknown = run(scenario)
+    assert known.contents[0].text == "hello"
+    assert unknown.error.code == -32002
+    assert unknown.error.data == {"uri": "fixture://nope"}
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_odd_upstream_tool_names_are_exposed_legal_and_call_back_exactly(op: Cli, mode: str) -> None:
+    """Dots, slashes, spaces, non-ASCII and names over 64 characters (DESIGN §5 Names), in both
+    prefix modes: every exposed name is legal, distinct, and calls the upstream tool it came from."""
+    if mode == "legacy":
+        fixture = ("--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
+        op.ok("create", "server", "odd", *fixture, "--env", "FIXTURE_ODD_TOOL_NAMES=1")
+        op.ok("create", "project", "odd-always", "--server", "odd")
+        op.ok("create", "project", "odd-never", "--server", "odd", "--tool-prefix-mode", "never")
+        wait_running(op, "odd", 1)
+
+    async def scenario(project: str, token: str) -> dict[str, str]:
+        answers: dict[str, str] = {}
+        async with client(endpoint(op, project), token, mode) as session:
+            names: list[str] = []
+            cursor = None
+            for _ in range(20):  # the module's page size is small
+                page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+                assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", tool.name) for tool in page.tools)
+                names += [tool.name for tool in page.tools if (tool.description or "").startswith("Answers")]
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            for name in names:
+                result = await session.call_tool(name, {})
+                answers[name] = result.content[0].text
+        return answers
+
+    for project in ("odd-always", "odd-never"):
+        token = mint(op, project, f"odd-{mode.replace('.', '-')}")
+        answers = run(lambda: scenario(project, token))  # noqa: B023 (run at once)
+        odd = {name: upstream for name, upstream in answers.items() if upstream in ODD_NAMES}
+        assert sorted(odd.values()) == sorted(ODD_NAMES), answers  # each shown once, called exactly
+        prefix = "odd__" if project == "odd-always" else ""
+        assert odd[f"{prefix}read_file"] == "read_file"  # a legal name keeps it
+        assert odd[f"{prefix}a_b"] == "a b"
+
+
+def test_list_kinds_asked_while_one_waits_share_its_discovery_timeout(op: Cli, black_hole: str) -> None:
+    """Two clients list tools and, 1 s later, prompts of a project with a hanging server: the
+    prompts wait for what is left of the tools' discovery timeout (1.5 s), not a timeout of their own."""
+    op.ok("create", "server", "hang-shared", "--transport", "http", "--url", black_hole)
+    op.ok("create", "project", "shared", "--server", "hang-shared", "--server", "fx")
+    token = mint(op, "shared", "shared")
+
+    async def scenario() -> float:
+        async with (
+            client(endpoint(op, "shared"), token) as first,
+            client(endpoint(op, "shared"), token) as second,
+        ):
+            started = time.monotonic()
+            async with anyio.create_task_group() as group:
+                group.start_soon(first.list_tools)
+                await anyio.sleep(1.0)
+                await second.list_prompts()
+            return time.monotonic() - started
+
+    took = run(scenario)
+    assert took < 1.5 + 0.6, f"tools then prompts took {took:.1f}s behind one hanging server"

@@ -25,6 +25,8 @@ async def _count_projects(api: Api) -> int:
         {"metadata": {"name": "ok"}, "spec": {"servers": "time"}},
         {"metadata": {"name": "ok"}, "spec": {"toolPrefixMode": "sometimes"}},
         {"metadata": {"name": "ok"}, "spec": {"toolNameSeparator": "/"}},
+        {"metadata": {"name": "ok"}, "spec": {"toolNameSeparator": "."}},
+        {"metadata": {"name": "ok"}, "spec": {"toolNameSeparator": "x"}},
         {"metadata": {"name": "ok", "labels": {"bad key!": "x"}}, "spec": {}},
         {"metadata": {"name": "ok", "labels": {"k": "bad value!"}}, "spec": {}},
         {"metadata": {"name": "ok"}, "spec": {}, "extra": True},

@@ -138,7 +138,17 @@ _ROUND_PARAMS = ("inputResponses", "requestState")
 class EmbeddedPlane:
     def __init__(self, db: Database, supervisor: Supervisor | None):
         self.db, self.supervisor = db, supervisor
-        self.modern = ModernChannels()
+        # what upstreams say outside requests, on mcpd's connections (the supervisor's listeners,
+        # which also hear list_changed when a server's instances come up or go down) and on 2026
+        # exchanges, reaches the same watchers
+        self._watchers: list[ServerEvent] = []
+        self.modern = ModernChannels(heard=self._heard)
+        if supervisor is not None:
+            supervisor.listeners.append(self._heard)
+
+    async def _heard(self, server: str, message: Message) -> None:
+        for watcher in list(self._watchers):
+            await watcher(server, message)
 
     async def introspect(self, bearer: str) -> Introspection:
         if not tokens.looks_like_token(bearer):
@@ -168,8 +178,7 @@ class EmbeddedPlane:
         return None
 
     def watch(self, callback: ServerEvent) -> None:
-        if self.supervisor is not None:
-            self.supervisor.listeners.append(callback)
+        self._watchers.append(callback)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
         """Store a batch; an event already stored (replayed from the spool) is skipped."""
@@ -276,7 +285,7 @@ class Gateway:
             return None
         found: dict[str, list[str]] = {}
         for kind in ("tools", "prompts"):
-            items = await self.router.discover(None, server, kind)
+            items = await self.router.lists.discover(None, server, kind)
             if items is None:
                 return None
             found[kind] = [str(item["name"]) for item in items]
@@ -291,7 +300,9 @@ class Gateway:
         self.links.tokens_ended(ended)
 
     def configuration_changed(self) -> None:
-        """Projects, servers, bindings or users changed in this mcpd: forget cached views."""
+        """Projects, servers, bindings or users changed in this mcpd: forget cached views, and tell
+        the open sessions and listen streams of every project whose servers changed."""
         self.router.invalidate()
         self.gate.invalidate()
         self.links.configuration_changed()
+        self.router.spawn(self.router.projects_changed())

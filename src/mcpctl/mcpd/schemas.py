@@ -109,7 +109,8 @@ class ProjectSpec(Strict):
     servers: list[Name] = Field(default_factory=list, max_length=1000)
     proxyModel: Literal["direct", "default", "gate", "content-pipeline"] = "direct"
     toolPrefixMode: Literal["always", "never"] = "always"
-    toolNameSeparator: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,4}$")] = "__"
+    # one of core.namespacing.SEPARATORS: exposed tool names stay within [A-Za-z0-9_-] (DESIGN §5)
+    toolNameSeparator: Literal["__", "_", "-"] = "__"
     description: Description | None = None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
@@ -34,11 +35,12 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import mcpctl
+from mcpctl.mcplocal.audience import LOG_LEVELS, LiveSession
 from mcpctl.mcplocal.client_capabilities import declares, refusal, required_capability
 from mcpctl.mcplocal.exchanges import exchange_of
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, Message, Notify, Relay
-from mcpctl.mcplocal.router import LiveSession, Router
+from mcpctl.mcplocal.router import Router
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,6 @@ _CLIENT_REQUESTS: dict[str, tuple[Any, Any]] = {
     "elicitation/create": (types.ElicitRequest, types.ElicitResult),
     "roots/list": (types.ListRootsRequest, types.ListRootsResult),
 }
-_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _EVENTS: dict[str, Callable[[dict[str, Any] | None], ServerEvent | None]] = {
     "notifications/tools/list_changed": lambda _: ToolsListChanged(),
     "notifications/prompts/list_changed": lambda _: PromptsListChanged(),
@@ -140,7 +141,7 @@ class Endpoint:
         self.rounds = rounds or InputRounds()
         self.buses: dict[str, InMemorySubscriptionBus] = {}
         self.listeners: dict[str, ListenHandler] = {}
-        router.plane.watch(self._publish)
+        router.audience.publishers.append(self._publish)
         self.server = GatewayServer(
             "mcpctl",
             version=mcpctl.__version__,
@@ -163,8 +164,9 @@ class Endpoint:
             # tools/call with arguments (14% of mcpd's main thread in the benchmark's profile).
             get_tool_input_schema=self._input_schema,
         )
-        # logging/setLevel: accepted (upstream instances are shared, so one client's level is not
-        # pushed to them); registered directly to avoid the SDK's deprecation warning for 2026.
+        # logging/setLevel: applied here per session (upstream instances are shared, so one client's
+        # level is never pushed to them); registered directly to avoid the SDK's deprecation warning
+        # for 2026.
         self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -219,17 +221,19 @@ class Endpoint:
             return await work
         raise MCPError(REQUEST_CANCELLED, "Request cancelled: the client went away")
 
-    @staticmethod
-    def _relay(ctx: Ctx) -> Callable[[Message], Awaitable[None]]:
+    def _relay(self, ctx: Ctx) -> Callable[[Message], Awaitable[None]]:
         """Forward an upstream's progress and log notifications onto this request's stream (log
-        lines through the SDK's gate: on 2026-07-28 only when this request opted in, at its level)."""
+        lines at the level the legacy session set with logging/setLevel, and through the SDK's
+        gate: on 2026-07-28 only when this request opted in, at its level)."""
+        session_id = _session_id(ctx)
 
         async def relay(message: Message) -> None:
             method = message.get("method")
             params = message.get("params")
             if method == "notifications/message" and isinstance(params, dict):
+                live = self.router.sessions.get(session_id) if session_id is not None else None
                 level = params.get("level")
-                if level in _LOG_LEVELS:
+                if level in LOG_LEVELS and (live is None or live.wants_log(params)):
                     logger_name = params.get("logger")
                     await ctx.session.send_log_message(
                         level,
@@ -349,6 +353,7 @@ class Endpoint:
 
     async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> Any:
         await self._caller(ctx)
+        self.router.set_level(_session_id(ctx), str(params.level))
         return {}
 
     async def _listen(self, ctx: Ctx, params: types.SubscriptionsListenRequestParams) -> Any:
@@ -359,20 +364,30 @@ class Endpoint:
         if listener is None:
             bus = self.buses[caller.project] = InMemorySubscriptionBus()
             listener = self.listeners[caller.project] = ListenHandler(bus)
-        return await listener(ctx, params)
+        # its resource subscriptions are held upstream on its behalf while the stream is open
+        holder = f"listen:{uuid.uuid4().hex}"
+        self.router.audience.stream_opened(caller.project)
+        try:
+            await self.router.servers(caller)  # the project's servers are known: events find it
+            for uri in params.notifications.resource_subscriptions or ():
+                try:
+                    await self.router.subscribe(caller, str(uri), holder, on=True)
+                except MCPError as exc:
+                    logger.info("listen stream: %s cannot be subscribed: %s", uri, exc.message)
+            return await listener(ctx, params)
+        finally:
+            self.router.release(holder)
+            self.router.audience.stream_closed(caller.project)
 
-    async def _publish(self, server: str, message: Message) -> None:
-        method = message.get("method")
-        make = _EVENTS.get(str(method))
-        if make is None or not self.buses:
+    async def _publish(self, project: str, method: str, params: dict[str, Any] | None) -> None:
+        """A notification for a project's 2026-07-28 listen streams (its bus, if one is open)."""
+        bus = self.buses.get(project)
+        make = _EVENTS.get(method)
+        if bus is None or make is None:
             return
-        params = message.get("params")
-        event = make(params if isinstance(params, dict) else None)
-        if event is None:
-            return
-        for project, bus in list(self.buses.items()):
-            if server in self.router.known_servers(project):
-                await bus.publish(event)
+        event = make(params)
+        if event is not None:
+            await bus.publish(event)
 
     def close(self) -> None:
         self.rounds.close()

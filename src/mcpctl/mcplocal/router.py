@@ -1,14 +1,17 @@
 """The project router: one MCP endpoint over a project's servers (DESIGN §5).
 
-Discovery: each server's tools, prompts, resources and resource templates are fetched whole (every
-upstream page) and cached per server with a positive and a negative TTL, with a short timeout of
-their own, and invalidated when a server sends list_changed or the project changes. A server that
-fails costs one discovery timeout, then nothing until its negative TTL ends; lists carry what the
-healthy servers have.
+Discovery (`discovery.py`): each server's lists, cached per server; a server that cannot be
+reached costs one discovery timeout for all its list kinds; lists carry what the healthy servers
+have.
 
-Naming: `always` exposes `<server><sep><name>` for tools and prompts; `never` exposes upstream
-names (a collision found at run time hides the later server's item and is logged; configuration
-refuses it up front). Resources keep their URIs (the first server in project order wins).
+Naming (`core.namespacing`): `always` exposes `<server><sep><name>` for tools and prompts; `never`
+exposes upstream names; tool names are made legal (`Naming.assign`). A collision found at run time
+hides the later item and is logged (configuration refuses `never` collisions up front). Resources
+keep their URIs (the first server in project order wins).
+
+Lists follow the project: an upstream's list_changed (the supervisor sends them too when a server's
+instances come up or go down) and `projects_changed` (the configuration changed) drop what is cached
+and reach the project's audience (`audience.py`).
 
 Pages: the gateway's own cursor (`core.cursors`) names a server and an offset into its cached list,
 plus a fingerprint of the caller's server list, so a stale cursor is refused rather than misread.
@@ -21,7 +24,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +33,17 @@ from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, SERVER_INFO_META_KEY
 
 from mcpctl.core import cursors
 from mcpctl.core.errors import InvalidError
-from mcpctl.core.namespacing import Naming
+from mcpctl.core.namespacing import MAX_TOOL_NAME, Naming, is_legal
 from mcpctl.core.ttlcache import TtlCache
+from mcpctl.mcplocal.audience import (
+    LIST_CHANGED,
+    LOG_MESSAGE,
+    RESOURCE_UPDATED,
+    Audience,
+    LiveSession,
+    Subscriptions,
+)
+from mcpctl.mcplocal.discovery import KINDS, Discovery, ListKind
 from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
@@ -46,32 +58,6 @@ from mcpctl.mcplocal.ports import (
 logger = logging.getLogger(__name__)
 
 RESOURCE_NOT_FOUND = -32002
-MAX_UPSTREAM_PAGES = 100
-
-
-@dataclass(frozen=True)
-class ListKind:
-    method: str
-    field: str  # the result's list field
-    key: str  # what identifies an item
-    prefixed: bool  # exposed under the server's prefix in `always` mode
-    changed: str  # the list_changed notification that invalidates it
-
-
-KINDS: dict[str, ListKind] = {
-    "tools": ListKind("tools/list", "tools", "name", True, "notifications/tools/list_changed"),
-    "prompts": ListKind("prompts/list", "prompts", "name", True, "notifications/prompts/list_changed"),
-    "resources": ListKind(
-        "resources/list", "resources", "uri", False, "notifications/resources/list_changed"
-    ),
-    "resourceTemplates": ListKind(
-        "resources/templates/list",
-        "resourceTemplates",
-        "uriTemplate",
-        False,
-        "notifications/resources/list_changed",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -83,16 +69,7 @@ class RouterSettings:
     page_size: int = 500
 
 
-@dataclass
-class LiveSession:
-    """A downstream session that can take notifications outside a request (legacy GET stream)."""
-
-    key: str
-    project: str
-    caller: Caller
-    send: Callable[[str, dict[str, Any] | None], Awaitable[None]]
-    subscriptions: set[str]
-    seen: float
+__all__ = ["LiveSession", "Router", "RouterSettings", "without_envelope"]
 
 
 AuditSink = Callable[[AuditRecord], None]
@@ -156,14 +133,26 @@ class _Audited:
 class Router:
     def __init__(self, plane: ControlPlane, settings: RouterSettings, audit: AuditSink | None = None):
         self.plane, self.settings, self._audit = plane, settings, audit
-        self.discovery: TtlCache[tuple[str, str], tuple[dict[str, Any], ...]] = TtlCache(
-            settings.discovery_positive_seconds, settings.discovery_negative_seconds
+        self.lists = Discovery(
+            plane,
+            timeout=settings.discovery_timeout_seconds,
+            positive=settings.discovery_positive_seconds,
+            negative=settings.discovery_negative_seconds,
         )
         self.projects: TtlCache[tuple[str, str], ProjectView] = TtlCache(settings.project_ttl_seconds, 1.0)
-        self.sessions: dict[str, LiveSession] = {}
+        self.audience = Audience()
+        self.subscriptions = Subscriptions()
         self._known: dict[str, tuple[str, ...]] = {}
-        self._session_idle = 3600.0
+        # per project: the view its audience was last told about, and a recent caller to re-read it
+        self._announced: dict[str, ProjectView] = {}
+        self._callers: dict[str, Caller] = {}
+        self._changes = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
         plane.watch(self._on_server_event)
+
+    @property
+    def sessions(self) -> dict[str, LiveSession]:
+        return self.audience.sessions
 
     # ---- the project and its servers -----------------------------------------------------------
 
@@ -173,6 +162,8 @@ class Router:
     async def servers(self, caller: Caller) -> tuple[ProjectView, tuple[str, ...]]:
         view = await self.project(caller)
         self._known[view.name] = view.servers
+        self._callers[view.name] = caller
+        self._announced.setdefault(view.name, view)
         return view, tuple(s for s in view.servers if caller.may_use(s))
 
     def known_servers(self, project: str) -> tuple[str, ...]:
@@ -180,83 +171,85 @@ class Router:
         return self._known.get(project, ())
 
     def invalidate(self, server: str | None = None) -> None:
-        """Forget discovery (one server's, or all) and project views: called when the project's
-        configuration changes (embedded) or an upstream says its lists changed."""
-        if server is None:
-            self.discovery.invalidate()
-        else:
-            for kind in KINDS:
-                self.discovery.invalidate((server, kind))
+        """Forget discovery (one server's, or all) and project views, silently (`projects_changed`
+        and server events also tell the sessions)."""
+        self.lists.invalidate(server)
         self.projects.invalidate()
 
-    # ---- discovery -----------------------------------------------------------------------------
+    async def projects_changed(self, projects: Sequence[str] | None = None) -> None:
+        """The configuration of these projects (None: of any) changed: servers added or removed,
+        naming, bindings. Those with an audience are read again and, where what they serve changed,
+        their open sessions and listen streams hear tools, prompts and resources list_changed.
+        Embedded: mcpd calls it (through `Gateway.configuration_changed`) after each change it
+        commits; split mode: the adapter, when mcpd says so."""
+        self.projects.invalidate()
+        async with self._changes:
+            heard = self.audience.projects()
+            names = [p for p in (self._announced if projects is None else projects) if p in heard]
+            for name in names:
+                view = await self._reread(name)
+                if view is None or view == self._announced.get(name):
+                    continue
+                self._known[name] = view.servers
+                self._announced[name] = view
+                logger.info("project %s now serves %s", name, ", ".join(view.servers) or "no servers")
+                for method in LIST_CHANGED:
+                    await self._tell(name, method, None)
 
-    async def _fetch(self, caller: Caller | None, server: str, kind: ListKind) -> tuple[dict[str, Any], ...]:
-        upstream = self.plane.upstream(caller, server, None)
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        async with asyncio.timeout(self.settings.discovery_timeout_seconds):
-            for _ in range(MAX_UPSTREAM_PAGES):
-                params = {"cursor": cursor} if cursor else None
-                answer = await upstream.request(kind.method, params, timeout=None, notify=None)
-                if "error" in answer:
-                    error = answer["error"] if isinstance(answer["error"], dict) else {}
-                    if error.get("code") == METHOD_NOT_FOUND:
-                        return ()  # the server does not offer this kind: an empty list, not a failure
-                    raise UpstreamFailure(server, f"{kind.method} failed: {error.get('message', error)}")
-                result = answer.get("result") or {}
-                page = result.get(kind.field) if isinstance(result, dict) else None
-                if not isinstance(page, list):
-                    raise UpstreamFailure(server, f"{kind.method} answered without a {kind.field} list")
-                items.extend(
-                    item for item in page if isinstance(item, dict) and isinstance(item.get(kind.key), str)
-                )
-                cursor = result.get("nextCursor")
-                if not cursor or not isinstance(cursor, str):
-                    break
-        return tuple(items)
-
-    async def discover(
-        self, caller: Caller | None, server: str, kind_name: str
-    ) -> tuple[dict[str, Any], ...] | None:
-        """A server's items of one kind (cached); None when the server cannot say (logged)."""
-        kind = KINDS[kind_name]
-        try:
-            return await self.discovery.get((server, kind_name), lambda: self._fetch(caller, server, kind))
-        except TimeoutError:
-            logger.warning(
-                "discovery: server %s did not list %s within the discovery timeout", server, kind.field
-            )
-        except UpstreamFailure as exc:
-            logger.warning("discovery: server %s: %s", server, exc)
-        except Exception:  # boundary: one broken upstream never breaks the endpoint
-            logger.exception("discovery: server %s failed", server)
+    async def _reread(self, project: str) -> ProjectView | None:
+        """The project's view now, read with one of its callers (its sessions', else the last one)."""
+        callers = [live.caller for live in self.sessions.values() if live.project == project]
+        last = self._callers.get(project)
+        for caller in [*callers, *([last] if last is not None else [])]:
+            try:
+                return await self.project(caller)
+            except Exception as exc:  # e.g. that token was revoked: try another
+                logger.debug("project %s cannot be read with a caller's token: %s", project, exc)
         return None
 
-    async def catalog(
-        self, caller: Caller, kind_name: str, servers: Sequence[str]
-    ) -> dict[str, tuple[dict[str, Any], ...] | None]:
-        found = await asyncio.gather(*(self.discover(caller, s, kind_name) for s in servers))
-        return dict(zip(servers, found, strict=True))
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run `work` on its own (kept referenced until it ends; failures logged)."""
 
+        async def run() -> None:
+            try:
+                await work
+            except MCPError as exc:  # an upstream's answer (e.g. it is down): worth a line
+                logger.info("router background work: %s", exc.message)
+            except Exception:  # boundary: background work is logged, never raised into a caller
+                logger.exception("router background work failed")
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # shutting down, outside the loop: nothing is left to tell
+            if isinstance(work, Coroutine):
+                work.close()
+            return
+        task = loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
     def _exposed(
-        self, naming: Naming, kind: ListKind, server: str, items: Sequence[dict[str, Any]], seen: set[str]
-    ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for item in items:
+        naming: Naming,
+        kind: ListKind,
+        servers: Sequence[str],
+        catalog: dict[str, tuple[dict[str, Any], ...] | None],
+    ) -> list[list[dict[str, Any]]]:
+        """Each server's items as the project shows them (exposed names), in project order."""
+        entries = [(server, item) for server in servers for item in catalog.get(server) or ()]
+        names = naming.assign(
+            [(server, item[kind.key]) for server, item in entries], prefixed=kind.prefixed, legal=kind.legal
+        )
+        out: dict[str, list[dict[str, Any]]] = {server: [] for server in servers}
+        for (server, item), exposed in zip(entries, names, strict=True):
             key = item[kind.key]
-            exposed = naming.expose(server, key) if kind.prefixed else key
-            if exposed in seen:
+            if exposed is None:
                 logger.warning(
-                    "%s %r of server %s is hidden: an earlier server offers the same name",
-                    kind.field,
-                    key,
-                    server,
+                    "%s %r of server %s is hidden: an earlier one has the same name", kind.field, key, server
                 )
                 continue
-            seen.add(exposed)
-            out.append({**item, kind.key: exposed} if exposed != key else item)
-        return out
+            out[server].append({**item, kind.key: exposed} if exposed != key else item)
+        return [out[server] for server in servers]
 
     async def list_items(self, caller: Caller, kind_name: str, cursor: str | None) -> dict[str, Any]:
         kind = KINDS[kind_name]
@@ -269,17 +262,13 @@ class Router:
             raise MCPError(INVALID_PARAMS, f"Invalid params: {exc}") from None
         if not servers:
             return {kind.field: []}
-        catalog = await self.catalog(caller, kind_name, servers)
-        # names already taken by servers before the page start (so a page never repeats a name)
-        seen: set[str] = set()
-        for earlier in servers[: position.server]:
-            self._exposed(naming, kind, earlier, catalog[earlier] or (), seen)
+        catalog = await self.lists.catalog(caller, kind_name, servers)
+        shown = self._exposed(naming, kind, servers, catalog)
         page: list[dict[str, Any]] = []
         index = position.server
         next_cursor: str | None = None
         while index < len(servers):
-            server = servers[index]
-            exposed = self._exposed(naming, kind, server, catalog[server] or (), seen)
+            exposed = shown[index]
             room = self.settings.page_size - len(page)
             chunk = exposed[offset : offset + room]
             page.extend(chunk)
@@ -303,7 +292,7 @@ class Router:
         if exposed is not None and view.prefix_mode == "always":
             naming = Naming(view.prefix_mode, view.separator, servers)
             servers = tuple(server for server, _ in naming.candidates(exposed))
-        await self.catalog(caller, "tools", servers)
+        await self.lists.catalog(caller, "tools", servers)
 
     def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
         """An exposed tool's inputSchema from what is cached now, without I/O: None when the tool is
@@ -312,51 +301,78 @@ class Router:
         if view is None:
             return None
         servers = tuple(s for s in view.servers if caller.may_use(s))
-        if view.prefix_mode == "always":
-            candidates = Naming(view.prefix_mode, view.separator, servers).candidates(exposed)
-        else:
-            candidates = [(server, exposed) for server in servers]
-        for server, name in candidates:
-            for item in self.discovery.peek((server, "tools")) or ():
-                if item["name"] == name:
-                    schema = item.get("inputSchema")
-                    return schema if isinstance(schema, dict) else None
+        naming = Naming(view.prefix_mode, view.separator, servers)
+        scope = self._scope(naming, servers, exposed)
+        catalog = {server: self.lists.peek(server, "tools") for server in scope}
+        found = self._lookup(naming, KINDS["tools"], scope, catalog, exposed)
+        if found is None:
+            return None
+        for item in catalog[found[0]] or ():
+            if item["name"] == found[1]:
+                schema = item.get("inputSchema")
+                return schema if isinstance(schema, dict) else None
         return None
 
     # ---- routing -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _scope(naming: Naming, servers: tuple[str, ...], exposed: str) -> tuple[str, ...]:
+        """The servers whose lists can hold an exposed name: in `always` mode those whose prefix it
+        has (a name shortened with a hash may have lost it: then all), in `never` mode all."""
+        if naming.mode != "always":
+            return servers
+        prefixed = tuple(dict.fromkeys(server for server, _ in naming.candidates(exposed)))
+        return prefixed or (servers if len(exposed) == MAX_TOOL_NAME else ())
+
+    @staticmethod
+    def _lookup(
+        naming: Naming,
+        kind: ListKind,
+        scope: Sequence[str],
+        catalog: dict[str, tuple[dict[str, Any], ...] | None],
+        exposed: str,
+    ) -> tuple[str, str] | None:
+        """(server, upstream name) the listing shows `exposed` for, from the servers in `scope`."""
+        if not kind.legal or is_legal(exposed):
+            # a name legal as it is is never taken by a changed one: the first server offering it
+            candidates = (
+                naming.candidates(exposed) if naming.mode == "always" else [(s, exposed) for s in scope]
+            )
+            for server, name in candidates:
+                if any(item[kind.key] == name for item in catalog.get(server) or ()):
+                    return server, name
+        if not kind.legal:
+            return None
+        entries = [(server, item[kind.key]) for server in scope for item in catalog.get(server) or ()]
+        names = naming.assign(entries, prefixed=kind.prefixed, legal=True)
+        return next((entry for entry, name in zip(entries, names, strict=True) if name == exposed), None)
+
     async def _resolve_name(self, caller: Caller, kind_name: str, exposed: str) -> tuple[str, str] | None:
         view, servers = await self.servers(caller)
         naming = Naming(view.prefix_mode, view.separator, servers)
-        if view.prefix_mode == "always":
-            candidates = naming.candidates(exposed)
-            if len(candidates) <= 1:
-                return candidates[0] if candidates else None
-            # an ambiguous prefix: the server the listing shows it for (the first that offers it)
-            catalog = await self.catalog(caller, kind_name, [server for server, _ in candidates])
-        else:
-            candidates = [(server, exposed) for server in servers]
-            catalog = await self.catalog(caller, kind_name, servers)
-        for server, name in candidates:
-            if any(item["name"] == name for item in catalog[server] or ()):
-                return server, name
+        scope = self._scope(naming, servers, exposed)
+        catalog = await self.lists.catalog(caller, kind_name, scope)
+        found = self._lookup(naming, KINDS[kind_name], scope, catalog, exposed)
+        if found is not None:
+            return found
         return naming.resolve(exposed)  # None in never mode; a server may offer names it does not list
 
-    async def _resolve_uri(self, caller: Caller, uri: str) -> list[str]:
-        """The servers that may hold `uri`, best first: one that lists it, then template matches,
-        then every other server (a server may serve URIs it does not list)."""
+    async def _resolve_uri(self, caller: Caller, uri: str) -> tuple[list[str], int]:
+        """The servers that may hold `uri`, best first, and how many of them are known to: one that
+        lists it, else those whose templates match; then every other server (a server may serve
+        URIs it does not list), only as a fallback."""
         _, servers = await self.servers(caller)
-        resources = await self.catalog(caller, "resources", servers)
+        resources = await self.lists.catalog(caller, "resources", servers)
         for server in servers:
             if any(item["uri"] == uri for item in resources[server] or ()):
-                return [server]
-        templates = await self.catalog(caller, "resourceTemplates", servers)
+                return [server], 1
+        templates = await self.lists.catalog(caller, "resourceTemplates", servers)
         matching = [
             s
             for s in servers
             if any(_template_regex(t["uriTemplate"]).match(uri) for t in templates[s] or ())
         ]
-        return matching + [s for s in servers if s not in matching]
+        return matching + [s for s in servers if s not in matching], len(matching)
 
     async def _forward(
         self,
@@ -486,25 +502,28 @@ class Router:
         with self._audited("resource_read", caller, uri, session, request_id, client_addr) as audited:
             if not isinstance(uri, str):
                 raise MCPError(INVALID_PARAMS, "Invalid params: uri is required")
-            last: MCPError | None = None
-            for server in await self._resolve_uri(caller, uri):
+            outage: MCPError | None = None  # of a server known to hold the URI: it wins over not-found
+            candidates, known = await self._resolve_uri(caller, uri)
+            for rank, server in enumerate(candidates):
                 audited.server = server
                 try:
                     result = await self._forward(
                         caller, server, "resources/read", params, notify, session, relay
                     )
                 except UpstreamFailure as exc:
-                    last = MCPError(exc.code, f'server "{server}" is unavailable: {exc}', {"server": server})
+                    if rank < known and outage is None:
+                        outage = MCPError(
+                            exc.code, f'server "{server}" is unavailable: {exc}', {"server": server}
+                        )
                     continue
                 except MCPError as exc:
-                    last = exc
                     if exc.code in (RESOURCE_NOT_FOUND, INVALID_PARAMS, METHOD_NOT_FOUND):
                         continue
                     raise
                 audited.outcome = "ok"
                 return result
             audited.server = None
-            raise last or MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+            raise outage or MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
 
     async def complete(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         ref = params.get("ref")
@@ -519,7 +538,7 @@ class Router:
             candidates = [server]
         elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
             forwarded = params
-            candidates = (await self._resolve_uri(caller, ref["uri"]))[:1]
+            candidates = (await self._resolve_uri(caller, ref["uri"]))[0][:1]
         else:
             raise MCPError(INVALID_PARAMS, "Invalid params: ref must be a ref/prompt or a ref/resource")
         for server in candidates:
@@ -534,59 +553,97 @@ class Router:
                     raise
         return {"completion": {"values": [], "hasMore": False}}
 
-    async def subscribe(self, caller: Caller, uri: str, session: str | None, *, on: bool) -> dict[str, Any]:
-        method = "resources/subscribe" if on else "resources/unsubscribe"
-        live = self.sessions.get(session) if session else None
-        if live is not None:
-            (live.subscriptions.add if on else live.subscriptions.discard)(uri)
-        for server in (await self._resolve_uri(caller, uri))[:1]:
-            try:
-                await self._forward(caller, server, method, {"uri": uri}, None, session)
-            except UpstreamFailure as exc:
-                raise MCPError(
-                    exc.code, f'server "{server}" is unavailable: {exc}', {"server": server}
-                ) from None
-            except MCPError as exc:
-                if exc.code != METHOD_NOT_FOUND:
+    async def subscribe(self, caller: Caller, uri: str, holder: str | None, *, on: bool) -> dict[str, Any]:
+        """resources/subscribe (`on`) or unsubscribe for a holder: a legacy session's key or a
+        listen stream's. Counted per (server, URI): the upstream hears subscribe from the first
+        holder and unsubscribe when the last one leaves (`release` when a holder ends)."""
+        if holder is None:  # no session to deliver to: pass it on as asked
+            for server in (await self._resolve_uri(caller, uri))[0][:1]:
+                await self._upstream_subscription(caller, server, uri, on=on)
+            return {}
+        live = self.sessions.get(holder)
+        if not on:
+            if live is not None:
+                live.subscriptions.discard(uri)
+            held = self.subscriptions.server_of(holder, uri)
+            if held is not None and self.subscriptions.remove(holder, held, uri):
+                await self._upstream_subscription(caller, held, uri, on=False)
+            return {}
+        for server in (await self._resolve_uri(caller, uri))[0][:1]:
+            if self.subscriptions.holds(holder, server, uri):
+                break
+            first = self.subscriptions.add(holder, server, uri, caller)
+            if live is not None:
+                live.subscriptions.add(uri)
+            if first:
+                try:
+                    await self._upstream_subscription(caller, server, uri, on=True)
+                except BaseException:
+                    self.subscriptions.remove(holder, server, uri)
+                    if live is not None:
+                        live.subscriptions.discard(uri)
                     raise
         return {}
+
+    async def _upstream_subscription(self, caller: Caller, server: str, uri: str, *, on: bool) -> None:
+        method = "resources/subscribe" if on else "resources/unsubscribe"
+        try:
+            await self._forward(caller, server, method, {"uri": uri}, None, None)
+        except UpstreamFailure as exc:
+            raise MCPError(exc.code, f'server "{server}" is unavailable: {exc}', {"server": server}) from None
+        except MCPError as exc:
+            if exc.code != METHOD_NOT_FOUND:
+                raise
+
+    def release(self, holder: str) -> None:
+        """A holder (session or listen stream) ended: unsubscribe upstream what only it held."""
+        for server, uri, caller in self.subscriptions.drop(holder):
+            self.spawn(self._upstream_subscription(caller, server, uri, on=False))
 
     # ---- notifications outside requests -------------------------------------------------------------
 
     def remember(self, session: LiveSession) -> None:
-        self.sessions[session.key] = session
-        now = time.monotonic()
-        for key in [k for k, s in self.sessions.items() if now - s.seen > self._session_idle]:
-            del self.sessions[key]
+        self.audience.remember(session)
+        for key in self.audience.idle():
+            self.forget(key)
 
     def forget(self, key: str) -> None:
-        self.sessions.pop(key, None)
+        self.audience.forget(key)
+        self.release(key)
+
+    def set_level(self, session: str | None, level: str) -> None:
+        """logging/setLevel of a legacy session: log lines below it are not passed to it."""
+        live = self.sessions.get(session) if session else None
+        if live is not None:
+            live.level = level
+
+    async def _tell(self, project: str, method: str, params: dict[str, Any] | None, **only: Any) -> None:
+        for key in await self.audience.tell(project, method, params, **only):
+            self.forget(key)
 
     async def _on_server_event(self, server: str, message: Message) -> None:
+        """An upstream's notification outside any request (the plane's `watch`): list_changed drops
+        that server's cached lists of that kind (and its remembered failure) and reaches every
+        project that has the server; resources/updated reaches the URI's subscribers; log lines
+        reach legacy sessions at their level."""
         method = message.get("method")
         params = message.get("params") if isinstance(message.get("params"), dict) else None
         if not isinstance(method, str):
             return
         changed = [name for name, kind in KINDS.items() if kind.changed == method]
         for name in changed:
-            self.discovery.invalidate((server, name))
-        targets: list[LiveSession] = []
-        for live in list(self.sessions.values()):
-            try:
-                _, servers = await self.servers(live.caller)
-            except Exception:  # the token went away: this session hears nothing more
-                continue
-            if server not in servers:
-                continue
-            if method == "notifications/resources/updated":
-                if params is None or params.get("uri") not in live.subscriptions:
-                    continue
-            elif not changed and method != "notifications/message":
-                continue
-            targets.append(live)
-        for live in targets:
-            try:
-                await live.send(method, params)
-            except Exception:  # the session is gone; forget it
-                logger.debug("session %s no longer takes notifications", live.key[:8])
-                self.forget(live.key)
+            self.lists.invalidate(server, name)
+        if "resources" in changed:  # e.g. the instance came back: it has forgotten subscriptions
+            for held, holder_caller in self.subscriptions.held(server):
+                self.spawn(self._upstream_subscription(holder_caller, server, held, on=True))
+        if not changed and method not in (RESOURCE_UPDATED, LOG_MESSAGE):
+            return
+        only: dict[str, Any] = {"server": server}
+        if method == RESOURCE_UPDATED:
+            updated = params.get("uri") if params else None
+            if not isinstance(updated, str):
+                return
+            only["subscribed"] = lambda key: self.subscriptions.holds(key, server, updated)
+        for project, servers in list(self._known.items()):
+            if server in servers:
+                await self._tell(project, method, params, **only)

@@ -174,10 +174,15 @@ class Connection:
         if method == "notifications/message":
             # A log line belongs to whoever's request produced it: the request whose stream it came
             # on, else (stdio says nothing) the one caller in flight. It is never shown to others.
+            # With nothing in flight (nor recently abandoned) it belongs to no request: the project's
+            # sessions hear it (on_notification), at their levels.
             source = self._owner(related)
-            if source is not None and source.notify is not None:
-                await _deliver(source.notify, message)
-            return
+            if source is not None:
+                if source.notify is not None:
+                    await _deliver(source.notify, message)
+                return
+            if related is not None or self._pending or self._abandoned:
+                return  # one of several requests may have produced it: shown to none of them
         if self.on_notification is not None:
             await _deliver(self.on_notification, message)
 

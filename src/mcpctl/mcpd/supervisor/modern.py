@@ -31,7 +31,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -66,6 +66,7 @@ import mcpctl
 from mcpctl.mcpd.supervisor.connection import Notify, UpstreamGone, UpstreamTimeout
 from mcpctl.mcpd.supervisor.instance import ServerConfig
 from mcpctl.mcpd.supervisor.links import describe_exception
+from mcpctl.mcpd.supervisor.listening import UpstreamListener
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ _ENVELOPE = (PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIE
 # answers that say nothing about the upstream's protocol support (it failed, or the wire did)
 _INDEFINITE = frozenset({INTERNAL_ERROR, CONNECTION_CLOSED})
 _RELAYED_NOTIFICATIONS = frozenset({"notifications/progress", "notifications/message"})
+# (server, notification): an upstream's notification that belongs to no caller (list_changed,
+# resources/updated) heard on a 2026 exchange, for the same listeners as the shared connection's
+Heard = Callable[[str, Message], Awaitable[None]]
 
 
 def caller_version(params: Mapping[str, Any] | None) -> str | None:
@@ -131,8 +135,16 @@ def _supported_versions(answer: Message) -> frozenset[str] | None:
 class ModernChannel:
     """2026-07-28 requests to one upstream URL, with its configured headers."""
 
-    def __init__(self, name: str, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0):
-        self.name, self.url, self.headers = name, url, dict(headers)
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float = 10.0,
+        heard: Heard | None = None,
+    ):
+        self.name, self.url, self.headers, self.heard = name, url, dict(headers), heard
         self._http = httpx2.AsyncClient(
             # no read limit of its own: every exchange runs under the caller's call deadline
             headers=self.headers,
@@ -146,12 +158,25 @@ class ModernChannel:
         self._lock = asyncio.Lock()
         self.inflight = 0
         self.retired = False
+        self.listener: UpstreamListener | None = None  # its change events, once it speaks 2026
 
     def serves(self, config: ServerConfig) -> bool:
         return config.url == self.url and config.headers == self.headers
 
     async def aclose(self) -> None:
+        if self.listener is not None:
+            await self.listener.aclose()
         await self._http.aclose()
+
+    def _listen(self, versions: frozenset[str]) -> None:
+        """Hold a listen stream to the upstream for its list changes (listening.py)."""
+        if self.listener is not None or self.heard is None or self.retired:
+            return
+        version = LATEST_MODERN_VERSION if LATEST_MODERN_VERSION in versions else max(versions)
+        self.listener = UpstreamListener(
+            self.name, self.url, self._http, version, self.heard, routing_headers
+        )
+        self.listener.start()
 
     # ---- support ---------------------------------------------------------------------------------
 
@@ -170,6 +195,9 @@ class ModernChannel:
                         until = time.monotonic() + UNKNOWN_SUPPORT_SECONDS
                     else:
                         known, until = versions, float("inf")
+                        modern = versions & frozenset(MODERN_PROTOCOL_VERSIONS)
+                        if modern:
+                            self._listen(modern)
                         logger.info(
                             "server %s (%s) serves 2026-era versions over HTTP: %s",
                             self.name,
@@ -286,13 +314,16 @@ class ModernChannel:
                     if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id == request_id:
                         answer: Message = message.model_dump(by_alias=True, mode="json", exclude_unset=True)
                         return answer
-                    # other notifications, and server→client requests (no place on the 2026 wire),
-                    # are not the caller's to hear
-                    relayed = (
-                        isinstance(message, JSONRPCNotification) and message.method in _RELAYED_NOTIFICATIONS
-                    )
-                    if relayed and notify is not None:
-                        await notify(message.model_dump(by_alias=True, mode="json", exclude_unset=True))
+                    # other notifications (list_changed, resources/updated) are the server's news
+                    # for everyone; server→client requests have no place on the 2026 wire
+                    if not isinstance(message, JSONRPCNotification):
+                        continue
+                    body = message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+                    if message.method in _RELAYED_NOTIFICATIONS:
+                        if notify is not None:
+                            await notify(body)
+                    elif self.heard is not None:
+                        await self.heard(self.name, body)
         except UpstreamGone:
             raise
         except Exception as exc:  # boundary: the wire failed (refused, reset, bad body)
@@ -303,8 +334,9 @@ class ModernChannel:
 class ModernChannels:
     """One `ModernChannel` per `transport: http` server, replaced when its URL or headers change."""
 
-    def __init__(self) -> None:
+    def __init__(self, heard: Heard | None = None) -> None:
         self._channels: dict[str, ModernChannel] = {}
+        self.heard = heard
 
     async def channel(self, config: ServerConfig) -> ModernChannel | None:
         """The channel for a server, or None when it cannot speak 2026-07-28 through mcpd (stdio,
@@ -319,7 +351,7 @@ class ModernChannels:
             return old
         # swapped in before anything is awaited, so concurrent callers share the one new channel
         channel = self._channels[config.name] = ModernChannel(
-            config.name, config.url, config.headers, connect_timeout=config.init_seconds
+            config.name, config.url, config.headers, connect_timeout=config.init_seconds, heard=self.heard
         )
         if old is not None:
             old.retired = True

@@ -1,4 +1,9 @@
-"""A server's running replicas: scaling, picking one per request, and fanning out notifications."""
+"""A server's running replicas: scaling, picking one per request, and fanning out notifications.
+
+When the replicas that serve change (one comes up, the last one goes down, a restart brings a new
+process, the spec changes), the server's lists may have changed: subscribers hear the three
+list_changed notifications, as if the upstream had sent them, so lists follow instances (DESIGN §5).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 Subscriber = Callable[[dict[str, Any]], Awaitable[None]]
 _WAITING = ("PENDING", "STARTING")
+LIST_CHANGED = (
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+)
 
 
 class ServerRuntime:
@@ -26,6 +36,8 @@ class ServerRuntime:
         self.subscribers: set[Subscriber] = set()
         self._changed = asyncio.Event()
         self._turn = itertools.count()
+        self._serving: frozenset[tuple[str, object]] = frozenset()  # (replica, started_at) ready now
+        self._announcements: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -34,6 +46,20 @@ class ServerRuntime:
     def _notify_change(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        serving = frozenset((r.name, r.started_at) for r in self.replicas if r.ready)
+        if serving != self._serving:
+            self._serving = serving
+            self.lists_changed()
+
+    def lists_changed(self) -> None:
+        """Tell subscribers (soon, in order) that every list of this server may have changed."""
+        task = asyncio.get_running_loop().create_task(self._announce())
+        self._announcements.add(task)
+        task.add_done_callback(self._announcements.discard)
+
+    async def _announce(self) -> None:
+        for method in LIST_CHANGED:
+            await self._broadcast({"jsonrpc": "2.0", "method": method})
 
     async def _broadcast(self, message: dict[str, Any]) -> None:
         for subscriber in list(self.subscribers):
@@ -67,11 +93,13 @@ class ServerRuntime:
             self.replicas = self.replicas[: config.replicas]
             await asyncio.gather(*(r.stop() for r in surplus))
         self._notify_change()
+        self.lists_changed()  # e.g. its tools allow/deny list, which no restart announces
 
     async def stop(self) -> None:
         replicas, self.replicas = self.replicas, []
         await asyncio.gather(*(r.stop() for r in replicas))
         self._notify_change()
+        await asyncio.gather(*self._announcements, return_exceptions=True)
 
     async def pick(self, wait_seconds: float) -> Replica:
         """A RUNNING replica with the fewest requests in flight (ties in turn). Waits up to
