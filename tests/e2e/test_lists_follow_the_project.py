@@ -1,13 +1,15 @@
-"""DESIGN §5 "Lists follow the project", in the embedded endpoint with real upstreams and the SDK
-client in both eras: a server added to or removed from the project, an instance going down or
-coming back, and a 2026 upstream's own list change reach open legacy sessions as list_changed and
-2026-07-28 `subscriptions/listen` streams as events within a second."""
+"""DESIGN §5 "Lists follow the project", with real upstreams and the SDK client in both eras, in the
+embedded endpoint and through `mcplocal serve` (split mode; `mcplocal stdio` too for a project
+change): a server added to or removed from the project, an instance going down or coming back, and a
+2026 upstream's own list change reach open legacy sessions as list_changed and 2026-07-28
+`subscriptions/listen` streams as events within a second."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -17,12 +19,14 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 
-from tests.e2e.conftest import Cli, free_port, login_admin
-from tests.e2e.test_project_endpoint import endpoint, mint
+from tests.e2e.conftest import Cli, Mcpd, free_port, login_admin
+from tests.e2e.test_mcplocal_split import MCPLOCAL, mcplocal_serve
+from tests.e2e.test_project_endpoint import mint
 from tests.e2e.upstreams import FIXTURE, PYTHON, TIME_SERVER, instances, run, wait_running
 from tests.processes import wait_listening
 
@@ -89,8 +93,21 @@ class Heard:
                 await self._changed.wait()
 
 
+@pytest.fixture(scope="module")
+def bases(op: Cli, daemon: Mcpd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Where each mode's project endpoints live: mcpd itself, and a `mcplocal serve` in front of it."""
+    with mcplocal_serve(daemon, tmp_path_factory.mktemp("serve")) as serve:
+        yield {"embedded": op.daemon.url, "serve": serve}
+
+
+def url(base: str, project: str) -> str:
+    return f"{base}/projects/{project}/mcp"
+
+
 @asynccontextmanager
-async def legacy(op: Cli, project: str, token: str) -> AsyncIterator[tuple[Client, Heard]]:
+async def legacy(
+    op: Cli, project: str, token: str, base: str | None = None
+) -> AsyncIterator[tuple[Client, Heard]]:
     heard = Heard()
 
     async def on_message(message: Any) -> None:
@@ -100,7 +117,7 @@ async def legacy(op: Cli, project: str, token: str) -> AsyncIterator[tuple[Clien
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
         Client(
-            streamable_http_client(endpoint(op, project), http_client=http),  # type: ignore[arg-type]
+            streamable_http_client(url(base or op.daemon.url, project), http_client=http),  # type: ignore[arg-type]
             mode="legacy",
             message_handler=on_message,
         ) as session,
@@ -110,13 +127,15 @@ async def legacy(op: Cli, project: str, token: str) -> AsyncIterator[tuple[Clien
 
 
 @asynccontextmanager
-async def listening(op: Cli, project: str, token: str, **wanted: Any) -> AsyncIterator[tuple[Client, Heard]]:
+async def listening(
+    op: Cli, project: str, token: str, base: str | None = None, **wanted: Any
+) -> AsyncIterator[tuple[Client, Heard]]:
     """A 2026-07-28 client with a `subscriptions/listen` stream whose events land in `Heard`."""
     heard = Heard()
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
         Client(
-            streamable_http_client(endpoint(op, project), http_client=http),  # type: ignore[arg-type]
+            streamable_http_client(url(base or op.daemon.url, project), http_client=http),  # type: ignore[arg-type]
             mode="2026-07-28",
         ) as session,
         session.listen(**wanted) as subscription,
@@ -142,20 +161,25 @@ async def cli(op: Cli, *args: str) -> float:
     return time.monotonic()
 
 
-def test_adding_and_removing_a_server_reaches_both_eras_within_a_second(op: Cli) -> None:
-    op.ok("create", "project", "grow", "--server", "fx")
-    token = mint(op, "grow", "grower")
+@pytest.mark.parametrize("mode", ["embedded", "serve"])
+def test_adding_and_removing_a_server_reaches_both_eras_within_a_second(
+    op: Cli, bases: dict[str, str], mode: str
+) -> None:
+    project = f"grow-{mode}"
+    op.ok("create", "project", project, "--server", "fx")
+    token = mint(op, project, "grower")
+    base = bases[mode]
 
     async def scenario() -> dict[str, Any]:
         seen: dict[str, Any] = {}
         async with (
-            legacy(op, "grow", token) as (old, old_heard),
-            listening(op, "grow", token, tools_list_changed=True) as (new, new_heard),
+            legacy(op, project, token, base) as (old, old_heard),
+            listening(op, project, token, base, tools_list_changed=True) as (new, new_heard),
         ):
             seen["before"] = tool_names(await old.list_tools())
             for step, servers in (("add", "servers=[fx, tm]"), ("remove", "servers=[tm]")):
                 started = time.monotonic()
-                done = await cli(op, "patch", "project", "grow", servers)
+                done = await cli(op, "patch", "project", project, servers)
                 legacy_at = await old_heard.first(types.ToolListChangedNotification, started)
                 listen_at = await new_heard.first(ToolsListChanged, started)
                 seen[step] = (legacy_at - done, listen_at - done)
@@ -174,13 +198,17 @@ def test_adding_and_removing_a_server_reaches_both_eras_within_a_second(op: Cli)
     assert not any(n.startswith("fx__") for n in seen["after remove"] | seen["2026 after remove"])
 
 
-def test_an_instance_going_down_and_coming_back_is_announced_and_listed(op: Cli) -> None:
-    op.ok("create", "project", "flaky", "--server", "fx", "--server", "tm")
-    token = mint(op, "flaky", "flaky")
+@pytest.mark.parametrize("mode", ["embedded", "serve"])
+def test_an_instance_going_down_and_coming_back_is_announced_and_listed(
+    op: Cli, bases: dict[str, str], mode: str
+) -> None:
+    project = f"flaky-{mode}"
+    op.ok("create", "project", project, "--server", "fx", "--server", "tm")
+    token = mint(op, project, "flaky")
 
     async def scenario() -> dict[str, Any]:
         seen: dict[str, Any] = {}
-        async with legacy(op, "flaky", token) as (session, heard):
+        async with legacy(op, project, token, bases[mode]) as (session, heard):
             seen["before"] = tool_names(await session.list_tools())
             pid = instances(op, "fx")[0]["status"]["pid"]
             killed = time.monotonic()
@@ -202,12 +230,16 @@ def test_an_instance_going_down_and_coming_back_is_announced_and_listed(op: Cli)
     wait_running(op, "fx", 1)
 
 
-def test_a_2026_upstreams_list_change_reaches_listen_streams(op: Cli) -> None:
-    op.ok("create", "project", "modern", "--server", "modern")
-    token = mint(op, "modern", "modern")
+@pytest.mark.parametrize("mode", ["embedded", "serve"])
+def test_a_2026_upstreams_list_change_reaches_listen_streams(
+    op: Cli, bases: dict[str, str], mode: str
+) -> None:
+    project = f"modern-{mode}"
+    op.ok("create", "project", project, "--server", "modern")
+    token = mint(op, project, "modern")
 
     async def scenario() -> tuple[set[str], float, set[str]]:
-        async with listening(op, "modern", token, tools_list_changed=True) as (session, heard):
+        async with listening(op, project, token, bases[mode], tools_list_changed=True) as (session, heard):
             before = tool_names(await session.list_tools())
             # a pass-through (mcpd learns the server speaks 2026 and listens to it)
             await session.call_tool("modern__test_simple_text", {})
@@ -219,6 +251,37 @@ def test_a_2026_upstreams_list_change_reaches_listen_streams(op: Cli) -> None:
         return before, took, after
 
     before, took, after = run(scenario)
-    assert "modern__test_trigger_tool_change" in before and "modern__test_dynamic_tool" not in before
+    assert "modern__test_trigger_tool_change" in before
     assert took < WITHIN
-    assert "modern__test_dynamic_tool" in after
+    # the trigger adds `test_dynamic_tool`, or removes it when an earlier case added it
+    assert ("modern__test_dynamic_tool" in after) != ("modern__test_dynamic_tool" in before)
+
+
+def test_adding_a_server_reaches_a_mcplocal_stdio_session_within_a_second(op: Cli, daemon: Mcpd) -> None:
+    op.ok("create", "project", "grow-stdio", "--server", "fx")
+    token = mint(op, "grow-stdio", "grower")
+    params = StdioServerParameters(
+        command=MCPLOCAL,
+        args=["stdio", "--project", "grow-stdio", "--mcpd-url", daemon.url],
+        env={"MCPCTL_TOKEN": token, "PATH": os.environ["PATH"]},
+    )
+
+    async def scenario() -> tuple[float, set[str]]:
+        heard = Heard()
+
+        async def on_message(message: Any) -> None:
+            if not isinstance(message, Exception):
+                heard.add(message)
+
+        async with Client(
+            stdio_client(params, errlog=sys.stderr), mode="legacy", message_handler=on_message
+        ) as session:
+            await session.list_tools()
+            started = time.monotonic()
+            done = await cli(op, "patch", "project", "grow-stdio", "servers=[fx, tm]")
+            took = await heard.first(types.ToolListChangedNotification, started) - done
+            return took, tool_names(await session.list_tools())
+
+    took, after = run(scenario)
+    assert took < WITHIN, f"{took:.2f}s"
+    assert "tm__get_current_time" in after
