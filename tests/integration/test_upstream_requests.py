@@ -3,50 +3,20 @@ the caller's: the real server-everything over stdio, through the supervisor's on
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import pytest
 
 from mcpctl.mcpd.supervisor.connection import Connection
-from mcpctl.mcpd.supervisor.instance import HealthConfig, ServerConfig, SupervisorTuning
-from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from tests.integration.npm_upstreams import connected
 
 pytestmark = pytest.mark.anyio
 
-NODE_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin"
-EVERYTHING = NODE_BIN / "mcp-server-everything"
-FAST = SupervisorTuning(stop_grace_seconds=1.0, backoff_initial_seconds=0.2, backoff_max_seconds=0.5)
 
-
-@asynccontextmanager
-async def everything() -> AsyncIterator[Connection]:
-    if not EVERYTHING.exists():
-        pytest.skip(f"{EVERYTHING} is missing: run `make test` (it installs the npm test upstreams)")
-    config = ServerConfig(
-        name="ev",
-        transport="stdio",
-        command=str(EVERYTHING),
-        args=("stdio",),
-        env={"PATH": os.pathsep.join([str(NODE_BIN), os.environ.get("PATH", "")])},
-        health=HealthConfig(interval_seconds=60),
-        init_seconds=20,
-        call_seconds=10,
-    )
-    runtime = ServerRuntime(config, FAST)
-    runtime.start()
-    try:
-        with anyio.fail_after(20):
-            replica = await runtime.pick(20)
-        assert replica.connection is not None
-        yield replica.connection
-    finally:
-        with anyio.fail_after(15):
-            await runtime.stop()
+def everything() -> AbstractAsyncContextManager[Connection]:
+    return connected("ev", "mcp-server-everything", "stdio")
 
 
 async def test_a_probe_in_flight_does_not_make_a_caller_s_sampling_request_unattributable() -> None:

@@ -6,7 +6,6 @@ own directories and only those, whatever runs beside it."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,14 +15,9 @@ import anyio
 import pytest
 
 from mcpctl.mcpd.supervisor.connection import Connection
-from mcpctl.mcpd.supervisor.instance import HealthConfig, ServerConfig, SupervisorTuning
-from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from tests.integration.npm_upstreams import connected
 
 pytestmark = pytest.mark.anyio
-
-NODE_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin"
-FILESYSTEM = NODE_BIN / "mcp-server-filesystem"
-FAST = SupervisorTuning(stop_grace_seconds=1.0, backoff_initial_seconds=0.2, backoff_max_seconds=0.5)
 
 
 class Client:
@@ -41,33 +35,13 @@ class Client:
 
 @asynccontextmanager
 async def filesystem() -> AsyncIterator[Connection]:
-    if not FILESYSTEM.exists():
-        pytest.skip(f"{FILESYSTEM} is missing: run `make test` (it installs the npm test upstreams)")
-    config = ServerConfig(
-        name="fs",
-        transport="stdio",
-        command=str(FILESYSTEM),  # no directories: it takes them from the client's roots
-        env={"PATH": os.pathsep.join([str(NODE_BIN), os.environ.get("PATH", "")])},
-        health=HealthConfig(interval_seconds=60),
-        init_seconds=20,
-        call_seconds=10,
-    )
-    runtime = ServerRuntime(config, FAST)
-    runtime.start()
-    try:
-        with anyio.fail_after(20):
-            replica = await runtime.pick(20)
-        assert replica.connection is not None
-        connection = replica.connection
+    async with connected("fs", "mcp-server-filesystem") as connection:  # no directories: roots
         # it reads roots right after `initialized` (answered: none, no caller yet); a call racing
         # that first read would race it directly too
         with anyio.fail_after(10):
             while not connection.roots.aware:
                 await anyio.sleep(0.02)
         yield connection
-    finally:
-        with anyio.fail_after(15):
-            await runtime.stop()
 
 
 async def call(connection: Connection, client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

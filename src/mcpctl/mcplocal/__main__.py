@@ -44,7 +44,8 @@ logger = logging.getLogger("mcpctl.mcplocal")
 def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGate]:
     """The link to mcpd, the router and the token gate, wired so that what mcpd says reaches them: a
     token that ended is refused and its sessions end; a configuration change drops cached views and
-    introspections and reaches the sessions of the projects whose servers changed. mcpd records the audit events (no audit sink here)."""
+    introspections and reaches the sessions of the projects whose servers changed. mcpd records the
+    audit events (no audit sink here)."""
     plane = RemotePlane(settings.mcpd_url)
     router = Router(plane, settings.router_settings())
     gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
