@@ -40,7 +40,7 @@ from mcpctl.mcplocal.client_capabilities import declares, refusal, required_capa
 from mcpctl.mcplocal.exchanges import exchange_of
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, Message, Notify, Relay
-from mcpctl.mcplocal.router import Router
+from mcpctl.mcplocal.router import RESOURCE_NOT_FOUND, Router
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +333,7 @@ class Endpoint:
                 meta = forwarded.get("_meta")
                 declared = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
                 work = self.rounds.run(caller.token_sha, method, forwarded, declared, self._relay(ctx), start)
+                work = _modern_errors(work)
             return self._finish(ctx, await self._cancellable(ctx, work))
 
         return handler
@@ -393,6 +394,17 @@ class Endpoint:
         self.rounds.close()
         for listener in self.listeners.values():
             listener.close()
+
+
+async def _modern_errors(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """2026-07-28 names "resource not found" -32602 (SEP-2164; -32002 in 2025-11-25, which an upstream
+    on a 2025 session, and the router, answer)."""
+    try:
+        return await work
+    except MCPError as exc:
+        if exc.code == RESOURCE_NOT_FOUND:
+            raise MCPError(types.INVALID_PARAMS, exc.message, exc.data) from None
+        raise
 
 
 async def _async(value: Caller) -> Caller:

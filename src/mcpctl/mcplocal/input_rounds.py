@@ -135,8 +135,11 @@ class PendingCall:
         required = required_capability(message)
         if required is None:
             return {"error": {"code": -32601, "message": f"{method} is not relayed"}}
+        how = asks.optional(message)
+        if how == asks.AT_ONCE:  # the gateway's own question, not worth a round to this caller
+            return asks.NOT_ASKED
         if not declares(self.capabilities, required):
-            if asks.is_optional(message):  # the gateway's own question: never fails the request
+            if how is not None:  # the gateway's own question never fails the request
                 return asks.NOT_ASKED
             self.fail(MCPError(*missing_capability_error(method, required)))
             return {"error": {"code": INTERNAL_ERROR, "message": f"the client did not declare {method}"}}

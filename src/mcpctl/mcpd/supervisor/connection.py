@@ -56,8 +56,8 @@ ROOTS_REREAD_SECONDS = 2.0
 # before the request that needed it goes out.
 ROOTS_SETTLE_SECONDS = 0.1
 PARKED_AFTER = 0.015
-# mcpd's own question (never the upstream's): answered only by a client that can be asked at once
-LIST_ROOTS: dict[str, Any] = {"method": "roots/list", "params": None, asks.OPTIONAL: True}
+# mcpd's own question (never the upstream's), for a caller of an upstream that holds roots
+LIST_ROOTS: dict[str, Any] = {"method": "roots/list", "params": None}
 
 
 class UpstreamError(Exception):
@@ -220,6 +220,8 @@ class Connection:
             answer: dict[str, Any] = {"result": {}}
         elif method == "roots/list":
             switching = self.roots.target
+            if not any(e.relay is not None for e in self._pending.values()):
+                self.roots.standing = True  # it reads roots on its own, outside callers' requests
             owner = self._owner(related, askers=True) if switching is None else None
             if owner is not None and owner.relay is not None and not owner.roots_known:
                 self.roots.aware = True
@@ -244,6 +246,14 @@ class Connection:
                 if method == "roots/list" and switching is not None and self.roots.target is switching:
                     self.roots.reread.set()
 
+    def _roots_question(self) -> dict[str, Any]:
+        """mcpd's question for a caller's roots. A 2026-07-28 caller is asked (in an input_required
+        round) only by an upstream that reads roots on its own, outside any request (as
+        server-filesystem does): one that reads them within a request asks that request's caller
+        itself, so a round is not spent on every call to it."""
+        how = asks.ROUND if self.roots.standing else asks.AT_ONCE
+        return {**LIST_ROOTS, asks.OPTIONAL: how}
+
     async def _ask_owner(self, owner: _Pending, message: dict[str, Any]) -> dict[str, Any]:
         """The caller's client's answer to the upstream's question (the request counts as parked on
         its client meanwhile)."""
@@ -263,7 +273,11 @@ class Connection:
         if roots is not None:
             return roots
         owner = self._owner(related, askers=True)
-        roots = roots_of(await _ask(owner.relay, LIST_ROOTS)) if owner is not None and owner.relay else []
+        roots = (
+            roots_of(await _ask(owner.relay, self._roots_question()))
+            if owner is not None and owner.relay
+            else []
+        )
         if self.roots.current() is None:
             self.roots.given(roots)
         return roots
@@ -330,7 +344,7 @@ class Connection:
                     # the caller is asked each time, so a change on its side (its roots
                     # list_changed) reaches the upstream with its next request; a caller that
                     # cannot be asked at once is not held to roots (its reads are asked of it)
-                    known = await _ask(relay, LIST_ROOTS)
+                    known = await _ask(relay, self._roots_question())
                     if "result" in known:
                         entry.roots_known = True
                         switch = await self.roots.enter(roots_of(known))
@@ -430,7 +444,8 @@ def _parked(entry: _Pending, now: float) -> bool:
 async def _ask(relay: Relay, message: dict[str, Any]) -> dict[str, Any]:
     """A caller's client's answer to a request on the upstream's behalf: {"result"} or {"error"}."""
     try:
-        optional = {asks.OPTIONAL: True} if asks.is_optional(message) else {}
+        how = asks.optional(message)
+        optional = {asks.OPTIONAL: how} if how is not None else {}
         return await relay({"method": message["method"], "params": message.get("params"), **optional})
     except Exception as exc:  # boundary: the caller's client failed; the upstream gets an error
         return {"error": {"code": INTERNAL_ERROR, "message": f"the client could not answer: {exc}"}}

@@ -40,6 +40,7 @@ class RootsGate:
 
     def __init__(self) -> None:
         self.aware = False  # the upstream asked roots/list at least once
+        self.standing = False  # ... and once outside any caller's request (it holds roots between them)
         # It re-reads roots when told list_changed; False once it let a switch go unanswered, after
         # which switches only notify it (it asks again when it wants to, and gets the current roots).
         self.follows_changes = True
