@@ -257,12 +257,16 @@ def test_a_2026_upstreams_list_change_reaches_listen_streams(
     assert ("modern__test_dynamic_tool" in after) != ("modern__test_dynamic_tool" in before)
 
 
-def test_adding_a_server_reaches_a_mcplocal_stdio_session_within_a_second(op: Cli, daemon: Mcpd) -> None:
-    op.ok("create", "project", "grow-stdio", "--server", "fx")
-    token = mint(op, "grow-stdio", "grower")
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_adding_a_server_reaches_a_mcplocal_stdio_client_within_a_second(
+    op: Cli, daemon: Mcpd, mode: str
+) -> None:
+    project = f"grow-stdio-{mode[:4]}"
+    op.ok("create", "project", project, "--server", "fx")
+    token = mint(op, project, "grower")
     params = StdioServerParameters(
         command=MCPLOCAL,
-        args=["stdio", "--project", "grow-stdio", "--mcpd-url", daemon.url],
+        args=["stdio", "--project", project, "--mcpd-url", daemon.url],
         env={"MCPCTL_TOKEN": token, "PATH": os.environ["PATH"]},
     )
 
@@ -274,12 +278,31 @@ def test_adding_a_server_reaches_a_mcplocal_stdio_session_within_a_second(op: Cl
                 heard.add(message)
 
         async with Client(
-            stdio_client(params, errlog=sys.stderr), mode="legacy", message_handler=on_message
+            stdio_client(params, errlog=sys.stderr),
+            mode=mode,
+            message_handler=on_message,  # type: ignore[arg-type]
         ) as session:
             await session.list_tools()
-            started = time.monotonic()
-            done = await cli(op, "patch", "project", "grow-stdio", "servers=[fx, tm]")
-            took = await heard.first(types.ToolListChangedNotification, started) - done
+            if mode == "legacy":
+                started = time.monotonic()
+                done = await cli(op, "patch", "project", project, "servers=[fx, tm]")
+                took = await heard.first(types.ToolListChangedNotification, started) - done
+                return took, tool_names(await session.list_tools())
+            async with (
+                session.listen(tools_list_changed=True) as subscription,
+                anyio.create_task_group() as group,
+            ):
+
+                async def drain() -> None:
+                    async for event in subscription:
+                        heard.add(event)
+
+                group.start_soon(drain)
+                await anyio.sleep(0.3)  # the stream is open
+                started = time.monotonic()
+                done = await cli(op, "patch", "project", project, "servers=[fx, tm]")
+                took = await heard.first(ToolsListChanged, started) - done
+                group.cancel_scope.cancel()
             return took, tool_names(await session.list_tools())
 
     took, after = run(scenario)
