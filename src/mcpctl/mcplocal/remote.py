@@ -69,7 +69,8 @@ def _expiry(value: Any) -> datetime | None:
 class RemoteUpstream:
     """A server of the project across the data-plane link: mcpd runs the request through the same
     plane as the embedded endpoint, with the caller's notifications, questions and cancellation
-    carried both ways."""
+    carried both ways. mcpd applies the server's own call timeout; a shorter deadline (the router
+    has none but discovery's) cancels the call, which the link carries too."""
 
     def __init__(self, plane: RemotePlane, caller: Caller, name: str, session_id: str | None):
         self.plane, self.caller, self.name, self.session_id = plane, caller, name, session_id
