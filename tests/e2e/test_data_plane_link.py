@@ -51,16 +51,23 @@ class Peer:
     def __init__(self, socket: ClientConnection):
         self.socket = socket
         self.ids = iter(range(1, 10_000))
+        self.backlog: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(frame))
 
     async def expect(self, match: Callable[[dict[str, Any]], bool], seconds: float = 10) -> dict[str, Any]:
+        """The first frame that matches, from those set aside by earlier waits or arriving now."""
+        for frame in self.backlog:
+            if match(frame):
+                self.backlog.remove(frame)
+                return frame
         with anyio.fail_after(seconds):
             while True:
                 frame = json.loads(await self.socket.recv())
                 if match(frame):
                     return frame
+                self.backlog.append(frame)
 
     async def socket_auth(self, token: str) -> dict[str, Any]:
         """The whole `authed` frame."""
@@ -261,6 +268,30 @@ def test_bad_frames_change_nothing_and_the_link_keeps_working(op: Cli) -> None:
             assert (await link.expect(lambda f: f.get("id") == 9001))["t"] == "failure"
             await link.auth(token)
             assert (await link.call(sha(token), "fx", "tools/call", ECHO))["t"] == "answer"
+
+    anyio.run(scenario)
+
+
+def test_one_links_unsubscribe_does_not_cut_off_another_links_subscription(op: Cli) -> None:
+    """Subscriptions over links are counted with everyone else's: the upstream hears unsubscribe only
+    when the last holder leaves, and resource updates reach the links that still hold it."""
+    first, second = mint(op, "sub-a"), mint(op, "sub-b")
+    uri = {"uri": "fixture://shared-note"}
+
+    async def scenario() -> None:
+        async with peer(op) as a, peer(op) as b:
+            await a.auth(first)
+            await b.auth(second)
+            assert (await a.call(sha(first), "fx", "resources/subscribe", uri))["t"] == "answer"
+            assert (await b.call(sha(second), "fx", "resources/subscribe", uri))["t"] == "answer"
+            assert (await a.call(sha(first), "fx", "resources/unsubscribe", uri))["t"] == "answer"
+            touched = await b.call(sha(second), "fx", "tools/call", {"name": "touch", "arguments": uri})
+            assert touched["message"]["result"]["content"][0]["text"] == "touched", touched
+            event = await b.expect(lambda f: f.get("t") == "event", seconds=5)
+            assert event["message"]["method"] == "notifications/resources/updated"
+            assert (await b.call(sha(second), "fx", "resources/unsubscribe", uri))["t"] == "answer"
+            after = await b.call(sha(second), "fx", "tools/call", {"name": "touch", "arguments": uri})
+            assert after["message"]["result"]["content"][0]["text"] == "not subscribed"
 
     anyio.run(scenario)
 

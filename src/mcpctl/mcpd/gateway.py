@@ -263,6 +263,7 @@ class Gateway:
             self.audit.put,
             self.durable,
             replace(link_limits or LinkLimits(), token_seconds=settings.token_positive_ttl_ms / 1000),
+            holds=self.router,
         )
 
     @contextlib.asynccontextmanager

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
 from mcpctl.core import link_protocol as wire
@@ -53,6 +54,16 @@ from mcpctl.mcplocal.ports import (
 logger = logging.getLogger(__name__)
 
 POLICY_VIOLATION, TOO_BIG, TRY_AGAIN_LATER = 1008, 1009, 1013
+# what an upstream's notifications outside requests may tell a link (as embedded sessions hear them)
+EVENT_METHODS = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/resources/updated",
+        "notifications/message",
+    }
+)
 SUBSCRIBE, UNSUBSCRIBE, UPDATED = (
     "resources/subscribe",
     "resources/unsubscribe",
@@ -71,6 +82,14 @@ class LinkLimits:
     max_tokens_per_link: int = 100_000
     refused_burst: int = 100  # refused tokens per address, refilled over the window
     refused_window_seconds: float = 60.0
+
+
+class Holds(Protocol):
+    """Counted resource subscriptions shared with the embedded endpoint (`Router.hold`, `release`)."""
+
+    async def hold(self, caller: Caller, server: str, uri: str, holder: str, *, on: bool) -> None: ...
+
+    def release(self, holder: str) -> None: ...
 
 
 class Socket(Protocol):
@@ -98,6 +117,7 @@ class _Link:
     calls: dict[int, tuple[asyncio.Task[None], str]] = field(default_factory=dict)  # id → (task, sha)
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
     subscribed: set[tuple[str, str]] = field(default_factory=set)  # (server, uri) it subscribed
+    holders: set[str] = field(default_factory=set)  # its holders of counted subscriptions
     outbox: collections.deque[str] = field(default_factory=collections.deque)
     outbox_bytes: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -165,7 +185,7 @@ class _Link:
         return held.caller
 
     def reaches(self, server: str) -> bool:
-        return any(held.caller.may_use(server) for held in self.tokens.values())
+        return any(held.caller.may_use(server) and not _expired(held.caller) for held in self.tokens.values())
 
 
 class LinkHub:
@@ -177,8 +197,9 @@ class LinkHub:
         audit: Callable[[AuditRecord], None],
         durable: Callable[[], Awaitable[None]] | None = None,
         limits: LinkLimits | None = None,
+        holds: Holds | None = None,
     ):
-        self.plane, self.audit, self.durable = plane, audit, durable
+        self.plane, self.audit, self.durable, self.holds = plane, audit, durable, holds
         self.limits = limits or LinkLimits()
         self.links: set[_Link] = set()
         # bumped whenever authentications may have gone stale: a check under way is done again
@@ -217,6 +238,8 @@ class LinkHub:
 
     async def _on_server_event(self, server: str, message: Message) -> None:
         """Never waits for a link (posted to outboxes): an upstream's reader is never held up."""
+        if message.get("method") not in EVENT_METHODS:
+            return  # anything else a server sends outside requests belongs to no link's callers
         frame = {"t": wire.EVENT, "server": server, "message": message}
         updated = _updated_uri(message)
         for link in list(self.links):
@@ -293,6 +316,9 @@ class LinkHub:
                 if not future.done():
                     future.set_result({"error": {"code": INTERNAL_ERROR, "message": "mcplocal went away"}})
             writer.cancel()
+            if self.holds is not None:
+                for holder in link.holders:
+                    self.holds.release(holder)  # what only it held is unsubscribed upstream
 
     def _dispatch(self, link: _Link, frame: dict[str, Any]) -> None:
         kind = frame["t"]
@@ -394,6 +420,9 @@ class LinkHub:
         async def notify(message: Message) -> None:
             link.post({"t": wire.NOTE, "id": call_id, "message": message})
 
+        if method in (SUBSCRIBE, UNSUBSCRIBE) and self.holds is not None:
+            await self._hold(link, call_id, caller, server, method, params)
+            return
         relay = _asker(link, call_id) if frame.get("relay") else None
         started = time.perf_counter()
         answer: Message | None = None
@@ -413,13 +442,39 @@ class LinkHub:
             audited = self._record(
                 link, caller, server, method, params, answer, time.perf_counter() - started, named
             )
-        assert answer is not None
-        if method in (SUBSCRIBE, UNSUBSCRIBE) and "result" in answer:
-            uri = str((params or {}).get("uri"))
-            (link.subscribed.add if method == SUBSCRIBE else link.subscribed.discard)((server, uri))
         if audited and self.durable is not None:
             await self.durable()  # MCPLOCAL_AUDIT_SPOOL_SYNC: the event is on disk before the answer
         link.post({"t": wire.ANSWER, "id": call_id, "message": answer})
+
+    async def _hold(
+        self,
+        link: _Link,
+        call_id: int,
+        caller: Caller,
+        server: str,
+        method: str,
+        params: dict[str, Any] | None,
+    ) -> None:
+        """A split-mode subscribe or unsubscribe, counted with everyone else's (`Router.hold`): one
+        mcplocal's unsubscribe never cuts off another's, nor an embedded session's."""
+        assert self.holds is not None
+        uri = (params or {}).get("uri")
+        if not isinstance(uri, str):
+            _fail(link, call_id, "resources/subscribe needs a uri", code=-32602)
+            return
+        holder = f"link:{id(link):x}:{caller.token_sha[:16]}"
+        on = method == SUBSCRIBE
+        try:
+            await self.holds.hold(caller, server, uri, holder, on=on)
+        except MCPError as exc:
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.data is not None:
+                error["data"] = exc.data
+            link.post({"t": wire.ANSWER, "id": call_id, "message": {"error": error}})
+            return
+        link.holders.add(holder)
+        (link.subscribed.add if on else link.subscribed.discard)((server, uri))
+        link.post({"t": wire.ANSWER, "id": call_id, "message": {"result": {}}})
 
     def _record(
         self,

@@ -557,33 +557,47 @@ class Router:
         """resources/subscribe (`on`) or unsubscribe for a holder: a legacy session's key or a
         listen stream's. Counted per (server, URI): the upstream hears subscribe from the first
         holder and unsubscribe when the last one leaves (`release` when a holder ends)."""
-        if holder is None:  # no session to deliver to: pass it on as asked
-            for server in (await self._resolve_uri(caller, uri))[0][:1]:
-                await self._upstream_subscription(caller, server, uri, on=on)
+        if holder is None:  # no session to deliver to: a subscribe is passed on, an unsubscribe
+            if on:  # would cut off holders it knows nothing of, so it is not
+                for server in (await self._resolve_uri(caller, uri))[0][:1]:
+                    await self._upstream_subscription(caller, server, uri, on=True)
             return {}
         live = self.sessions.get(holder)
         if not on:
             if live is not None:
                 live.subscriptions.discard(uri)
             held = self.subscriptions.server_of(holder, uri)
-            if held is not None and self.subscriptions.remove(holder, held, uri):
-                await self._upstream_subscription(caller, held, uri, on=False)
+            if held is not None:
+                await self.hold(caller, held, uri, holder, on=False)
             return {}
         for server in (await self._resolve_uri(caller, uri))[0][:1]:
-            if self.subscriptions.holds(holder, server, uri):
-                break
-            first = self.subscriptions.add(holder, server, uri, caller)
             if live is not None:
                 live.subscriptions.add(uri)
-            if first:
-                try:
-                    await self._upstream_subscription(caller, server, uri, on=True)
-                except BaseException:
-                    self.subscriptions.remove(holder, server, uri)
-                    if live is not None:
-                        live.subscriptions.discard(uri)
-                    raise
+            try:
+                await self.hold(caller, server, uri, holder, on=True)
+            except BaseException:
+                if live is not None:
+                    live.subscriptions.discard(uri)
+                raise
         return {}
+
+    async def hold(self, caller: Caller, server: str, uri: str, holder: str, *, on: bool) -> None:
+        """`holder` subscribes to (`on`) or leaves `uri` of `server`, counted: the upstream hears
+        subscribe from the first holder and unsubscribe when the last one leaves. Also what mcpd's
+        data-plane link uses for split-mode mcplocals (holder: the link and token), so their holds and
+        the embedded sessions' share one count."""
+        if not on:
+            if self.subscriptions.remove(holder, server, uri):
+                await self._upstream_subscription(caller, server, uri, on=False)
+            return
+        if self.subscriptions.holds(holder, server, uri):
+            return
+        if self.subscriptions.add(holder, server, uri, caller):
+            try:
+                await self._upstream_subscription(caller, server, uri, on=True)
+            except BaseException:
+                self.subscriptions.remove(holder, server, uri)
+                raise
 
     async def _upstream_subscription(self, caller: Caller, server: str, uri: str, *, on: bool) -> None:
         method = "resources/subscribe" if on else "resources/unsubscribe"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -83,9 +84,9 @@ class _Pending:
     # Asks the caller's client on the upstream's behalf (sampling, elicitation, roots): returns
     # {"result": …} or {"error": …}.
     relay: Relay | None = None
+    roots_known: bool = False  # its caller's roots were asked beforehand and given to the upstream
     asking: int = 0  # the upstream's questions of this request now waiting for the caller's client
     asking_since: float = 0.0
-    roots_known: bool = False  # its caller's roots were asked beforehand and given to the upstream
 
 
 class Connection:
@@ -101,6 +102,7 @@ class Connection:
         self._closed_reason: str | None = None
         self.initialize_result: dict[str, Any] | None = None
         self._relays: set[asyncio.Task[None]] = set()
+        self._asking: dict[str, asyncio.Task[None]] = {}  # the upstream's questions being answered, by id
         # upstream id → (when we stop assuming it still runs, whether it could ask its caller's client)
         self._abandoned: dict[int, tuple[float, bool]] = {}
         self.roots = RootsGate()
@@ -158,8 +160,13 @@ class Connection:
             return
         if "id" in message:  # a request from the upstream: answered aside, never blocking this reader
             task = asyncio.create_task(self._answer(message, related))
+            key = json.dumps(message["id"])
             self._relays.add(task)
+            self._asking[key] = task
             task.add_done_callback(self._relays.discard)
+            task.add_done_callback(
+                lambda done: self._asking.pop(key, None) if self._asking.get(key) is done else None
+            )
             return
         params = message.get("params")
         if method == "notifications/progress":
@@ -170,7 +177,13 @@ class Connection:
                 await _deliver(entry.notify, _with_token(message, entry))
             return
         if method == "notifications/cancelled":
-            return  # the upstream gave up on one of ours; its error response (if any) settles it
+            # the upstream gave up on one of ours (its error response, if any, settles it), or
+            # withdrew a question of its own: the caller's client is not kept waiting on it
+            withdrawn = params.get("requestId") if isinstance(params, dict) else None
+            question = self._asking.pop(json.dumps(withdrawn), None)
+            if question is not None:
+                question.cancel()
+            return
         if method == "notifications/message":
             # A log line belongs to whoever's request produced it: the request whose stream it came
             # on, else (stdio says nothing) the one caller in flight. It is never shown to others.
@@ -205,7 +218,7 @@ class Connection:
             return None
         now = time.monotonic()
         candidates = [
-            e for e in self._pending.values() if not _parked(e, now) and (e.relay is not None or not askers)
+            e for e in self._pending.values() if not askers or (e.relay is not None and not _parked(e, now))
         ]
         if len(candidates) != 1:
             return None
@@ -224,12 +237,20 @@ class Connection:
                 self.roots.standing = True  # it reads roots on its own, outside callers' requests
             owner = self._owner(related, askers=True) if switching is None else None
             if owner is not None and owner.relay is not None and not owner.roots_known:
-                self.roots.aware = True
                 # a caller whose roots mcpd could not learn beforehand (a 2026-07-28 caller: in an
-                # input_required round) is asked the upstream's own question
-                answer = await self._ask_owner(owner, message)
-                if "result" in answer:
-                    self.roots.given(roots_of(answer))
+                # input_required round) is asked the upstream's own question, unless admitted
+                # callers hold the upstream's roots now: never another caller's roots, nor a switch
+                # under their feet
+                self.roots.aware = True
+                answer = {"result": {"roots": []}}
+                if not self.roots.busy:
+                    answer = await self._ask_owner(owner, message)
+                    if "result" in answer and not self.roots.busy:
+                        self.roots.given(roots_of(answer))
+            elif owner is None and switching is None and self._unheld_in_flight():
+                # whose read it is cannot be told, and a request in flight holds no roots: it must
+                # not be handed an admitted caller's
+                answer = {"result": {"roots": []}}
             else:
                 answer = {"result": {"roots": await self._current_roots(related)}}
         else:
@@ -254,9 +275,13 @@ class Connection:
         how = asks.ROUND if self.roots.standing else asks.AT_ONCE
         return {**LIST_ROOTS, asks.OPTIONAL: how}
 
+    def _unheld_in_flight(self) -> bool:
+        """A caller's request is in flight that was not admitted by its roots."""
+        return any(e.relay is not None and not e.roots_known for e in self._pending.values())
+
     async def _ask_owner(self, owner: _Pending, message: dict[str, Any]) -> dict[str, Any]:
         """The caller's client's answer to the upstream's question (the request counts as parked on
-        its client meanwhile)."""
+        it meanwhile; a question the upstream withdraws ends this, and the parking, at once)."""
         assert owner.relay is not None
         if not owner.asking:
             owner.asking_since = time.monotonic()
@@ -434,10 +459,13 @@ class Connection:
 
 
 def _parked(entry: _Pending, now: float) -> bool:
-    """A request whose upstream handler is waiting on its caller's client (a person answering an
-    elicitation, a 2026-07-28 caller's `input_required` round) is not asking anything else: it is no
-    candidate for a new, unattributed question, so one parked call does not make every other caller's
-    questions unattributable. Questions sent together (within PARKED_AFTER) still count as its."""
+    """A request whose upstream handler waits on its caller's client (a person answering an
+    elicitation, a 2026-07-28 caller between `input_required` rounds) is no candidate for a new,
+    unattributed question after PARKED_AFTER: a handler awaits its question's answer before it goes
+    on, so one parked call does not make every other caller's questions unattributable. A question
+    the upstream withdraws (`notifications/cancelled`) unparks it at once. Log lines are never
+    attributed this way (any request in flight may log). The one gap: a handler that sends a second
+    question while its first is unanswered, more than PARKED_AFTER later (docs/security.md)."""
     return entry.asking > 0 and now - entry.asking_since > PARKED_AFTER
 
 

@@ -52,6 +52,11 @@ class RootsGate:
         self._line: deque[object] = deque()
         self._sleepers: list[asyncio.Future[None]] = []
 
+    @property
+    def busy(self) -> bool:
+        """Admitted requests rely on the roots the upstream holds, or a switch is under way."""
+        return self._holders > 0 or self.target is not None
+
     def current(self) -> Roots | None:
         """What to answer the upstream's `roots/list` with now (None: nothing is known yet)."""
         self.aware = True
