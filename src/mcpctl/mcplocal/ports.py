@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.policy import Principal, can_run_server
+from mcpctl.core.proxymodels import Stage
 
 Message = dict[str, Any]
 Notify = Callable[[Message], Awaitable[None]]
@@ -67,11 +68,26 @@ class Introspection:
 
 
 @dataclass(frozen=True)
+class ProjectPrompt:
+    """A project's own Prompt (DESIGN §2, §10): delivered by the gate, listed as an MCP prompt."""
+
+    name: str
+    text: str
+    priority: int = 5
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectView:
     name: str
     servers: tuple[str, ...]  # in project order
     prefix_mode: PrefixMode = "always"
     separator: str = "__"
+    # The project's proxy model, resolved by mcpd (core.proxymodels): its name and its stages in order.
+    proxy_model: str = "direct"
+    stages: tuple[Stage, ...] = ()
+    prompts: tuple[ProjectPrompt, ...] = ()
 
 
 @dataclass(frozen=True)

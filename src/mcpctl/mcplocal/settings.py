@@ -125,6 +125,38 @@ class GatewaySettings(BaseSettings):
         description="Most such calls waiting for their clients' input in all (per process).",
     )
 
+    cache_dir: Path | None = Field(
+        None,
+        description="The pipeline cache (FileCache, DESIGN §10): result pages, summaries, titles and "
+        "embeddings; several processes may share it. Default: ~/.cache/mcpctl/pipeline (mcpd: "
+        "<dataDir>/pipeline-cache); in the container image /var/lib/mcplocal/cache.",
+    )
+    cache_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="The pipeline cache's size bound: the least recently used entries are evicted beyond it.",
+    )
+    llm_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible API (e.g. vLLM's, `http://gpu:8000/v1`) for the summarize stage "
+        "and page titles; without it they fall back to plain behaviour.",
+    )
+    llm_model: str | None = Field(None, description="The model named in chat completions requests.")
+    llm_api_key: str | None = Field(
+        None, description="Bearer key for the LLM and embeddings endpoints, if they want one (never logged)."
+    )
+    llm_timeout_ms: int = Field(
+        20_000, ge=100, le=600_000, description="Deadline for one chat completion; then plain behaviour."
+    )
+    embeddings_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible API for /embeddings: the gate ranks tools semantically (else BM25).",
+    )
+    embeddings_model: str | None = Field(None, description="The model named in embeddings requests.")
+    embeddings_timeout_ms: int = Field(
+        10_000, ge=100, le=600_000, description="Deadline for one embeddings request; then BM25 alone."
+    )
+
     def session_limits(self) -> SessionLimits:
         return SessionLimits(
             per_token=self.max_sessions_per_token,
