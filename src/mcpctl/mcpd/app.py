@@ -108,6 +108,7 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 gateway_config,
                 settings.resolved_public_url,
                 spool_dir=settings.data_dir / "audit-spool",
+                cache_dir=settings.data_dir / "pipeline-cache",
                 link_limits=LinkLimits(
                     max_links=settings.link_max_links,
                     max_links_per_address=settings.link_max_links_per_address,

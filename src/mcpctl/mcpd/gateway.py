@@ -44,6 +44,7 @@ from mcpctl.mcplocal.ports import (
     ServerEvent,
     UpstreamFailure,
 )
+from mcpctl.mcplocal.proxy.services import surface_for
 from mcpctl.mcplocal.router import Router, without_envelope
 from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.mcplocal.spool import AuditSpool
@@ -224,10 +225,12 @@ class Gateway:
         settings: GatewaySettings,
         public_url: str,
         spool_dir: Path | None = None,
+        cache_dir: Path | None = None,
         link_limits: LinkLimits | None = None,
     ):
         """`spool_dir`: where answered calls' AuditEvents are spooled until stored (mcpd: under its
-        data dir); `MCPLOCAL_AUDIT_SPOOL_DIR` wins; neither: no spool (in-process tests)."""
+        data dir); `MCPLOCAL_AUDIT_SPOOL_DIR` wins; neither: no spool (in-process tests).
+        `cache_dir`: the pipeline cache when `MCPLOCAL_CACHE_DIR` is not set (mcpd: under its data dir)."""
         self.settings = settings
         self.plane = EmbeddedPlane(db, supervisor)
         directory = settings.audit_spool_dir or spool_dir
@@ -239,7 +242,11 @@ class Gateway:
         )
         self.router = Router(self.plane, settings.router_settings(), self.audit.put)
         # split-mode mcplocal's calls run through this same plane (the data-plane link)
-        self.endpoint = Endpoint(self.router, rounds=InputRounds(settings.input_rounds_settings()))
+        self.endpoint = Endpoint(
+            self.router,
+            rounds=InputRounds(settings.input_rounds_settings()),
+            surface=surface_for(self.router, settings, default_cache_dir=cache_dir),
+        )
         self.gate = TokenGate(
             self.plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000
         )

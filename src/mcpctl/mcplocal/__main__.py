@@ -35,6 +35,7 @@ from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hos
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
 from mcpctl.mcplocal.remote import RemotePlane
+from mcpctl.mcplocal.proxy.services import surface_for
 from mcpctl.mcplocal.router import Router
 from mcpctl.mcplocal.settings import GatewaySettings
 
@@ -63,7 +64,9 @@ def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGat
 def build_app(settings: GatewaySettings) -> Starlette:
     """mcplocal serve's ASGI app (split data plane)."""
     plane, router, gate = data_plane(settings)
-    endpoint = Endpoint(router, rounds=InputRounds(settings.input_rounds_settings()))
+    endpoint = Endpoint(
+        router, rounds=InputRounds(settings.input_rounds_settings()), surface=surface_for(router, settings)
+    )
     mcp_app = ProjectMcpApp(
         endpoint,
         gate,
@@ -147,7 +150,12 @@ class StdioToken:
 async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, value: str | None) -> None:
     plane, router, gate = data_plane(settings)
     token = StdioToken(gate, project, path, value)
-    endpoint = Endpoint(router, caller_of=token.caller, rounds=InputRounds(settings.input_rounds_settings()))
+    endpoint = Endpoint(
+        router,
+        caller_of=token.caller,
+        rounds=InputRounds(settings.input_rounds_settings()),
+        surface=surface_for(router, settings),
+    )
     try:
         async with stdio_server() as (read_stream, write_stream):
             await endpoint.server.run(

@@ -49,6 +49,7 @@ class LiveSession:
     subscriptions: set[str]
     seen: float
     level: str | None = None  # set by logging/setLevel; None: every log line
+    revealed: bool = False  # the gate proxy model: the whole tool list is shown (begin_session or a call)
 
     def wants_log(self, params: dict[str, Any] | None) -> bool:
         """Whether a log line passes this session's `logging/setLevel`."""

@@ -40,6 +40,10 @@ from mcpctl.mcplocal.client_capabilities import declares, refusal, required_capa
 from mcpctl.mcplocal.exchanges import exchange_of
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, Message, Notify, Relay
+from mcpctl.mcplocal.proxy.gate import Gate
+from mcpctl.mcplocal.proxy.pipeline import ContentPipeline
+from mcpctl.mcplocal.proxy.ranking import ToolRanker
+from mcpctl.mcplocal.proxy.surface import Surface
 from mcpctl.mcplocal.router import RESOURCE_NOT_FOUND, Router
 
 logger = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ REQUEST_CANCELLED = -32800  # the LSP code the SDK also uses for a cancelled req
 
 Ctx = ServerRequestContext[Any, Any]
 CallerOf = Callable[[Ctx], Awaitable[Caller]]
-# Router.call_tool, get_prompt, read_resource: (caller, params, notify, *, relay, audit fields)
+# Surface.call_tool, get_prompt, read_resource: (caller, params, notify, *, relay, modern, audit fields)
 Route = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
 
 _NOTIFICATIONS: dict[str, Any] = {
@@ -134,10 +138,13 @@ class Endpoint:
         router: Router,
         caller_of: CallerOf = lambda ctx: _async(caller_from_scope(ctx)),
         rounds: InputRounds | None = None,
+        surface: Surface | None = None,
     ):
         """`rounds`: the 2026-07-28 callers' input_required rounds (its bounds come from
-        `GatewaySettings.input_rounds_settings()`)."""
+        `GatewaySettings.input_rounds_settings()`); `surface`: the project's proxy model applied
+        (`proxy.services.surface_for`; default: without pipeline cache, LLM or embeddings)."""
         self.router, self.caller_of = router, caller_of
+        self.surface = surface or Surface(router, ContentPipeline(None, None), Gate(ToolRanker()))
         self.rounds = rounds or InputRounds()
         self.buses: dict[str, InMemorySubscriptionBus] = {}
         self.listeners: dict[str, ListenHandler] = {}
@@ -153,9 +160,9 @@ class Endpoint:
             on_list_prompts=self._lister("prompts"),
             on_list_resources=self._lister("resources"),
             on_list_resource_templates=self._lister("resourceTemplates"),
-            on_call_tool=self._interactive("tools/call", router.call_tool),
-            on_get_prompt=self._interactive("prompts/get", router.get_prompt),
-            on_read_resource=self._interactive("resources/read", router.read_resource),
+            on_call_tool=self._interactive("tools/call", self.surface.call_tool),
+            on_get_prompt=self._interactive("prompts/get", self.surface.get_prompt),
+            on_read_resource=self._interactive("resources/read", self.surface.read_resource),
             on_completion=self._complete,
             on_subscribe_resource=self._subscribe,
             on_unsubscribe_resource=self._unsubscribe,
@@ -298,7 +305,13 @@ class Endpoint:
         async def handler(ctx: Ctx, params: Any) -> Any:
             caller = await self._caller(ctx)
             cursor = self._params(ctx).get("cursor")
-            result = await self.router.list_items(caller, kind, cursor if isinstance(cursor, str) else None)
+            result = await self.surface.list_items(
+                caller,
+                kind,
+                cursor if isinstance(cursor, str) else None,
+                modern=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS,
+                session=_session_id(ctx),
+            )
             return self._finish(ctx, result)
 
         return handler
@@ -323,11 +336,12 @@ class Endpoint:
         async def handler(ctx: Ctx, params: Any) -> Any:
             caller = await self._caller(ctx)
             fields, forwarded = self._audit_fields(ctx), self._params(ctx)
+            modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
 
             def start(notify: Notify, relay: Relay) -> Coroutine[Any, Any, dict[str, Any]]:
-                return route(caller, forwarded, notify, relay=relay, **fields)
+                return route(caller, forwarded, notify, relay=relay, modern=modern, **fields)
 
-            if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            if not modern:
                 work = start(self._relay(ctx), self._ask(ctx))
             else:
                 meta = forwarded.get("_meta")
@@ -341,7 +355,7 @@ class Endpoint:
     async def _complete(self, ctx: Ctx, params: Any) -> Any:
         caller = await self._caller(ctx)
         return self._finish(
-            ctx, await self._cancellable(ctx, self.router.complete(caller, self._params(ctx)))
+            ctx, await self._cancellable(ctx, self.surface.complete(caller, self._params(ctx)))
         )
 
     async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> Any:

@@ -284,6 +284,17 @@ class Router:
             result["nextCursor"] = next_cursor
         return result
 
+    async def all_items(self, caller: Caller, kind_name: str) -> list[dict[str, Any]]:
+        """Every item of a kind the caller is offered, all pages."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_items(caller, kind_name, cursor)
+            items.extend(page[KINDS[kind_name].field])
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+
     async def warm_tools(self, caller: Caller, exposed: str | None = None) -> None:
         """Make the caller's project view and tool lists cached (see `cached_tool_schema`): in
         `always` mode only those of the servers `exposed` can name, so a call to one server never
@@ -396,7 +407,7 @@ class Router:
         return _strip_server_info(result)
 
     @contextlib.contextmanager
-    def _audited(
+    def audited(
         self,
         kind: str,
         caller: Caller,
@@ -436,9 +447,10 @@ class Router:
         request_id: str | None = None,
         client_addr: str | None = None,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[str | None, dict[str, Any]]:
+        """(the server that answered, its result): the tool the exposed name stands for, called."""
         name = params.get("name")
-        with self._audited("tool_call", caller, name, session, request_id, client_addr) as audited:
+        with self.audited("tool_call", caller, name, session, request_id, client_addr) as audited:
             target = await self._resolve_name(caller, "tools", name) if isinstance(name, str) else None
             if target is None:
                 audited.outcome = "denied"
@@ -450,12 +462,12 @@ class Router:
                     caller, server, "tools/call", {**params, "name": upstream_name}, notify, session, relay
                 )
             except UpstreamFailure as exc:
-                return {
+                return server, {
                     "content": [{"type": "text", "text": f'server "{server}" is unavailable: {exc}'}],
                     "isError": True,
                 }
             audited.outcome = "error" if result.get("isError") else "ok"
-            return result
+            return server, result
 
     async def get_prompt(
         self,
@@ -469,7 +481,7 @@ class Router:
         relay: Relay | None = None,
     ) -> dict[str, Any]:
         name = params.get("name")
-        with self._audited("prompt_get", caller, name, session, request_id, client_addr) as audited:
+        with self.audited("prompt_get", caller, name, session, request_id, client_addr) as audited:
             target = await self._resolve_name(caller, "prompts", name) if isinstance(name, str) else None
             if target is None:
                 audited.outcome = "denied"
@@ -497,9 +509,10 @@ class Router:
         request_id: str | None = None,
         client_addr: str | None = None,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[str, dict[str, Any]]:
+        """(the server that answered, its result): the first candidate server that holds `uri`."""
         uri = params.get("uri")
-        with self._audited("resource_read", caller, uri, session, request_id, client_addr) as audited:
+        with self.audited("resource_read", caller, uri, session, request_id, client_addr) as audited:
             if not isinstance(uri, str):
                 raise MCPError(INVALID_PARAMS, "Invalid params: uri is required")
             outage: MCPError | None = None  # of a server known to hold the URI: it wins over not-found
@@ -521,7 +534,7 @@ class Router:
                         continue
                     raise
                 audited.outcome = "ok"
-                return result
+                return server, result
             audited.server = None
             raise outage or MCPError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
 
