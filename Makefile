@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench
+.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ conformance: $(STAMP) $(NODE_STAMP)
 ## not a test. BENCH_ARGS e.g. --json, --era 2026-07-28, --profile DIR (py-spy).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## make bench-context: what the proxy models save (bench/context.py): first tool-surface tokens direct vs
+## gate over a project of real servers (>100 tools), top-1/top-5 tool selection of begin_session over
+## bench/context_tasks.yaml, and the content pipeline's first-answer bytes and page latencies. A measurement.
+bench-context: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m bench.context $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests conformance bench

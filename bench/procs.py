@@ -114,15 +114,17 @@ def start_direct(procs: Processes) -> Served:
     return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
 
 
-def start_gateway(procs: Processes, replicas: int = 1) -> Served:
-    """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
+def start_mcpd(procs: Processes, **extra_env: str) -> tuple[str, Cli, int]:
+    """An all-in-one mcpd on a temporary data dir, its admin logged in: (base URL, CLI, pid).
+    The project's own servers (the venv's and node_modules') are on its PATH."""
     port = free_port()
     data = procs.workdir / "mcpd-data"
     env = {
         **clean_env(),
         "MCPD_DATA_DIR": str(data),
         "MCPD_LOG_LEVEL": "warning",
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([str(BIN), str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")]),
+        **extra_env,
     }
     process = procs.start("mcpd", [MCPD, "--host", "127.0.0.1", "--port", str(port)], env)
     procs.wait_listening("mcpd", process, port)
@@ -131,12 +133,18 @@ def start_gateway(procs: Processes, replicas: int = 1) -> Served:
     _wait_file(data / "admin-credentials", process)
     creds = yaml.safe_load((data / "admin-credentials").read_text())
     cli("login", "--email", creds["email"], "--password-stdin", input=creds["password"] + "\n")
+    return base, cli, process.pid
+
+
+def start_gateway(procs: Processes, replicas: int = 1) -> Served:
+    """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
+    base, cli, pid = start_mcpd(procs)
     server = ["--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE), "--replicas", str(replicas)]
     cli("create", "server", "fx", *server)
     cli("create", "project", "bench", "--server", "fx")
     token = cli.json("create", "mcptoken", "bench", "-p", "bench")["token"]
-    _wait_running(cli, "fx", replicas)
-    return Served(f"{base}/projects/bench/mcp", token, process.pid)
+    wait_running(cli, "fx", replicas)
+    return Served(f"{base}/projects/bench/mcp", token, pid)
 
 
 def start_split(procs: Processes, gateway: Served) -> Served:
@@ -159,7 +167,7 @@ def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
-def _wait_running(cli: Cli, server: str, count: int) -> None:
+def wait_running(cli: Cli, server: str, count: int) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         items: list[dict[str, Any]] = cli.json("get", "instances", "--server", server)["items"]

@@ -172,7 +172,9 @@ def test_a_2026_caller_completes_a_task_through_begin_session_and_call_tool(
     async def scenario() -> dict[str, Any]:
         async with session(mode, "2026-07-28", token, daemon, serve_base) as (client, _):
             seen: dict[str, Any] = {"first": names(await client.list_tools())}
-            seen["begun"] = await client.call_tool("begin_session", {"task": "tell me the current time in UTC"})
+            seen["begun"] = await client.call_tool(
+                "begin_session", {"task": "tell me the current time in UTC"}
+            )
             chosen = seen["begun"].structured_content["tools"][0]
             seen["chosen"] = chosen
             seen["called"] = await client.call_tool(
@@ -206,7 +208,12 @@ def test_the_gate_never_shows_or_calls_a_tool_outside_the_tokens_reach(
                 )
             except MCPError as exc:
                 called = exc
-            return {"begun": begun, "found": found, "called": called, "listed": names(await client.list_tools())}
+            return {
+                "begun": begun,
+                "found": found,
+                "called": called,
+                "listed": names(await client.list_tools()),
+            }
 
     seen = run(scenario)
     for key in ("begun", "found"):

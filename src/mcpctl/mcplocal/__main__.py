@@ -34,8 +34,8 @@ from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
-from mcpctl.mcplocal.remote import RemotePlane
 from mcpctl.mcplocal.proxy.services import surface_for
+from mcpctl.mcplocal.remote import RemotePlane
 from mcpctl.mcplocal.router import Router
 from mcpctl.mcplocal.settings import GatewaySettings
 

@@ -150,7 +150,7 @@ class GatewaySettings(BaseSettings):
     )
     embeddings_url: str | None = Field(
         None,
-        description="An OpenAI-compatible API for /embeddings: the gate ranks tools semantically (else BM25).",
+        description="An OpenAI-compatible API for /embeddings: the gate ranks tools semantically too.",
     )
     embeddings_model: str | None = Field(None, description="The model named in embeddings requests.")
     embeddings_timeout_ms: int = Field(

@@ -23,9 +23,9 @@ from typing import Any
 
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
+from mcpctl.mcplocal.filecache import FileCache, key
 
 from mcpctl.core.proxymodels import GATE, Stage
-from mcpctl.mcplocal.filecache import FileCache, key
 from mcpctl.mcplocal.ports import Caller, ProjectView
 from mcpctl.mcplocal.proxy.content import Content, Page, table_of_contents
 from mcpctl.mcplocal.proxy.stages import Chat, MissingStage, StageCache, StageContext, Stages
@@ -72,7 +72,12 @@ class ContentPipeline:
     ) -> dict[str, Any]:
         stages = content_stages(view)
         items = result.get("content")
-        if not stages or result.get("isError") or "structuredContent" in result or not isinstance(items, list):
+        if (
+            not stages
+            or result.get("isError")
+            or "structuredContent" in result
+            or not isinstance(items, list)
+        ):
             return result
         texts = [item for item in items if isinstance(item, dict) and item.get("type") == "text"]
         if not texts:
@@ -82,7 +87,10 @@ class ContentPipeline:
             content = await self._run(stages, Content(text, server, target))
         except MissingStage as exc:
             logger.warning("project %s: %s", view.name, exc)
-            return {"content": [{"type": "text", "text": f"proxy model {view.proxy_model!r}: {exc}"}], "isError": True}
+            return {
+                "content": [{"type": "text", "text": f"proxy model {view.proxy_model!r}: {exc}"}],
+                "isError": True,
+            }
         others = [item for item in items if not (isinstance(item, dict) and item.get("type") == "text")]
         if not content.pages or len(content.pages) < 2:
             if content.text == text:
@@ -124,7 +132,9 @@ class ContentPipeline:
             out.append({**item, "mimeType": "text/plain", "text": _first_answer(result_id, content)})
         return {**result, "contents": out}
 
-    async def _store(self, caller: Caller, view: ProjectView, stages: tuple[Stage, ...], content: Content) -> str:
+    async def _store(
+        self, caller: Caller, view: ProjectView, stages: tuple[Stage, ...], content: Content
+    ) -> str:
         pages = content.pages or ()
         result_id = key("result", view.name, content.server, [s.as_spec() for s in stages], content.text)[:32]
         if self.cache is None:
@@ -141,7 +151,9 @@ class ContentPipeline:
                 "title": page.title,
                 "text": page.text,
             }
-            await self.cache.put(key("page", result_id, number), json.dumps(record, ensure_ascii=False).encode())
+            await self.cache.put(
+                key("page", result_id, number), json.dumps(record, ensure_ascii=False).encode()
+            )
         return result_id
 
     # ---- reading pages ----------------------------------------------------------------------------
@@ -159,12 +171,12 @@ class ContentPipeline:
         ):
             raise MCPError(
                 INVALID_PARAMS,
-                f"Unknown result page: {result_id}/{number} (pages are kept for a while; call the tool again)",
+                f"Unknown result page: {result_id}/{number} (pages are kept a while: call the tool again)",
             )
         pages = int(record["pages"])
         footer = f"\n---\n[mcpctl] page {number} of {pages} of result {result_id}"
         if number < pages:
-            footer += f"; next: read_page(resultId=\"{result_id}\", page={number + 1})"
+            footer += f'; next: read_page(resultId="{result_id}", page={number + 1})'
         return record, str(record["text"]) + footer + "\n"
 
 

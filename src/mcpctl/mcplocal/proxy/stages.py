@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mcpctl.mcplocal.filecache import FileCache, key
+
 from mcpctl.core.proxymodels import (
     DEFAULT_PAGE_BYTES,
     ENTRY_POINT_GROUP,
@@ -29,7 +31,6 @@ from mcpctl.core.proxymodels import (
     SUMMARIZE,
     Stage,
 )
-from mcpctl.mcplocal.filecache import FileCache, key
 from mcpctl.mcplocal.proxy.content import Content, Page, paginate, split_sections
 
 logger = logging.getLogger(__name__)
@@ -118,11 +119,11 @@ async def summarize(content: Content, ctx: StageContext) -> Content:
     pages = content.pages
     untitled = [n for n, page in enumerate(pages[:MAX_TITLED_PAGES]) if page.title is None]
     if untitled:
-        titles = await _unless_failed(ctx.cache, ("titles", content.text), lambda: _titles(chat, pages, untitled))
+        titles = await _unless_failed(
+            ctx.cache, ("titles", content.text), lambda: _titles(chat, pages, untitled)
+        )
         if isinstance(titles, dict):
-            pages = tuple(
-                Page(page.text, page.title or titles.get(str(n))) for n, page in enumerate(pages)
-            )
+            pages = tuple(Page(page.text, page.title or titles.get(str(n))) for n, page in enumerate(pages))
     return content.with_(summary=written if isinstance(written, str) else None, pages=pages)
 
 
@@ -144,9 +145,7 @@ async def _unless_failed(cache: StageCache, name: Any, compute: Callable[[], Awa
 
 
 async def _titles(chat: Chat, pages: tuple[Page, ...], numbers: list[int]) -> dict[str, str] | None:
-    listing = "\n\n".join(
-        f"[{n + 1}]\n{pages[n].text[:TITLE_EXCERPT_CHARS]}" for n in numbers
-    )
+    listing = "\n\n".join(f"[{n + 1}]\n{pages[n].text[:TITLE_EXCERPT_CHARS]}" for n in numbers)
     answer = await chat.complete(
         "Give each numbered excerpt a title of at most eight words. Answer one line per excerpt, "
         "as `[number] title`, nothing else.",
@@ -197,4 +196,6 @@ class Stages:
                     raise MissingStage(f"entry point {entry.value} of stage {stage_type!r} is not callable")
                 self._loaded[stage_type] = loaded
                 return loaded  # type: ignore[no-any-return]
-        raise MissingStage(f"stage {stage_type!r} is not installed here (entry point group {ENTRY_POINT_GROUP})")
+        raise MissingStage(
+            f"stage {stage_type!r} is not installed here (entry point group {ENTRY_POINT_GROUP})"
+        )

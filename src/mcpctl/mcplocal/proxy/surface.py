@@ -19,7 +19,6 @@ from mcpctl.mcplocal.proxy.gate import (
     BEGIN_SESSION,
     CALL_TOOL,
     DEFAULT_TOOLS,
-    FIND_TOOLS,
     META_TOOLS,
     READ_PAGE,
     Gate,
@@ -83,7 +82,9 @@ class Surface:
         return result
 
     @staticmethod
-    def _first(result: dict[str, Any], field: str, own: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
+    def _first(
+        result: dict[str, Any], field: str, own: list[dict[str, Any]], cursor: str | None
+    ) -> dict[str, Any]:
         """The gateway's own items head the first page; an upstream item of the same name is hidden."""
         if cursor is not None or not own:
             return result
@@ -108,7 +109,9 @@ class Surface:
         name = params.get("name")
         gated = gate_stage(view) is not None
         if name in META_TOOLS and (gated or (name == READ_PAGE and content_stages(view))):
-            return await self._meta(caller, view, str(name), params, notify, session, request_id, client_addr, relay, modern)
+            return await self._meta(
+                caller, view, str(name), params, notify, session, request_id, client_addr, relay, modern
+            )
         return await self._call(caller, view, params, notify, session, request_id, client_addr, relay, modern)
 
     async def _call(
@@ -126,7 +129,13 @@ class Surface:
         """A real tool, called (through the content pipeline); on a legacy gated session, the call
         also opens the gate."""
         server, result = await self.router.call_tool(
-            caller, params, notify, session=session, request_id=request_id, client_addr=client_addr, relay=relay
+            caller,
+            params,
+            notify,
+            session=session,
+            request_id=request_id,
+            client_addr=client_addr,
+            relay=relay,
         )
         if gate_stage(view) is not None and not modern:
             await self._reveal(session, notify)
@@ -155,14 +164,22 @@ class Surface:
                 raise MCPError(INVALID_PARAMS, "Invalid params: name must name one of the project's tools")
             if not isinstance(inner, dict):
                 raise MCPError(INVALID_PARAMS, "Invalid params: arguments must be an object")
-            forwarded = {**{k: v for k, v in params.items() if k not in ("name", "arguments")}, "name": target, "arguments": inner}
-            return await self._call(caller, view, forwarded, notify, session, request_id, client_addr, relay, modern)
+            forwarded = {
+                **{k: v for k, v in params.items() if k not in ("name", "arguments")},
+                "name": target,
+                "arguments": inner,
+            }
+            return await self._call(
+                caller, view, forwarded, notify, session, request_id, client_addr, relay, modern
+            )
         with self.router.audited("tool_call", caller, name, session, request_id, client_addr) as audited:
             if name == READ_PAGE:
                 arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
                 result_id, page = arguments.get("resultId"), arguments.get("page")
                 if not isinstance(result_id, str) or not isinstance(page, int) or isinstance(page, bool):
-                    raise MCPError(INVALID_PARAMS, "Invalid params: resultId (string) and page (integer) are required")
+                    raise MCPError(
+                        INVALID_PARAMS, "Invalid params: resultId (string) and page (integer) are required"
+                    )
                 record, text = await self.pipeline.page(caller, result_id, page)
                 audited.server = record["server"]
                 audited.outcome = "ok"
@@ -207,7 +224,13 @@ class Surface:
         own = next((p for p in view.prompts if p.name == params.get("name")), None)
         if own is None:
             return await self.router.get_prompt(
-                caller, params, notify, session=session, request_id=request_id, client_addr=client_addr, relay=relay
+                caller,
+                params,
+                notify,
+                session=session,
+                request_id=request_id,
+                client_addr=client_addr,
+                relay=relay,
             )
         with self.router.audited("prompt_get", caller, own.name, session, request_id, client_addr) as audited:
             audited.outcome = "ok"
@@ -231,12 +254,20 @@ class Surface:
         uri = params.get("uri")
         page = parse_result_uri(uri) if isinstance(uri, str) else None
         if page is not None:
-            with self.router.audited("resource_read", caller, uri, session, request_id, client_addr) as audited:
+            with self.router.audited(
+                "resource_read", caller, uri, session, request_id, client_addr
+            ) as audited:
                 record, text = await self.pipeline.page(caller, *page)
                 audited.server, audited.outcome = record["server"], "ok"
                 return {"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}
         server, result = await self.router.read_resource(
-            caller, params, notify, session=session, request_id=request_id, client_addr=client_addr, relay=relay
+            caller,
+            params,
+            notify,
+            session=session,
+            request_id=request_id,
+            client_addr=client_addr,
+            relay=relay,
         )
         view = await self.router.project(caller)
         return await self.pipeline.resource_result(caller, view, server, str(uri), result)
