@@ -1,0 +1,1 @@
+"""The proxy models' parts that run in mcplocal (DESIGN §10)."""
