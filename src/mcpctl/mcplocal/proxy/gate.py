@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcpctl.mcplocal.proxy.prompt_selection import select_prompts
-from mcpctl.mcplocal.proxy.ranking import ToolRanker
+from mcpctl.mcplocal.proxy.ranking import RankedTool, ToolRanker
 
 from mcpctl.core.proxymodels import GATE, Stage
 from mcpctl.mcplocal.ports import ProjectView
@@ -142,7 +142,7 @@ class Gate:
             "omittedPrompts": list(chosen.omitted),
             "tools": briefs,
             "toolCount": len(tools),
-            "ranking": self.ranker_method,
+            "ranking": _method(ranked),
         }
         return {"content": [{"type": "text", "text": "\n".join(lines)}], "structuredContent": structured}
 
@@ -156,12 +156,12 @@ class Gate:
         )
         return {
             "content": [{"type": "text", "text": text or "No tools."}],
-            "structuredContent": {"tools": briefs, "toolCount": len(tools), "ranking": self.ranker_method},
+            "structuredContent": {"tools": briefs, "toolCount": len(tools), "ranking": _method(ranked)},
         }
 
-    @property
-    def ranker_method(self) -> str:
-        return str(getattr(self.ranker, "method", "bm25"))
+
+def _method(ranked: Sequence[RankedTool]) -> str:
+    return ranked[0].method if ranked else "bm25"
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -26,6 +26,6 @@ def surface_for(
     directory = (settings.cache_dir or default_cache_dir or DEFAULT_CACHE_DIR).expanduser()
     cache = FileCache(directory, settings.cache_max_bytes)
     chat, embeddings = clients_from(settings)
-    identity = f"{settings.embeddings_url}|{settings.embeddings_model}" if embeddings is not None else None
+    identity = f"{settings.embeddings_url}|{settings.embeddings_model}" if embeddings is not None else ""
     ranker = ToolRanker(embeddings, cache, identity=identity)
     return Surface(router, ContentPipeline(cache, chat), Gate(ranker))
