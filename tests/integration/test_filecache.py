@@ -11,7 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcpctl.mcplocal.filecache import FileCache, cache_key
+from mcpctl.mcplocal.filecache import FileCache, cache_key, file_cache_from
+from mcpctl.mcplocal.settings import GatewaySettings
 
 pytestmark = pytest.mark.anyio
 
@@ -220,3 +221,13 @@ async def test_a_cache_it_cannot_write_behaves_as_empty(tmp_path: Path) -> None:
     await cache.put("k", b"v")
     assert await cache.get("k") is None
     assert await cache.get_or_compute("k", lambda: _const(b"computed")) == b"computed"
+
+
+def test_the_settings_name_the_directory_and_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = file_cache_from(GatewaySettings(cache_dir=tmp_path / "c", cache_max_bytes=1 << 20))
+    assert (cache.directory, cache.max_bytes) == (tmp_path / "c", 1 << 20)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert file_cache_from(GatewaySettings()).directory == tmp_path / ".cache" / "mcpctl" / "pipeline"
+    assert not (tmp_path / ".cache").exists()

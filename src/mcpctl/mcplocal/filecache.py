@@ -35,7 +35,10 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcpctl.mcplocal.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +276,13 @@ class FileCache:
                 elif len(entry.name) == 64:
                     found.append((Path(entry.path), stat.st_mtime, stat.st_size))
         return found
+
+
+def file_cache_from(settings: GatewaySettings) -> FileCache:
+    """The cache the settings describe: `cache_dir` (default ~/.cache/mcpctl/pipeline) bounded by
+    `cache_max_bytes`. Nothing is created until the first write."""
+    directory = settings.cache_dir or Path.home() / ".cache" / "mcpctl" / "pipeline"
+    return FileCache(directory, settings.cache_max_bytes)
 
 
 class _Abandoned(Exception):
