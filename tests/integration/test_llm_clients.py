@@ -101,6 +101,31 @@ async def test_a_server_error_is_none_not_an_exception(openai_server: OpenAIServ
     assert openai_server.counts["chat"] == openai_server.counts["embeddings"] == 1
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "not json",
+        "[]",
+        '{"choices": []}',
+        '{"choices": [{"message": {"role": "assistant", "content": "  "}}]}',
+        '{"choices": [{"message": {"role": "assistant", "content": null}}]}',
+        '{"data": [{"index": 1, "embedding": [1.0]}]}',
+        '{"data": [{"index": 0, "embedding": ["x"]}, {"index": 1, "embedding": [1.0]}]}',
+        '{"data": [{"index": 0, "embedding": [1.0]}, {"index": 1, "embedding": [1.0, 2.0]}]}',
+    ],
+)
+async def test_a_malformed_or_empty_answer_is_none(openai_server: OpenAIServer, reply: str) -> None:
+    openai_server.reply = reply
+    chat = ChatClient(openai_server.url, DEFAULT_MODEL, None, 5.0)
+    embeddings = EmbeddingsClient(openai_server.url, DEFAULT_MODEL, None, 5.0)
+    try:
+        assert await chat.complete("s", "hello", max_tokens=5) is None
+        assert await embeddings.embed(["hello", "world"]) is None
+    finally:
+        await chat.aclose()
+        await embeddings.aclose()
+
+
 async def test_a_slow_server_is_none_within_the_deadline(openai_server: OpenAIServer) -> None:
     openai_server.delay = 3.0
     chat = ChatClient(openai_server.url, DEFAULT_MODEL, None, 0.3)

@@ -10,7 +10,8 @@ with deterministic answers:
 
 Knobs (attributes in-process, `POST /control` with a JSON object of them from another process):
 `fail` (every /v1 call answers HTTP 500), `delay` (seconds before answering), `api_key` (require
-`Authorization: Bearer <key>`, else 401). `GET /counts` answers the calls per endpoint
+`Authorization: Bearer <key>`, else 401), `reply` (a raw body every /v1 POST answers with 200: for
+malformed answers). `GET /counts` answers the calls per endpoint
 (`{"chat": n, "embeddings": n, "models": n}`); `POST /reset` zeroes them and the knobs.
 
 In-process: the `openai_server` fixture (registered by tests/conftest.py) yields a running
@@ -43,7 +44,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 DIMENSIONS = 256
@@ -92,6 +93,7 @@ class OpenAIServer:
     model: str = DEFAULT_MODEL
     api_key: str | None = None
     fail: bool = False
+    reply: str | None = None  # if set, every /v1 POST answers 200 with this body as it is
     delay: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: {"chat": 0, "embeddings": 0, "models": 0})
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -108,7 +110,7 @@ class OpenAIServer:
         with self._lock:
             self.counts = dict.fromkeys(self.counts, 0)
             self.requests.clear()
-            self.fail, self.delay = False, 0.0
+            self.fail, self.delay, self.reply = False, 0.0, None
 
     # -- the app -------------------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class OpenAIServer:
             ]
         )
 
-    async def _enter(self, request: Request, name: str) -> tuple[dict[str, Any], JSONResponse | None]:
+    async def _enter(self, request: Request, name: str) -> tuple[dict[str, Any], Response | None]:
         """Count and record the call, apply the knobs; (body, an error response or None)."""
         body: dict[str, Any] = {}
         if request.method == "POST":
@@ -135,18 +137,20 @@ class OpenAIServer:
         with self._lock:
             self.counts[name] += 1
             self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
-            fail, delay, api_key = self.fail, self.delay, self.api_key
+            fail, delay, api_key, reply = self.fail, self.delay, self.api_key, self.reply
         if delay:
             await asyncio.sleep(delay)
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
             return body, _error(401, "Incorrect API key provided.", "invalid_request_error")
         if fail:
             return body, _error(500, "the test server was told to fail", "server_error")
+        if reply is not None and request.method == "POST":
+            return body, Response(reply, media_type="application/json")
         if request.method == "POST" and body.get("model") != self.model:
             return body, _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
         return body, None
 
-    async def _chat(self, request: Request) -> JSONResponse:
+    async def _chat(self, request: Request) -> Response:
         body, error = await self._enter(request, "chat")
         if error is not None:
             return error
@@ -176,7 +180,7 @@ class OpenAIServer:
             }
         )
 
-    async def _embeddings(self, request: Request) -> JSONResponse:
+    async def _embeddings(self, request: Request) -> Response:
         body, error = await self._enter(request, "embeddings")
         if error is not None:
             return error
@@ -195,7 +199,7 @@ class OpenAIServer:
             }
         )
 
-    async def _models(self, request: Request) -> JSONResponse:
+    async def _models(self, request: Request) -> Response:
         _, error = await self._enter(request, "models")
         if error is not None:
             return error
@@ -209,7 +213,7 @@ class OpenAIServer:
     async def _control(self, request: Request) -> JSONResponse:
         knobs = await request.json()
         with self._lock:
-            for name in ("fail", "delay", "api_key"):
+            for name in ("fail", "delay", "api_key", "reply"):
                 if name in knobs:
                     setattr(self, name, knobs[name])
         return JSONResponse({"fail": self.fail, "delay": self.delay})
