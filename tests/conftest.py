@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The `openai_server` fixture: an OpenAI-compatible test server (chat, embeddings, models).
+pytest_plugins = ["tests.support.openai_server"]
+
 PG_ADMIN_DSN = os.environ.get("MCPCTL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_HOST = "127.0.0.1:5432"
 _TEMPLATE = f"mcpctl_tmpl_{os.getpid()}"
