@@ -17,11 +17,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mcpctl.mcplocal.proxy.prompt_selection import select_prompts
-from mcpctl.mcplocal.proxy.ranking import RankedTool, ToolRanker
-
 from mcpctl.core.proxymodels import GATE, Stage
 from mcpctl.mcplocal.ports import ProjectView
+from mcpctl.mcplocal.proxy.prompt_selection import select_prompts
+from mcpctl.mcplocal.proxy.ranking import RankedTool, ToolRanker
 
 BEGIN_SESSION = "begin_session"
 FIND_TOOLS = "find_tools"

@@ -23,9 +23,9 @@ from typing import Any
 
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-from mcpctl.mcplocal.filecache import FileCache, key
 
 from mcpctl.core.proxymodels import GATE, Stage
+from mcpctl.mcplocal.filecache import FileCache, cache_key
 from mcpctl.mcplocal.ports import Caller, ProjectView
 from mcpctl.mcplocal.proxy.content import Content, Page, table_of_contents
 from mcpctl.mcplocal.proxy.stages import Chat, MissingStage, StageCache, StageContext, Stages
@@ -136,10 +136,12 @@ class ContentPipeline:
         self, caller: Caller, view: ProjectView, stages: tuple[Stage, ...], content: Content
     ) -> str:
         pages = content.pages or ()
-        result_id = key("result", view.name, content.server, [s.as_spec() for s in stages], content.text)[:32]
+        result_id = cache_key(
+            "result", view.name, content.server, [s.as_spec() for s in stages], content.text
+        )[:32]
         if self.cache is None:
             return result_id
-        if await self.cache.get(key("page", result_id, len(pages))) is not None:
+        if await self.cache.get(cache_key("page", result_id, len(pages))) is not None:
             return result_id  # stored before: the same project, server, stages and text
         for number, page in enumerate(pages, 1):
             record = {
@@ -152,7 +154,7 @@ class ContentPipeline:
                 "text": page.text,
             }
             await self.cache.put(
-                key("page", result_id, number), json.dumps(record, ensure_ascii=False).encode()
+                cache_key("page", result_id, number), json.dumps(record, ensure_ascii=False).encode()
             )
         return result_id
 
@@ -161,7 +163,7 @@ class ContentPipeline:
     async def page(self, caller: Caller, result_id: str, number: int) -> tuple[dict[str, Any], str]:
         """A stored page (its record) and its text as read_page answers it; INVALID_PARAMS when the
         caller may not see it, or it is not (or no longer) cached."""
-        raw = await self.cache.get(key("page", result_id, number)) if self.cache is not None else None
+        raw = await self.cache.get(cache_key("page", result_id, number)) if self.cache is not None else None
         record = json.loads(raw) if raw is not None else None
         if (
             not isinstance(record, dict)

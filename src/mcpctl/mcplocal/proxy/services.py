@@ -7,10 +7,9 @@ from pathlib import Path
 
 from mcpctl.mcplocal.filecache import FileCache
 from mcpctl.mcplocal.llm import clients_from
-from mcpctl.mcplocal.proxy.ranking import ToolRanker
-
 from mcpctl.mcplocal.proxy.gate import Gate
 from mcpctl.mcplocal.proxy.pipeline import ContentPipeline
+from mcpctl.mcplocal.proxy.ranking import ToolRanker
 from mcpctl.mcplocal.proxy.surface import Surface
 from mcpctl.mcplocal.router import Router
 from mcpctl.mcplocal.settings import GatewaySettings

@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mcpctl.mcplocal.filecache import FileCache, key
-
 from mcpctl.core.proxymodels import (
     DEFAULT_PAGE_BYTES,
     ENTRY_POINT_GROUP,
@@ -31,6 +29,7 @@ from mcpctl.core.proxymodels import (
     SUMMARIZE,
     Stage,
 )
+from mcpctl.mcplocal.filecache import FileCache, cache_key
 from mcpctl.mcplocal.proxy.content import Content, Page, paginate, split_sections
 
 logger = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class StageCache:
         async def encoded() -> bytes:
             return json.dumps(await compute(), ensure_ascii=False).encode()
 
-        return json.loads(await self._cache.get_or_compute(key(*self._scope, name), encoded))
+        return json.loads(await self._cache.get_or_compute(cache_key(*self._scope, name), encoded))
 
 
 @dataclass(frozen=True)

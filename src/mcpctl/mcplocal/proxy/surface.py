@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 
 
+def _arguments(params: dict[str, Any]) -> dict[str, Any]:
+    arguments = params.get("arguments")
+    return arguments if isinstance(arguments, dict) else {}
+
+
 def _string(params: dict[str, Any], name: str) -> str:
     arguments = params.get("arguments")
     value = arguments.get(name) if isinstance(arguments, dict) else None
@@ -174,7 +179,7 @@ class Surface:
             )
         with self.router.audited("tool_call", caller, name, session, request_id, client_addr) as audited:
             if name == READ_PAGE:
-                arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
+                arguments = _arguments(params)
                 result_id, page = arguments.get("resultId"), arguments.get("page")
                 if not isinstance(result_id, str) or not isinstance(page, int) or isinstance(page, bool):
                     raise MCPError(
@@ -190,7 +195,7 @@ class Surface:
                 if not modern:
                     await self._reveal(session, notify)
             else:  # FIND_TOOLS
-                arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
+                arguments = _arguments(params)
                 limit = arguments.get("limit", DEFAULT_TOOLS)
                 limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else DEFAULT_TOOLS
                 result = await self.gate.find_tools(tools, _string(params, "query"), limit)
