@@ -52,6 +52,7 @@ DEFAULT_MODEL = "mcpctl-test-model"
 START_TIMEOUT = 15.0
 ROOT = Path(__file__).resolve().parents[2]
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_NUMBERED = re.compile(r"^\[(\d+)\]\n", re.MULTILINE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -78,7 +79,16 @@ def embedding(text: str) -> list[float]:
 
 
 def chat_answer(system: str, user: str, max_tokens: int) -> str:
-    answer = words_of(user, 6) if "title" in system.lower() else "Summary: " + words_of(user, 12)
+    """A title request whose user message numbers its excerpts (`[n]` lines) gets one `[n] title`
+    line per excerpt, as a model following the instruction would answer."""
+    if "title" in system.lower():
+        numbered = _NUMBERED.split(user)
+        if len(numbered) > 1:  # ["", "1", excerpt, "2", excerpt, …]
+            pairs = zip(numbered[1::2], numbered[2::2], strict=False)
+            return "\n".join(f"[{n}] {words_of(excerpt, 6)}" for n, excerpt in pairs)
+        answer = words_of(user, 6)
+    else:
+        answer = "Summary: " + words_of(user, 12)
     return " ".join(answer.split()[: max(1, max_tokens)])
 
 

@@ -153,14 +153,14 @@ async def _titles(chat: Chat, pages: tuple[Page, ...], numbers: list[int]) -> di
     )
     if answer is None:
         return None
-    titles: dict[str, str] = {}
+    titles: dict[str, str] = {}  # an answer in another form: no titles (kept: asking again won't help)
     for line in answer.splitlines():
         line = line.strip()
         if line.startswith("[") and "]" in line:
             number, _, title = line[1:].partition("]")
             if number.strip().isdigit() and title.strip():
                 titles[str(int(number) - 1)] = title.strip()[:120]
-    return titles or None
+    return titles
 
 
 def _excerpt(content: Content) -> str:
