@@ -67,6 +67,12 @@ async def _project(session: AsyncSession, principal: Principal, project: str) ->
     return row
 
 
+def _ensure_visible(principal: Principal, project: str, name: str) -> None:
+    """404 before 403: a prompt is seen through its project."""
+    ensure_visible(principal, "projects", project, kind="Project")
+    ensure_visible(principal, PLURAL, name, kind=KIND)
+
+
 def _visible(principal: Principal, row: tables.Prompt) -> bool:
     return can_access(principal, "view", "projects", row.project.name) and can_access(
         principal, "view", PLURAL, row.name
@@ -112,7 +118,7 @@ async def list_project_prompts(
 
 @router.get("/projects/{project}/prompts/{name}", response_model=ObjectOut, summary="Get a prompt")
 async def get_prompt(project: NamePath, name: NamePath, state: State, principal: CurrentPrincipal) -> Any:
-    ensure_visible(principal, PLURAL, name, kind=KIND)
+    _ensure_visible(principal, project, name)
     async with state.db.read() as session:
         project_row = await _project(session, principal, project)
         row = await _prompts.get_in(session, project_row, name)
@@ -226,7 +232,7 @@ async def patch_prompt(
     body: Annotated[PromptPatch, Body()],
     dry_run: DryRunQuery = False,
 ) -> Any:
-    ensure_visible(principal, PLURAL, name, kind=KIND)
+    _ensure_visible(principal, project, name)
     ensure_access(principal, "edit", PLURAL, name)
     result: ApplyResult = "unchanged"
     try:
@@ -268,7 +274,7 @@ async def patch_prompt(
 async def delete_prompt(
     project: NamePath, name: NamePath, request: Request, state: State, principal: CurrentPrincipal
 ) -> Response:
-    ensure_visible(principal, PLURAL, name, kind=KIND)
+    _ensure_visible(principal, project, name)
     ensure_access(principal, "delete", PLURAL, name)
     async with state.db.write() as session:
         project_row = await _project(session, principal, project)
