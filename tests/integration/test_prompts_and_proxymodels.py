@@ -4,11 +4,14 @@ proxyModel reference, cascade on project delete, RBAC 404s, audit, and the proje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from alembic import command
 
 from mcpctl.cli.manifests import read_manifests
 from mcpctl.core.policy import Principal
@@ -17,6 +20,8 @@ from mcpctl.mcpd import gateway
 from mcpctl.mcpd.kinds import proxymodels as proxymodel_kind
 from mcpctl.mcplocal.ports import Caller, ProjectPrompt
 from mcpctl.mcplocal.remote import RemotePlane
+from mcpctl.storage import tables
+from mcpctl.storage.database import Database, alembic_config
 from tests.integration.conftest import Api, assert_error
 
 pytestmark = pytest.mark.anyio
@@ -432,3 +437,44 @@ async def test_the_examples_proxy_models_are_still_accepted(api: Api) -> None:
     for manifest in projects:
         model = manifest.body["spec"].get("proxyModel", "direct")
         await _project(api, manifest.name, proxyModel=model)
+
+
+async def test_migration_0003_upgrades_a_database_with_projects_and_downgrades(database_url: str) -> None:
+    db = Database(database_url)
+
+    def to(revision: str, *, down: bool = False) -> Callable[[sa.Connection], None]:
+        def run(connection: sa.Connection) -> None:
+            config = alembic_config(connection)
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+        return run
+
+    try:
+        async with db._write_engine.connect() as conn:
+            await conn.run_sync(to("0002"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO projects (id, name, labels, proxy_model, tool_prefix_mode, "
+                    "tool_name_separator, created_at, updated_at) VALUES "
+                    "('p1', 'old', '{}', 'gate', 'always', '__', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            await conn.commit()
+            await conn.run_sync(to("head"))
+            await conn.commit()
+        async with db.write() as session:
+            session.add(tables.Prompt(name="hello", project_id="p1", text="hi", tags=["a"], labels={}))
+            session.add(tables.ProxyModel(name="lean", stages=[{"type": "gate", "config": {}}], labels={}))
+        async with db.read() as session:
+            view = await gateway.project_view(session, "old")
+        assert view is not None and view.proxy_model == "gate" and view.stages == BUILT_INS["gate"]
+        assert view.prompts == (ProjectPrompt("hello", "hi", 5, ("a",), None),)
+        async with db._write_engine.connect() as conn:
+            await conn.run_sync(to("0002", down=True))
+            await conn.commit()
+            tables_now = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+            assert {"prompts", "proxy_models"}.isdisjoint(tables_now) and "projects" in tables_now
+            await conn.run_sync(to("head"))
+            await conn.commit()
+    finally:
+        await db.dispose()
