@@ -33,6 +33,12 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, Any]] = {
         "https://y.example.com/mcp",
     ),
     "secrets": ({"data": {"A": "1"}}, {"data": {"B": "2"}}, "data", {"A": "********", "B": "********"}),
+    "proxymodels": (
+        {"stages": [{"type": "paginate", "config": {"pageBytes": 2048}}]},
+        {"stages": [{"type": "gate"}]},
+        "stages",
+        [{"type": "gate", "config": {}}],
+    ),
 }
 
 

@@ -52,7 +52,7 @@ def test_json_is_accepted() -> None:
         ("kind: Gizmo\nmetadata: {name: x}\n", "unknown kind"),
         ("kind: Server\nmetadata: {}\n", "missing metadata.name"),
         ("kind: Server\nspec: {}\n", "missing metadata.name"),
-        ("kind: Prompt\nmetadata: {name: t}\n", "not served"),
+        ("kind: Prompt\nmetadata: {name: t}\nspec: {text: hi}\n", "a Prompt needs metadata.project"),
         ("kind: McpToken\nmetadata: {name: t}\n", "needs metadata.project"),
         ("kind: McpToken\nmetadata: {name: t, project: p}\nspec: {ttl: 30d, colour: red}\n", "'colour'"),
         ("kind: McpToken\nmetadata: {name: t, project: p}\nspec: {rbac: all}\n", "spec.rbac"),

@@ -96,10 +96,39 @@ def test_usage_mistakes_exit_2_with_an_error_line(args: list[str]) -> None:
     assert result.stderr.startswith("error: ")
 
 
-def test_kinds_mcpd_does_not_serve_yet_are_a_clear_error() -> None:
-    result = run("get", "prompts")
+def test_kinds_mcpd_does_not_serve_yet_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from mcpctl.cli import nouns
+
+    gizmo = replace(nouns.kind_for_noun("secrets"), kind="Gizmo", plural="gizmos", served=False)  # type: ignore[arg-type]
+    monkeypatch.setattr(nouns, "kind_for_noun", lambda noun: gizmo)
+    result = run("get", "gizmos")
     assert result.exit_code == 1
-    assert result.stderr == "error: prompts are not served by this version of mcpd yet\n"
+    assert result.stderr == "error: gizmos are not served by this version of mcpd yet\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get", "prompt", "triage"],
+        ["describe", "prompt", "triage"],
+        ["delete", "prompt", "triage"],
+        ["patch", "prompt", "triage", "priority=1"],
+        ["create", "prompt", "triage", "--text", "t"],
+        ["create", "prompt", "triage", "-p", "p"],
+        ["create", "prompt", "triage", "-p", "p", "--text", "t", "--text-file", "-"],
+        ["create", "prompt", "triage", "-p", "p", "--text", "t", "--priority", "11"],
+        ["create", "proxymodel", "lean", "--stage", ":a=1"],
+        ["create", "proxymodel", "lean", "--stage", "paginate:pageBytes"],
+        ["get", "proxymodels", "-p", "p"],
+        ["patch", "proxymodel", "lean", "-p", "p", "stages=[]"],
+    ],
+)
+def test_prompt_and_proxymodel_usage_mistakes_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") or "Error:" in result.stderr
 
 
 def test_completion_prints_a_script_for_the_mcpctl_program() -> None:

@@ -17,8 +17,10 @@ _RESULTS = ("created", "configured", "unchanged")
 
 
 def _put(client: ApiClient, manifest: Manifest, params: dict[str, str] | None) -> str:
+    metadata = manifest.body.get("metadata")
+    project = metadata.get("project") if isinstance(metadata, dict) else None
     response = client.request(
-        "PUT", object_path(manifest.info, manifest.name), params=params, json=manifest.body
+        "PUT", object_path(manifest.info, manifest.name, project), params=params, json=manifest.body
     )
     result = str(response.headers.get("Mcpctl-Result", "")).lower()
     if result not in _RESULTS:

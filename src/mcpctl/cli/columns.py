@@ -134,6 +134,16 @@ def _token_time(key: str, empty: str) -> Callable[[Obj, datetime], str]:
     return value
 
 
+def _stage_types(obj: Obj, _now: datetime) -> str:
+    stages = _section(obj, "spec").get("stages")
+    types = [str(s.get("type")) for s in stages if isinstance(s, Mapping)] if isinstance(stages, list) else []
+    return ",".join(types) or NONE
+
+
+def _built_in_age(obj: Obj, now: datetime) -> str:
+    return "-" if _section(obj, "status").get("builtIn") is True else _age(obj, now)
+
+
 _LABELS = Column("LABELS", lambda obj, _now: labels_text(obj), wide=True)
 NAME, AGE = Column("NAME", _name), Column("AGE", _age)
 
@@ -181,6 +191,25 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         _LABELS,
     ),
     "Secret": (NAME, Column("KEYS", _secret_keys), AGE, _LABELS),
+    "Prompt": (
+        NAME,
+        Column("PROJECT", lambda obj, _now: _text(_section(obj, "metadata").get("project"))),
+        Column("PRIORITY", _spec("priority")),
+        Column("TAGS", _spec("tags")),
+        Column("BYTES", _status("bytes")),
+        AGE,
+        Column("DESCRIPTION", _spec("description"), wide=True),
+        _LABELS,
+    ),
+    "ProxyModel": (
+        NAME,
+        Column("STAGES", _stage_types),
+        Column("BUILT-IN", _status("builtIn")),
+        Column("PROJECTS", _status("projects"), wide=True),
+        Column("AGE", _built_in_age),
+        Column("DESCRIPTION", _spec("description"), wide=True),
+        _LABELS,
+    ),
     "Instance": (
         NAME,
         Column("SERVER", _spec("server")),

@@ -71,23 +71,34 @@ def _info(kind: str) -> KindInfo:
     return info
 
 
-def submit(state: AppState, kind: str, name: str, spec: dict[str, Any], opts: dict[str, Any]) -> None:
-    """Send the object (POST, or PUT when --force) and print `kind/name created` or the object."""
+def submit(
+    state: AppState,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    opts: dict[str, Any],
+    *,
+    project: str | None = None,
+) -> None:
+    """Send the object (POST, or PUT when --force) and print `kind/name created` or the object.
+    A project-scoped kind's object goes to its `project`."""
     info = _info(kind)
     labels = parse_pairs(opts["labels"], "--label")
     metadata: dict[str, Any] = {"name": name, **({"labels": labels} if labels else {})}
+    if project is not None:
+        metadata["project"] = project
     if opts.get("description") is not None:
         spec["description"] = opts["description"]
     body = {"kind": info.kind, "metadata": metadata, "spec": spec}
     params = {"dryRun": "true"} if opts["dry_run"] else None
     client = state.client()
     if opts["force"]:
-        response = client.request("PUT", object_path(info, name), params=params, json=body)
+        response = client.request("PUT", object_path(info, name, project), params=params, json=body)
         verb = response.headers.get("Mcpctl-Result") or (
             "created" if response.status_code == 201 else "configured"
         )
     else:
-        response = client.request("POST", collection_path(info), params=params, json=body)
+        response = client.request("POST", collection_path(info, project), params=params, json=body)
         verb = "created"
     if opts["output"]:
         print_object(response.json(), info, opts["output"])
@@ -110,7 +121,10 @@ def create() -> None:
 @create.command("project")
 @click.argument("name")
 @click.option("--server", "servers", multiple=True, metavar="SERVER", help="Server, in order (repeatable).")
-@click.option("--proxy-model", help="direct (default), default, gate or content-pipeline.")
+@click.option(
+    "--proxy-model",
+    help="A built-in (direct (default), default, gate, content-pipeline) or a stored proxymodel.",
+)
 @click.option("--tool-prefix-mode", type=click.Choice(["always", "never"]))
 @click.option("--tool-name-separator", metavar="SEP", help="Between server and tool name (default __).")
 @common_options
@@ -214,3 +228,68 @@ def create_rbac(
         except InvalidError as exc:
             raise usage_error(f"--roleBindings: {exc.message}") from exc
     submit(state, "RbacDefinition", name, {"subjects": parsed_subjects, "roleBindings": role_bindings}, opts)
+
+
+@create.command("prompt")
+@click.argument("name")
+@click.option("-p", "--project", required=True, help="The project the prompt belongs to.")
+@click.option("--text", help="The prompt's text.")
+@click.option(
+    "--text-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the text from a file (- for stdin).",
+)
+@click.option("--priority", type=click.IntRange(0, 10), help="0..10, higher first (default 5).")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG", help="A tag the gate matches tasks by (repeatable)."
+)
+@common_options
+@pass_state
+def create_prompt(
+    state: AppState,
+    /,
+    name: str,
+    project: str,
+    text: str | None,
+    text_file: Any,
+    priority: int | None,
+    tags: tuple[str, ...],
+    **opts: Any,
+) -> None:
+    """Create a project's prompt, delivered by the gate proxy model to sessions whose task fits it."""
+    if (text is None) == (text_file is None):
+        raise usage_error("give the prompt's text with exactly one of --text or --text-file")
+    spec: dict[str, Any] = {"text": text if text is not None else text_file.read()}
+    if priority is not None:
+        spec["priority"] = priority
+    if tags:
+        spec["tags"] = list(tags)
+    submit(state, "Prompt", name, spec, opts, project=project)
+
+
+def parse_stage(text: str) -> dict[str, Any]:
+    """`TYPE[:key=value,...]` as a stage `{type, config}`; values are YAML scalars (`pageBytes=4096`
+    is a number)."""
+    from mcpctl.cli.patch import parse_value
+
+    stage_type, _, rest = text.partition(":")
+    if not stage_type.strip():
+        raise usage_error(f"--stage {text!r}: expected TYPE[:KEY=VALUE,...]")
+    pairs = parse_pairs([item for item in rest.split(",") if item.strip()], f"--stage {stage_type}")
+    return {"type": stage_type.strip(), "config": {k: parse_value(v) for k, v in pairs.items()}}
+
+
+@create.command("proxymodel")
+@click.argument("name")
+@click.option(
+    "--stage",
+    "stages",
+    multiple=True,
+    metavar="TYPE[:K=V,...]",
+    help="A stage, in order (repeatable), e.g. gate:tools=5 or paginate:pageBytes=8192.",
+)
+@common_options
+@pass_state
+def create_proxymodel(state: AppState, /, name: str, stages: tuple[str, ...], **opts: Any) -> None:
+    """Create a proxy model: a named pipeline of stages that projects can name as proxyModel."""
+    submit(state, "ProxyModel", name, {"stages": [parse_stage(s) for s in stages]}, opts)

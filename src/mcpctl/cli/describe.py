@@ -14,7 +14,7 @@ from mcpctl.cli.columns import binding_text, labels_text
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
-from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, resolve_noun
+from mcpctl.cli.nouns import MCPTOKEN, PROMPT, complete_noun, object_path, resolve_noun
 from mcpctl.cli.timefmt import format_age, format_timestamp
 
 # Maps whose keys are the user's own (env var names, header names …): shown verbatim.
@@ -150,7 +150,7 @@ def _events_text(events: list[Any], now: datetime) -> str:
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("name")
-@click.option("-p", "--project", help="McpTokens: the project the token belongs to.")
+@click.option("-p", "--project", help="McpTokens and prompts: the project the object belongs to.")
 @pass_state
 def describe(state: AppState, /, noun: str, name: str, project: str | None) -> None:
     """Show one object in detail: labels, times, spec and status (secret values never shown;
@@ -158,8 +158,10 @@ def describe(state: AppState, /, noun: str, name: str, project: str | None) -> N
     info = resolve_noun(noun)
     if info.kind == MCPTOKEN:
         path = token_path(require_project(project), name)
+    elif info.kind == PROMPT:
+        path = object_path(info, name, project)
     elif project is not None:
-        raise usage_error(f"-p/--project applies only to mcptokens, not {info.plural}")
+        raise usage_error(f"-p/--project applies only to mcptokens and prompts, not {info.plural}")
     else:
         path = object_path(info, name)
     obj = state.client().json("GET", path)

@@ -10,7 +10,15 @@ from mcpctl.cli.client import ApiClient, api_path
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, ServerError, usage_error
 from mcpctl.cli.mcptokens import require_project, token_path, tokens_path
-from mcpctl.cli.nouns import AUDIT, MCPTOKEN, collection_path, complete_noun, object_path, resolve_noun
+from mcpctl.cli.nouns import (
+    AUDIT,
+    MCPTOKEN,
+    PROMPT,
+    collection_path,
+    complete_noun,
+    object_path,
+    resolve_noun,
+)
 from mcpctl.cli.printers import OUTPUTS, print_objects
 from mcpctl.core.kinds import KindInfo
 
@@ -37,9 +45,10 @@ def _check_flags(
     for key, flag in _AUDIT_FLAGS.items():
         if audit.get(key) is not None and not is_audit:
             raise usage_error(f"{flag} applies only to auditevents")
-    if project is not None and info.kind not in ("Server", AUDIT, MCPTOKEN, INSTANCE):
+    if project is not None and info.kind not in ("Server", AUDIT, MCPTOKEN, INSTANCE, PROMPT):
         raise usage_error(
-            f"-p/--project applies only to servers, instances, mcptokens and auditevents, not {info.plural}"
+            "-p/--project applies only to servers, instances, mcptokens, prompts and auditevents, "
+            f"not {info.plural}"
         )
     if audit.get("server") is not None and info.kind != INSTANCE:
         raise usage_error("--server applies only to instances")
@@ -109,7 +118,7 @@ def _project_servers(
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
 @click.argument("names", nargs=-1)
-@click.option("-p", "--project", help="Project: its servers, its mcptokens, or its audit events.")
+@click.option("-p", "--project", help="Project: its servers, mcptokens, prompts or audit events.")
 @click.option("-l", "--selector", help="Label selector, e.g. 'team=obs,tier!=dev'.")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True)
 @click.option("--show-values", is_flag=True, help="Secrets: show values (needs edit on secrets).")
@@ -135,8 +144,9 @@ def get(
     """List objects of a kind, or fetch the named ones.
 
     NOUN is users, groups, rbac, projects (proj), servers (srv), instances (inst), secrets,
-    mcptokens or auditevents (audit). McpTokens are named within a project: `get mcptokens NAME…
-    -p PROJECT`. Instances: `get instances [-p PROJECT] [--server S]`.
+    mcptokens, prompts, proxymodels or auditevents (audit). McpTokens and prompts are named within
+    a project: `get mcptokens NAME… -p PROJECT`, `get prompts [NAME…] -p PROJECT` (all projects'
+    prompts without -p). Instances: `get instances [-p PROJECT] [--server S]`.
     """
     info = resolve_noun(noun)
     _check_flags(info, names, project, selector, show_values, audit)
@@ -164,6 +174,11 @@ def get(
         )
     elif info.kind == INSTANCE:
         objects, errors = _fetch_paths(client, [object_path(info, name) for name in names], {})
+    elif info.kind == PROMPT and names:
+        objects, errors = _fetch_paths(client, [object_path(info, n, project) for n in names], {})
+    elif info.kind == PROMPT:
+        path = collection_path(info, project)
+        objects = _items(client.json("GET", path, params=_params(labelSelector=selector)))
     elif project is not None:
         objects, errors = _project_servers(client, project, names, _params(labelSelector=selector))
     elif names:

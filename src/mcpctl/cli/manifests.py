@@ -63,6 +63,10 @@ def _check(doc: Any, where: str) -> Manifest:
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     if not isinstance(name, str) or not name:
         raise ManifestError(f"{where}: missing metadata.name")
+    if info.project_scoped and info.kind != MCPTOKEN:
+        project = metadata.get("project") if isinstance(metadata, Mapping) else None
+        if not isinstance(project, str) or not project:
+            raise ManifestError(f"{where}: a {info.kind} needs metadata.project")
     if info.kind == MCPTOKEN:
         try:
             check_token_manifest(doc, where)

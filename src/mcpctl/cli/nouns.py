@@ -11,6 +11,7 @@ from mcpctl.core.kinds import KINDS, KindInfo, kind_for_noun
 
 AUDIT = "AuditEvent"
 MCPTOKEN = "McpToken"
+PROMPT = "Prompt"
 # Kinds the CLI handles with their own paths and verbs, whatever core.kinds says about serving them.
 _HANDLED_HERE = frozenset({MCPTOKEN})
 
@@ -37,13 +38,27 @@ def resolve_noun(noun: str, *, writable: bool = False) -> KindInfo:
     return info
 
 
-def collection_path(info: KindInfo) -> str:
-    return api_path("audit", "events") if info.kind == AUDIT else api_path(info.plural)
+def collection_path(info: KindInfo, project: str | None = None) -> str:
+    """A kind's collection; a project-scoped kind's within `project` when given."""
+    if info.kind == AUDIT:
+        return api_path("audit", "events")
+    if info.project_scoped and project is not None:
+        return api_path("projects", project, info.plural)
+    return api_path(info.plural)
 
 
-def object_path(info: KindInfo, name: str) -> str:
+def require_project(info: KindInfo, project: str | None) -> str:
+    if project is None:
+        raise usage_error(f"{info.plural} are named within a project: give -p PROJECT")
+    return project
+
+
+def object_path(info: KindInfo, name: str, project: str | None = None) -> str:
+    """One object's path; a project-scoped kind's needs its project."""
     if info.kind == MCPTOKEN:
         raise usage_error("mcptokens are named within a project: give -p PROJECT")
+    if info.project_scoped:
+        return api_path("projects", require_project(info, project), info.plural, name)
     if info.kind == AUDIT:
         raise usage_error(f"{info.plural} cannot be addressed by name; filter them with flags instead")
     return api_path(info.plural, name)

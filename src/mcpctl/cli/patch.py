@@ -93,19 +93,31 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 @click.argument("name")
 @click.argument("assignments", nargs=-1, metavar="KEY=VALUE...")
 @click.option("--merge", "merge", metavar="JSON", help="A raw JSON merge patch ({metadata, spec}).")
+@click.option("-p", "--project", help="Prompts: the project the prompt belongs to.")
 @pass_state
-def patch(state: AppState, /, noun: str, name: str, assignments: tuple[str, ...], merge: str | None) -> None:
+def patch(
+    state: AppState,
+    /,
+    noun: str,
+    name: str,
+    assignments: tuple[str, ...],
+    merge: str | None,
+    project: str | None,
+) -> None:
     """Change some fields of an object.
 
     \b
     mcpctl patch server time replicas=3 labels.team=obs
     mcpctl patch project monitoring 'servers=[time, docs]' proxyModel=gate
     mcpctl patch server time healthCheck.intervalSeconds=30 cwd=null
+    mcpctl patch prompt triage -p monitoring priority=9 'tags=[oncall]'
     """
     info = resolve_noun(noun, writable=True)
     if info.kind == MCPTOKEN:
         raise usage_error("mcptokens are immutable: revoke the token and create a new one")
-    path = object_path(info, name)
+    if project is not None and not info.project_scoped:
+        raise usage_error(f"-p/--project applies only to prompts, not {info.plural}")
+    path = object_path(info, name, project)
     body: dict[str, Any] = {}
     if merge is not None:
         try:

@@ -14,6 +14,8 @@ class KindInfo:
     read_only: bool = False
     # A kind the foundation stores and serves. Others are reserved nouns for later issues.
     served: bool = True
+    # Named within a project (`metadata.project`, `-p PROJECT`, /api/v1/projects/{p}/<plural>/{name}).
+    project_scoped: bool = False
 
     @property
     def nouns(self) -> tuple[str, ...]:
@@ -29,9 +31,9 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Secret", "secrets", "secret"),
     KindInfo("AuditEvent", "auditevents", "auditevent", ("audit",), read_only=True),
     KindInfo("Instance", "instances", "instance", ("inst",), read_only=True, served=True),
-    KindInfo("McpToken", "mcptokens", "mcptoken"),
-    KindInfo("Prompt", "prompts", "prompt", served=False),
-    KindInfo("ProxyModel", "proxymodels", "proxymodel", served=False),
+    KindInfo("McpToken", "mcptokens", "mcptoken", project_scoped=True),
+    KindInfo("Prompt", "prompts", "prompt", project_scoped=True),
+    KindInfo("ProxyModel", "proxymodels", "proxymodel"),
 )
 
 _BY_NOUN = {noun: info for info in KINDS for noun in info.nouns}

@@ -11,8 +11,11 @@ stages applied to tool results and resource reads in order: `section-split`, `pa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from mcpctl.core.errors import InvalidError
 
 GATE = "gate"
 SECTION_SPLIT = "section-split"
@@ -58,3 +61,63 @@ BUILT_IN_DESCRIPTIONS: dict[str, str] = {
 
 def is_built_in(name: str) -> bool:
     return name in BUILT_INS
+
+
+def built_in_spec(name: str) -> dict[str, Any]:
+    """A built-in model as a ProxyModel spec (`get proxymodel gate -o yaml`)."""
+    return {"stages": [stage.as_spec() for stage in BUILT_INS[name]]}
+
+
+# Per stage type: the config keys it takes and each one's integer range (DESIGN §10).
+_INT_CONFIG: dict[str, dict[str, tuple[int, int]]] = {
+    PAGINATE: {"pageBytes": (1024, 1_048_576)},
+    GATE: {"promptBytes": (0, 262_144), "tools": (1, 100)},
+}
+
+
+def _check_config(index: int, stage_type: str, config: Mapping[str, Any]) -> None:
+    for key, (low, high) in _INT_CONFIG.get(stage_type, {}).items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidError(
+                f"stages[{index}] ({stage_type}): config.{key} must be an integer from {low} to {high}",
+                details={"stage": index, "type": stage_type, "field": f"config.{key}"},
+            )
+
+
+def check_stages(
+    raw: Sequence[Mapping[str, Any]], installed: Callable[[], Iterable[str]]
+) -> tuple[Stage, ...]:
+    """A stored ProxyModel's stages, validated: each `type` is a built-in stage type or the name of
+    an installed `mcpctl.stages` entry point (`installed()`, asked only when needed), each `config`
+    a JSON object within the stage type's limits. InvalidError names the stage index and type."""
+    stages: list[Stage] = []
+    custom: set[str] | None = None
+    for index, item in enumerate(raw):
+        stage_type = item.get("type")
+        config = item.get("config", {})
+        if not isinstance(stage_type, str) or not STAGE_TYPE.match(stage_type):
+            raise InvalidError(
+                f"stages[{index}]: type {stage_type!r} is not a stage type name",
+                details={"stage": index, "type": stage_type},
+            )
+        if stage_type not in BUILT_IN_STAGE_TYPES:
+            if custom is None:
+                custom = set(installed())
+            if stage_type not in custom:
+                known = ", ".join([*BUILT_IN_STAGE_TYPES, *sorted(custom)])
+                raise InvalidError(
+                    f'stages[{index}]: unknown stage type "{stage_type}" (built-in or installed '
+                    f"as a {ENTRY_POINT_GROUP} entry point: {known})",
+                    details={"stage": index, "type": stage_type},
+                )
+        if not isinstance(config, Mapping):
+            raise InvalidError(
+                f"stages[{index}] ({stage_type}): config must be a JSON object",
+                details={"stage": index, "type": stage_type, "field": "config"},
+            )
+        _check_config(index, stage_type, config)
+        stages.append(Stage(stage_type, dict(config)))
+    return tuple(stages)

@@ -28,6 +28,7 @@ from mcpctl.mcpd.routers import link as link_router
 from mcpctl.mcpd.routers import mcp_proxy, ops
 from mcpctl.mcpd.routers import mcptokens as mcptokens_router
 from mcpctl.mcpd.routers import projects as projects_router
+from mcpctl.mcpd.routers import prompts as prompts_router
 from mcpctl.mcpd.routers.resources import resource_router
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
@@ -149,6 +150,7 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
     api.include_router(audit_router.router)
     api.include_router(mcptokens_router.router)
     api.include_router(projects_router.router)
+    api.include_router(prompts_router.router)
     api.include_router(instances_router.router)
     for handler in HANDLERS:
         api.include_router(resource_router(handler))

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcpctl.core import tokens
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.mcpd.auth import authenticate_mcptoken
+from mcpctl.mcpd.kinds.proxymodels import resolve_stages
 from mcpctl.mcpd.lastuse import record_token_use
 from mcpctl.mcpd.link import LinkHub, LinkLimits
 from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
@@ -39,6 +40,7 @@ from mcpctl.mcplocal.ports import (
     Introspection,
     Message,
     Notify,
+    ProjectPrompt,
     ProjectView,
     Relay,
     ServerEvent,
@@ -55,16 +57,33 @@ logger = logging.getLogger(__name__)
 
 
 async def project_view(session: AsyncSession, name: str) -> ProjectView | None:
-    """What a project endpoint serves: the project's servers in order, and how names are exposed."""
+    """What a project endpoint serves: the project's servers in order, how names are exposed, its
+    proxy model resolved to stages, and its prompts (highest priority first, then by name)."""
     project = (await session.execute(sa.select(tables.Project).where(tables.Project.name == name))).scalar()
     if project is None:
         return None
     mode: PrefixMode = "never" if project.tool_prefix_mode == "never" else "always"
+    stages = await resolve_stages(session, project.proxy_model)
+    if stages is None:  # refused at configuration time; never silently served as something else
+        logger.error("project %s names proxy model %r, which does not exist", name, project.proxy_model)
+        stages = ()
+    prompts = (
+        await session.execute(
+            sa.select(tables.Prompt)
+            .where(tables.Prompt.project_id == project.id)
+            .order_by(tables.Prompt.priority.desc(), tables.Prompt.name)
+        )
+    ).scalars()
     return ProjectView(
         name=project.name,
         servers=tuple(link.server.name for link in project.server_links),
         prefix_mode=mode,
         separator=project.tool_name_separator or "__",
+        proxy_model=project.proxy_model,
+        stages=stages,
+        prompts=tuple(
+            ProjectPrompt(p.name, p.text, p.priority, tuple(p.tags), p.description) for p in prompts
+        ),
     )
 
 

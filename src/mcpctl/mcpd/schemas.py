@@ -107,7 +107,8 @@ class RbacSpec(Strict):
 
 class ProjectSpec(Strict):
     servers: list[Name] = Field(default_factory=list, max_length=1000)
-    proxyModel: Literal["direct", "default", "gate", "content-pipeline"] = "direct"
+    # a built-in (core.proxymodels) or a stored ProxyModel: the kind handler checks it exists
+    proxyModel: Name = "direct"
     toolPrefixMode: Literal["always", "never"] = "always"
     # one of core.namespacing.SEPARATORS: exposed tool names stay within [A-Za-z0-9_-] (DESIGN §5)
     toolNameSeparator: Literal["__", "_", "-"] = "__"
@@ -190,6 +191,37 @@ class SecretSpec(Strict):
     data: dict[SecretKey, Annotated[str, StringConstraints(max_length=65_536)]] = Field(
         default_factory=dict, max_length=256
     )
+    description: Description | None = None
+
+
+MAX_PROMPT_BYTES = 64 * 1024
+Tag = Annotated[str, StringConstraints(pattern=NAME_RE.pattern, max_length=63)]
+
+
+class PromptSpec(Strict):
+    text: str
+    priority: Annotated[int, Field(ge=0, le=10)] = 5
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    description: Description | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        if len(value.encode()) > MAX_PROMPT_BYTES:
+            raise ValueError(f"text is longer than {MAX_PROMPT_BYTES} bytes")
+        return value
+
+
+class StageIn(Strict):
+    type: Annotated[str, StringConstraints(max_length=63)]
+    config: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class ProxyModelSpec(Strict):
+    # stage types and their configs are checked by core.proxymodels.check_stages
+    stages: list[StageIn] = Field(max_length=32)
     description: Description | None = None
 
 

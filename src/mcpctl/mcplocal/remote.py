@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.policy import Principal
+from mcpctl.core.proxymodels import Stage
 from mcpctl.core.rbac import Binding
 from mcpctl.mcplocal.link import CallFailed, LinkClient, LinkDown, LinkRefused
 from mcpctl.mcplocal.ports import (
@@ -37,6 +38,7 @@ from mcpctl.mcplocal.ports import (
     Introspection,
     Message,
     Notify,
+    ProjectPrompt,
     ProjectView,
     Relay,
     ServerEvent,
@@ -64,6 +66,23 @@ def _expiry(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _stage(raw: dict[str, Any]) -> Stage:
+    config = raw.get("config")
+    return Stage(str(raw.get("type", "")), dict(config) if isinstance(config, dict) else {})
+
+
+def _prompt(raw: dict[str, Any]) -> ProjectPrompt:
+    description = raw.get("description")
+    priority = raw.get("priority")
+    return ProjectPrompt(
+        name=str(raw.get("name", "")),
+        text=str(raw.get("text", "")),
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 5,
+        tags=tuple(str(tag) for tag in raw.get("tags") or []),
+        description=description if isinstance(description, str) else None,
+    )
 
 
 class RemoteUpstream:
@@ -215,6 +234,9 @@ class RemotePlane:
             servers=tuple(str(s) for s in body.get("servers", [])),
             prefix_mode=mode,
             separator=str(body.get("toolNameSeparator") or "__"),
+            proxy_model=str(body.get("proxyModel") or "direct"),
+            stages=tuple(_stage(raw) for raw in body.get("stages") or [] if isinstance(raw, dict)),
+            prompts=tuple(_prompt(raw) for raw in body.get("prompts") or [] if isinstance(raw, dict)),
         )
 
     def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> RemoteUpstream:

@@ -139,6 +139,31 @@ class ProjectServer(Base):
     server: Mapped[Server] = relationship(lazy="joined")
 
 
+class Prompt(Base):
+    """A project's own prompt (DESIGN §2, §10): named within its project, gone with it."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (sa.UniqueConstraint("project_id", "name"),)
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(63))
+    project_id: Mapped[str] = mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    priority: Mapped[int] = mapped_column(sa.Integer, default=5)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    project: Mapped[Project] = relationship(lazy="joined")
+
+
+class ProxyModel(_Resource, Base):
+    """A stored pipeline (the built-ins of core.proxymodels have no row)."""
+
+    __tablename__ = "proxy_models"
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+
+
 class Secret(_Resource, Base):
     __tablename__ = "secrets"
     # Fernet token of the JSON-encoded data map.

@@ -3,6 +3,7 @@
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler
 from mcpctl.mcpd.kinds.groups import GroupHandler
 from mcpctl.mcpd.kinds.projects import ProjectHandler
+from mcpctl.mcpd.kinds.proxymodels import ProxyModelHandler
 from mcpctl.mcpd.kinds.rbac import RbacHandler
 from mcpctl.mcpd.kinds.secrets import SecretHandler
 from mcpctl.mcpd.kinds.servers import ServerHandler
@@ -15,6 +16,7 @@ HANDLERS: tuple[KindHandler, ...] = (  # type: ignore[type-arg]
     ProjectHandler(),
     ServerHandler(),
     SecretHandler(),
+    ProxyModelHandler(),
 )
 
 __all__ = ["HANDLERS", "KindContext", "KindHandler"]

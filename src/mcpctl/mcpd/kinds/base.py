@@ -42,6 +42,8 @@ class KindContext:
     # What a running server offers now ({"tools": [...], "prompts": [...]}), None when it cannot say:
     # lets a toolPrefixMode-never project refuse colliding names when it is configured.
     offered_names: Callable[[str], Awaitable[dict[str, list[str]] | None]] | None = None
+    # A project-scoped kind's write (prompts): the project the object belongs to.
+    project: tables.Project | None = None
 
 
 def iso(value: datetime) -> str:
@@ -99,6 +101,21 @@ class KindHandler(Generic[RowT, SpecT]):
 
     async def status_of(self, ctx: KindContext, row: RowT) -> dict[str, Any]:
         return {}
+
+    # ---- objects that exist without a row (the built-in ProxyModels) -------------------------------
+
+    def built_in_names(self) -> tuple[str, ...]:
+        return ()
+
+    async def built_in(self, ctx: KindContext, name: str) -> dict[str, Any] | None:
+        """The object `name` names when it is built in (read-only), else None."""
+        return None
+
+    def built_in_refused(self, name: str, verb: str) -> ConflictError:
+        return ConflictError(
+            f'{self.info.plural} "{name}" is built in and cannot be {verb}',
+            details={"kind": self.info.kind, "name": name, "builtIn": True},
+        )
 
     # ---- writes ------------------------------------------------------------------------------------
 

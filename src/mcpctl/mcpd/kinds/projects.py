@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from mcpctl.core.kinds import kind_for_noun
 from mcpctl.core.namespacing import Naming
 from mcpctl.mcpd.kinds.base import KindContext, KindHandler, replace_children, resolve
+from mcpctl.mcpd.kinds.proxymodels import check_proxy_model
 from mcpctl.mcpd.schemas import ProjectSpec
 from mcpctl.storage import tables
 
@@ -34,8 +35,8 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
         return data
 
     async def before_delete(self, ctx: KindContext, row: tables.Project, *, force: bool) -> None:
-        # The project's tokens go with it (database cascade): their RbacDefinitions and files go too,
-        # and each is audited as deleted.
+        # The project's tokens and prompts go with it (database cascade): the tokens' RbacDefinitions
+        # and files go too, and each token is audited as deleted.
         from mcpctl.mcpd import audit
         from mcpctl.mcpd.mcptokens import drop_definitions, remove_token_file, subject_of
 
@@ -81,6 +82,8 @@ class ProjectHandler(KindHandler[tables.Project, ProjectSpec]):
         found = await resolve(
             ctx, tables.Server.name, names, what="server", field="servers", plural="servers", kept=kept
         )
+        persistent = sa.inspect(row).persistent
+        await check_proxy_model(ctx, spec.proxyModel, kept=row.proxy_model if persistent else None)
         if spec.toolPrefixMode == "never" and ctx.offered_names is not None:
             await self._refuse_collisions(ctx, names, spec.toolNameSeparator)
         row.proxy_model = spec.proxyModel

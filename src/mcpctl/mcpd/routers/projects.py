@@ -43,9 +43,11 @@ async def project_servers(
 
 @router.get("/{name}/endpoint", summary="What the project's MCP endpoint serves this caller (for mcplocal)")
 async def project_endpoint(name: NamePath, state: State, principal: CurrentPrincipal) -> Any:
-    """The project's servers in order (only those the caller may use through the endpoint) and how
-    names are exposed. An McpToken of the project may always ask (that is what mcplocal does with
-    the caller's bearer); a user needs `view` on the project, and sees the servers they may `run`."""
+    """The project's servers in order (only those the caller may use through the endpoint), how
+    names are exposed, its proxy model with its stages, and its prompts (all of them: whoever may
+    use the endpoint gets them from the gate). An McpToken of the project may always ask (that is
+    what mcplocal does with the caller's bearer); a user needs `view` on the project, and sees the
+    servers they may `run`."""
     if principal.kind == "token":
         if principal.project != name:
             raise ForbiddenError(
@@ -64,4 +66,16 @@ async def project_endpoint(name: NamePath, state: State, principal: CurrentPrinc
         "toolPrefixMode": view.prefix_mode,
         "toolNameSeparator": view.separator,
         "servers": servers,
+        "proxyModel": view.proxy_model,
+        "stages": [stage.as_spec() for stage in view.stages],
+        "prompts": [
+            {
+                "name": p.name,
+                "text": p.text,
+                "priority": p.priority,
+                "tags": list(p.tags),
+                "description": p.description,
+            }
+            for p in view.prompts
+        ],
     }

@@ -23,7 +23,7 @@ DryRun = Annotated[bool, Query(alias="dryRun")]
 RESULT_HEADER = "Mcpctl-Result"
 
 
-class _DryRun(Exception):
+class DryRunRollback(Exception):
     """Raised to roll back a dry-run unit of work after computing its answer."""
 
 
@@ -91,6 +91,11 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                 for row in await handler.list(session)
                 if can_access(principal, "view", plural, row.name) and matches(row.labels or {})
             ]
+            for built in handler.built_in_names():
+                obj = await handler.built_in(ctx, built)
+                if obj is not None and can_access(principal, "view", plural, built) and matches({}):
+                    items.append(obj)
+        items.sort(key=lambda item: str(item["metadata"]["name"]))
         return {"kind": "List", "items": items}
 
     @router.get("/{name}", response_model=ObjectOut, summary=f"Get one of {plural}")
@@ -103,8 +108,12 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         ensure_visible(principal, plural, name, kind=kind)
         await show_values_allowed(principal, name, show_values)
         async with state.db.read() as session:
+            ctx = ctx_for(session, state, principal)
+            built = await handler.built_in(ctx, name)
+            if built is not None:
+                return built
             row = await handler.require(session, name)
-            return await handler.to_object(ctx_for(session, state, principal), row, show_values=show_values)
+            return await handler.to_object(ctx, row, show_values=show_values)
 
     async def _apply(
         request: Request,
@@ -126,6 +135,13 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                 visible = can_access(principal, "view", plural, name)
                 if not visible:  # decided before the lookup: the answer must not reveal existence
                     ensure_access(principal, "create", plural, name)
+                ctx = ctx_for(session, state, principal)
+                built = await handler.built_in(ctx, name)
+                if built is not None:  # applying it as it is changes nothing; anything else is refused
+                    if create_only or not visible or not _same_as_built_in(handler, built, metadata, body):
+                        ensure_access(principal, "create" if create_only else "edit", plural, name)
+                        raise handler.built_in_refused(name, "created" if create_only else "changed")
+                    return built, "unchanged"
                 row = await handler.get(session, name)
                 if row is None:
                     ensure_access(principal, "create", plural, name)
@@ -136,19 +152,18 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                     )
                 else:
                     ensure_access(principal, "edit", plural, name)
-                ctx = ctx_for(session, state, principal)
                 async with _guard(session, principal, f"this write of {plural}/{name}"):
                     row, result = await handler.apply(ctx, row, name, dict(metadata.labels), body.spec)  # type: ignore[attr-defined]
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
-                    _record_change(session, request, principal, plural, name, result)
+                    record_change(session, request, principal, plural, name, result)
                 if dry_run:
-                    raise _DryRun
-        except _DryRun:
+                    raise DryRunRollback
+        except DryRunRollback:
             pass
         else:
             if result != "unchanged":
-                _committed(state, plural)
+                committed(state, plural)
         return answer, result
 
     @router.post("", status_code=201, response_model=ObjectOut, summary=f"Create one of {plural}")
@@ -198,8 +213,10 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
         ensure_access(principal, "edit", plural, name)
         try:
             async with state.db.write() as session:
-                row = await handler.require(session, name)
                 ctx = ctx_for(session, state, principal)
+                if name in handler.built_in_names():
+                    raise handler.built_in_refused(name, "changed")
+                row = await handler.require(session, name)
                 current = await handler.to_object(ctx, row, show_values=False)
                 spec = merge_patch(current["spec"], body.spec or {})  # type: ignore[attr-defined]
                 labels = merge_patch(
@@ -226,14 +243,14 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                     )
                 answer = await handler.to_object(ctx, row)
                 if result != "unchanged":
-                    _record_change(session, request, principal, plural, name, "patched")
+                    record_change(session, request, principal, plural, name, "patched")
                 if dry_run:
-                    raise _DryRun
-        except _DryRun:
+                    raise DryRunRollback
+        except DryRunRollback:
             pass
         else:
             if result != "unchanged":
-                _committed(state, plural)
+                committed(state, plural)
         return answer
 
     @router.delete("/{name}", status_code=204, summary=f"Delete one of {plural}")
@@ -242,21 +259,34 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
     ) -> Response:
         ensure_visible(principal, plural, name, kind=kind)
         ensure_access(principal, "delete", plural, name)
+        if name in handler.built_in_names():
+            raise handler.built_in_refused(name, "deleted")
         async with state.db.write() as session:
             row = await handler.require(session, name)
             ctx = ctx_for(session, state, principal)
             async with _guard(session, principal, f"deleting {plural}/{name}"):
                 await handler.delete(ctx, row, force=force)
-            _record_change(session, request, principal, plural, name, "deleted")
+            record_change(session, request, principal, plural, name, "deleted")
         for task in ctx.after_commit:
             task()
-        _committed(state, plural)
+        committed(state, plural)
         return Response(status_code=204)
 
     return router
 
 
-def _committed(state: AppState, plural: str) -> None:
+def _same_as_built_in(
+    handler: KindHandler[Any, Any], built: dict[str, Any], metadata: Any, body: Any
+) -> bool:
+    """Whether an applied object is the built-in as `get -o yaml` prints it (so it round-trips)."""
+    return (
+        not metadata.labels
+        and getattr(body.spec, "description", None) == built["spec"].get("description")
+        and handler.canonical(body.spec) == {k: v for k, v in built["spec"].items() if k != "description"}
+    )
+
+
+def committed(state: AppState, plural: str) -> None:
     """A change is in the database: tell whoever follows it (the supervisor runs servers)."""
     if plural in ("servers", "secrets") and state.supervisor is not None:
         state.supervisor.poke()
@@ -264,14 +294,24 @@ def _committed(state: AppState, plural: str) -> None:
         state.gateway.configuration_changed()
 
 
-def _record_change(
-    session: Any, request: Request, principal: Principal, plural: str, name: str, verb: str
+def record_change(
+    session: Any,
+    request: Request,
+    principal: Principal,
+    plural: str,
+    name: str,
+    verb: str,
+    *,
+    project: str | None = None,
 ) -> None:
+    fields = audit.principal_fields(principal)
+    if project is not None:  # a project-scoped object's event is the project's
+        fields["project"] = project
     audit.record(
         session,
         "resource_changed",
         outcome="ok",
-        **audit.principal_fields(principal),
+        **fields,
         target=f"{plural}/{name}",
         verb=verb,
         request_id=getattr(request.state, "request_id", None),
