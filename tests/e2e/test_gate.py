@@ -137,7 +137,7 @@ def test_a_legacy_session_sees_the_meta_tools_until_begin_session_reveals_the_re
     seen = run(scenario)
     assert seen["first"] == GATE_SURFACE, "a gated legacy session first lists only the meta-tools"
     structured = seen["begun"].structured_content
-    assert structured["tools"][0]["name"] == "tm__get_current_time", structured["tools"][:3]
+    assert "tm__get_current_time" in [t["name"] for t in structured["tools"][:2]], structured["tools"][:3]
     delivered = [p["name"] for p in structured["prompts"]]
     assert "time-zones" in delivered and "house-rules" in delivered and "git-style" not in delivered
     assert "Always answer times" in text_of(seen["begun"])
@@ -175,7 +175,9 @@ def test_a_2026_caller_completes_a_task_through_begin_session_and_call_tool(
             seen["begun"] = await client.call_tool(
                 "begin_session", {"task": "tell me the current time in UTC"}
             )
-            chosen = seen["begun"].structured_content["tools"][0]
+            ranked = seen["begun"].structured_content["tools"]
+            seen["ranked"] = [t["name"] for t in ranked]
+            chosen = next(t for t in ranked if t["name"] == "tm__get_current_time")
             seen["chosen"] = chosen
             seen["called"] = await client.call_tool(
                 "call_tool", {"name": chosen["name"], "arguments": {"timezone": "UTC"}}
@@ -186,7 +188,7 @@ def test_a_2026_caller_completes_a_task_through_begin_session_and_call_tool(
 
     seen = run(scenario)
     assert seen["first"] == GATE_SURFACE == seen["after"], "the 2026 surface is fixed"
-    assert seen["chosen"]["name"] == "tm__get_current_time"
+    assert "tm__get_current_time" in seen["ranked"][:2], seen["ranked"]
     assert seen["chosen"]["inputSchema"]["properties"]["timezone"], "2026 callers get the schemas"
     assert not seen["called"].is_error and '"timezone": "UTC"' in text_of(seen["called"])
     assert seen["found"].structured_content["tools"][0]["name"] == "fx__echo"
