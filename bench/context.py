@@ -1,6 +1,6 @@
 """`make bench-context`: what the proxy models save an agent's context, over a project of real
 servers (time, git, fetch, server-everything, server-filesystem, server-memory and the test
-fixture: well over 100 tools).
+fixture with its conformance surface and oddly named tools: 104 tools).
 
     python -m bench.context [--tasks bench/context_tasks.yaml] [--document-kib 1024] [--page-reads 40]
                             [--json]
@@ -78,7 +78,17 @@ def servers(workdir: Path) -> dict[str, list[str]]:
             "--env",
             f"MEMORY_FILE_PATH={workdir / 'memory.json'}",
         ],
-        "fixture": [*stdio, PYTHON, "--arg", str(FIXTURE)],
+        # the fixture with all it can offer: its conformance surface and its oddly named tools
+        "fixture": [
+            *stdio,
+            PYTHON,
+            "--arg",
+            str(FIXTURE),
+            "--arg",
+            "--conformance",
+            "--env",
+            "FIXTURE_ODD_TOOL_NAMES=1",
+        ],
     }
 
 
