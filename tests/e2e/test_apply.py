@@ -57,6 +57,8 @@ _SINGULAR = {
     "projects": "project",
     "servers": "server",
     "secrets": "secret",
+    "prompts": "prompt",
+    "proxymodels": "proxymodel",
 }
 
 
@@ -167,10 +169,20 @@ def round_trip_objects(admin: Cli, tmp_path_factory: pytest.TempPathFactory) -> 
         "--label",
         "tier=dev",
     )
+    admin.ok(
+        "create", "proxymodel", "rt-lean", "--stage", "gate:tools=5", "--stage", "paginate:pageBytes=8192"
+    )
+    admin.ok("patch", "project", "rt-monitoring", "proxyModel=rt-lean")
+    admin.ok(
+        "create", "prompt", "rt-triage", "-p", "rt-monitoring", "--text", "Dashboards first.",
+        "--priority", "8", "--tag", "oncall", "--label", "tier=dev",
+    )  # fmt: skip
 
 
 @pytest.mark.usefixtures("round_trip_objects")
-@pytest.mark.parametrize("noun", ["users", "groups", "rbac", "projects", "servers", "secrets"])
+@pytest.mark.parametrize(
+    "noun", ["users", "groups", "rbac", "projects", "servers", "secrets", "prompts", "proxymodels"]
+)
 def test_get_as_yaml_applied_back_reports_every_object_unchanged(admin: Cli, noun: str) -> None:
     exported = admin.ok("get", noun, "-o", "yaml").stdout
 
@@ -183,3 +195,20 @@ def test_get_as_yaml_applied_back_reports_every_object_unchanged(admin: Cli, nou
     if noun == "secrets":  # the masked values went back, and the stored ones were kept
         secret = admin.json("get", "secret", "rt-grafana", "--show-values")
         assert secret["spec"]["data"] == {"TOKEN": "glsa_xxx"}
+
+
+@pytest.mark.usefixtures("round_trip_objects")
+def test_prompts_and_proxy_models_made_by_the_cli_read_back(admin: Cli) -> None:
+    prompt = admin.json("get", "prompt", "rt-triage", "-p", "rt-monitoring")
+    assert prompt["metadata"]["project"] == "rt-monitoring"
+    assert prompt["spec"] == {"text": "Dashboards first.", "priority": 8, "tags": ["oncall"]}
+    lean = admin.json("get", "proxymodel", "rt-lean")
+    assert lean["spec"]["stages"] == [
+        {"type": "gate", "config": {"tools": 5}},
+        {"type": "paginate", "config": {"pageBytes": 8192}},
+    ]
+    assert lean["status"] == {"builtIn": False, "projects": ["rt-monitoring"]}
+    refused = admin("delete", "proxymodel", "gate")
+    assert refused.returncode == 1 and refused.stderr.startswith("Error from server (Conflict)")
+    unknown = admin("patch", "project", "rt-monitoring", "proxyModel=nope")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("Error from server (BadRequest)")

@@ -327,8 +327,9 @@ class Gateway:
         self.links.tokens_ended(ended)
 
     def configuration_changed(self) -> None:
-        """Projects, servers, bindings or users changed in this mcpd: forget cached views, and tell
-        the open sessions and listen streams of every project whose servers changed."""
+        """Projects, servers, prompts, proxy models, bindings or users changed in this mcpd: forget
+        cached views, and tell the open sessions and listen streams of every project whose view
+        changed."""
         self.router.invalidate()
         self.gate.invalidate()
         self.links.configuration_changed()
