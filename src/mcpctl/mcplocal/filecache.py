@@ -32,7 +32,7 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,11 @@ class FileCache:
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None on a miss (absent, unreadable, torn or someone else's)."""
         return await asyncio.to_thread(self._get, key)
+
+    async def missing(self, keys: Sequence[str]) -> list[str]:
+        """The keys that have no entry now (by its file alone: an entry found here may still turn
+        out torn when read, and is then a miss)."""
+        return await asyncio.to_thread(lambda: [key for key in keys if not self._path(key).exists()])
 
     async def put(self, key: str, value: bytes) -> None:
         """Store `value` under `key` (replacing any older one); one larger than the cache is dropped."""

@@ -141,21 +141,19 @@ class ContentPipeline:
         )[:32]
         if self.cache is None:
             return result_id
-        if await self.cache.get(cache_key("page", result_id, len(pages))) is not None:
-            return result_id  # stored before: the same project, server, stages and text
-        for number, page in enumerate(pages, 1):
+        keys = {cache_key("page", result_id, number): number for number in range(1, len(pages) + 1)}
+        for page_key in await self.cache.missing(list(keys)):  # stored before, unless evicted since
+            number = keys[page_key]
             record = {
                 "project": view.name,
                 "server": content.server,
                 "target": content.target,
                 "page": number,
                 "pages": len(pages),
-                "title": page.title,
-                "text": page.text,
+                "title": pages[number - 1].title,
+                "text": pages[number - 1].text,
             }
-            await self.cache.put(
-                cache_key("page", result_id, number), json.dumps(record, ensure_ascii=False).encode()
-            )
+            await self.cache.put(page_key, json.dumps(record, ensure_ascii=False).encode())
         return result_id
 
     # ---- reading pages ----------------------------------------------------------------------------
