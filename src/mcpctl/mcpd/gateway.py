@@ -300,7 +300,7 @@ class Gateway:
                 yield
         finally:
             await self.links.close_all()
-            self.endpoint.close()
+            await self.endpoint.close()
             await self.audit.close()
             await self.plane.modern.aclose()
 

@@ -92,7 +92,7 @@ def build_app(settings: GatewaySettings) -> Starlette:
             async with mcp_app.sessions.run():
                 yield
         finally:
-            endpoint.close()
+            await endpoint.close()
             await plane.close()
 
     return Starlette(
@@ -162,7 +162,7 @@ async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, 
                 read_stream, write_stream, endpoint.server.create_initialization_options()
             )
     finally:
-        endpoint.close()
+        await endpoint.close()
         await plane.close()
 
 

@@ -404,10 +404,11 @@ class Endpoint:
         if event is not None:
             await bus.publish(event)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.rounds.close()
         for listener in self.listeners.values():
             listener.close()
+        await self.surface.aclose()
 
 
 async def _modern_errors(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:

@@ -58,6 +58,11 @@ class ContentPipeline:
     def __init__(self, cache: FileCache | None, chat: Chat | None, stages: Stages | None = None):
         self.cache, self.chat, self.stages = cache, chat, stages or Stages()
 
+    async def aclose(self) -> None:
+        close = getattr(self.chat, "aclose", None)
+        if close is not None:
+            await close()
+
     # ---- applying the stages ----------------------------------------------------------------------
 
     async def _run(self, stages: tuple[Stage, ...], content: Content) -> Content:

@@ -112,6 +112,12 @@ class ToolRanker:
         self.index_builds = 0  # how many indexes were built (the LRU's misses)
         self.last_method: Method = "bm25"
 
+    async def aclose(self) -> None:
+        """Close the embeddings client's connections, if it holds any."""
+        close = getattr(self._embeddings, "aclose", None)
+        if close is not None:
+            await close()
+
     async def rank(self, query: str, tools: Sequence[dict[str, Any]], limit: int) -> list[RankedTool]:
         """The best `limit` tools for `query`, best first (all of them when fewer)."""
         if not tools or limit <= 0:

@@ -55,6 +55,11 @@ class Surface:
     def __init__(self, router: Router, pipeline: ContentPipeline, gate: Gate):
         self.router, self.pipeline, self.gate = router, pipeline, gate
 
+    async def aclose(self) -> None:
+        """Close the LLM and embeddings clients' connections."""
+        await self.pipeline.aclose()
+        await self.gate.ranker.aclose()
+
     def _revealed(self, session: str | None) -> bool:
         live = self.router.sessions.get(session) if session is not None else None
         return live is not None and live.revealed
