@@ -7,7 +7,8 @@ here standing in for vLLM (tests/support/openai_server.py; its calls are counted
 - the summary and page titles come from the chat endpoint once: the same result again makes no LLM
   call; without an answer from it the call still succeeds, plainly;
 - a page is never served to a token of another project, nor to one that does not reach its server;
-- a custom stage installed as an `mcpctl.stages` entry point runs, with its work cached.
+- a custom stage installed as an `mcpctl.stages` entry point runs, with its work cached;
+- with an embeddings endpoint configured the gate ranks with it too, embedding each tool once.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ STAGE_LOG = _stage_log(Path(os.environ.get("TMPDIR", "/tmp")) / f"mcpctl-stage-{
 LLM_ENV = {
     "MCPLOCAL_LLM_URL": f"http://127.0.0.1:{LLM_PORT}/v1",
     "MCPLOCAL_LLM_TIMEOUT_MS": "3000",
+    "MCPLOCAL_EMBEDDINGS_URL": f"http://127.0.0.1:{LLM_PORT}/v1",
     "PYTHONPATH": str(STAGES),
     "EXAMPLE_STAGES_LOG": str(STAGE_LOG),
 }
@@ -97,6 +99,7 @@ def op(make_cli: Callable[[], Cli], llm: OpenAIServer) -> Cli:
         "  - {type: redact-digits, config: {mask: '*'}}\n  - {type: paginate, config: {pageBytes: 4096}}\n",
     )
     op.ok("create", "project", "redacting", "--server", "fx", "--proxy-model", "redacted")
+    op.ok("create", "project", "semantic", "--server", "fx", "--proxy-model", "gate")
     wait_running(op, "fx", 1)
     wait_running(op, "other", 1)
     return op
@@ -281,3 +284,28 @@ def test_a_custom_stage_from_an_entry_point_runs_and_its_work_is_cached(
     first, second, cold, warm = run(scenario)
     assert texts(first) == ["call ***-**** at *"] == texts(second)
     assert (cold, warm) == (1, 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_with_an_embeddings_endpoint_the_gate_ranks_semantically_and_embeds_each_tool_once(
+    op: Cli, daemon: Mcpd, serve_base: str, llm: OpenAIServer, mode: str, tmp_path: Path
+) -> None:
+    token = mint(op, "semantic", f"semantic-{mode}")
+
+    async def scenario() -> tuple[Any, Any, int]:
+        async with session(
+            mode, "semantic", token, daemon, serve_base, tmp_path / "cache", "2026-07-28"
+        ) as c:
+            first = await c.call_tool("begin_session", {"task": "echo my text back to me"})
+            texts_embedded = sum(
+                len(r["body"]["input"]) for r in llm.requests if r["path"].endswith("/embeddings")
+            )
+            second = await c.call_tool("begin_session", {"task": "add two numbers together"})
+            again = sum(len(r["body"]["input"]) for r in llm.requests if r["path"].endswith("/embeddings"))
+            return first, second, again - texts_embedded
+
+    first, second, embedded_after = run(scenario)
+    assert first.structured_content["ranking"] == "bm25+embeddings"
+    assert first.structured_content["tools"][0]["name"] == "fx__echo"
+    assert second.structured_content["tools"][0]["name"] == "fx__add"
+    assert embedded_after == 1, "the second task alone is embedded: the tools' vectors are cached"
