@@ -27,6 +27,12 @@ ENTRY_POINT_GROUP = "mcpctl.stages"
 STAGE_TYPE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 
 DEFAULT_PAGE_BYTES = 16 * 1024
+# The stages of a project whose model cannot be resolved (e.g. deleted in a race with the project's
+# edit): a type no entry point can be named, so every call fails rather than going out unchanged.
+UNRESOLVED = "!unresolved"
+# The built-in stages that work on the content's shape; a custom stage comes before them (a text
+# transform after `paginate` would not reach the pages; after `summarize`, the LLM saw the text).
+CONTENT_SHAPE_STAGES: tuple[str, ...] = (SECTION_SPLIT, PAGINATE, SUMMARIZE)
 
 
 @dataclass(frozen=True)
@@ -119,5 +125,12 @@ def check_stages(
                 details={"stage": index, "type": stage_type, "field": "config"},
             )
         _check_config(index, stage_type, config)
+        shaped = next((s.type for s in stages if s.type in CONTENT_SHAPE_STAGES), None)
+        if stage_type not in BUILT_IN_STAGE_TYPES and shaped is not None:
+            raise InvalidError(
+                f'stages[{index}]: custom stage "{stage_type}" must come before "{shaped}" (a stage '
+                "after it would not reach the pages, or the LLM would already have seen the text)",
+                details={"stage": index, "type": stage_type},
+            )
         stages.append(Stage(stage_type, dict(config)))
     return tuple(stages)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core import tokens
 from mcpctl.core.namespacing import PrefixMode
+from mcpctl.core.proxymodels import UNRESOLVED, Stage
 from mcpctl.mcpd.auth import authenticate_mcptoken
 from mcpctl.mcpd.kinds.proxymodels import resolve_stages
 from mcpctl.mcpd.lastuse import record_token_use
@@ -66,7 +67,7 @@ async def project_view(session: AsyncSession, name: str) -> ProjectView | None:
     stages = await resolve_stages(session, project.proxy_model)
     if stages is None:  # refused at configuration time; never silently served as something else
         logger.error("project %s names proxy model %r, which does not exist", name, project.proxy_model)
-        stages = ()
+        stages = (Stage(UNRESOLVED),)  # every call fails until the project names a model that exists
     prompts = (
         await session.execute(
             sa.select(tables.Prompt)

@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.policy import Principal
-from mcpctl.core.proxymodels import Stage
+from mcpctl.core.proxymodels import UNRESOLVED, Stage
 from mcpctl.core.rbac import Binding
 from mcpctl.mcplocal.link import CallFailed, LinkClient, LinkDown, LinkRefused
 from mcpctl.mcplocal.ports import (
@@ -229,13 +229,17 @@ class RemotePlane:
             return ProjectView(caller.project, ())
         body = response.json()
         mode: PrefixMode = "never" if body.get("toolPrefixMode") == "never" else "always"
+        model = str(body.get("proxyModel") or "direct")
+        raw_stages = body.get("stages")
+        if not isinstance(raw_stages, list):  # an mcpd that does not say: never served as `direct`
+            raw_stages = [] if model == "direct" else [{"type": UNRESOLVED}]
         return ProjectView(
             name=caller.project,
             servers=tuple(str(s) for s in body.get("servers", [])),
             prefix_mode=mode,
             separator=str(body.get("toolNameSeparator") or "__"),
-            proxy_model=str(body.get("proxyModel") or "direct"),
-            stages=tuple(_stage(raw) for raw in body.get("stages") or [] if isinstance(raw, dict)),
+            proxy_model=model,
+            stages=tuple(_stage(raw) if isinstance(raw, dict) else Stage(UNRESOLVED) for raw in raw_stages),
             prompts=tuple(_prompt(raw) for raw in body.get("prompts") or [] if isinstance(raw, dict)),
         )
 

@@ -67,6 +67,14 @@ async def _project(session: AsyncSession, principal: Principal, project: str) ->
     return row
 
 
+def _ensure_project_editable(principal: Principal, project: str) -> None:
+    """A prompt is delivered verbatim to every agent of its project: writing one is editing what the
+    project serves, like adding a server to it, so it takes `edit` on the project as well (after
+    the project's visibility: 404 first)."""
+    ensure_visible(principal, "projects", project, kind="Project")
+    ensure_access(principal, "edit", "projects", project)
+
+
 def _ensure_visible(principal: Principal, project: str, name: str) -> None:
     """404 before 403: a prompt is seen through its project."""
     ensure_visible(principal, "projects", project, kind="Project")
@@ -147,6 +155,7 @@ async def _apply(
         )
     answer: dict[str, Any] = {}
     result: ApplyResult = "unchanged"
+    _ensure_project_editable(principal, project)
     try:
         async with state.db.write() as session:
             project_row = await _project(session, principal, project)
@@ -233,6 +242,7 @@ async def patch_prompt(
     dry_run: DryRunQuery = False,
 ) -> Any:
     _ensure_visible(principal, project, name)
+    _ensure_project_editable(principal, project)
     ensure_access(principal, "edit", PLURAL, name)
     result: ApplyResult = "unchanged"
     try:
@@ -275,6 +285,7 @@ async def delete_prompt(
     project: NamePath, name: NamePath, request: Request, state: State, principal: CurrentPrincipal
 ) -> Response:
     _ensure_visible(principal, project, name)
+    _ensure_project_editable(principal, project)
     ensure_access(principal, "delete", PLURAL, name)
     async with state.db.write() as session:
         project_row = await _project(session, principal, project)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 Form = Literal["json", "markdown", "text"]
+
+# Longer content is paged as plain text: splitting costs a parse of the whole text.
+MAX_SPLIT_BYTES = 8 * 1024 * 1024
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -56,33 +59,45 @@ class Content:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def _json(text: str) -> Any:
+    """The JSON value the text is, else _NOT_JSON (too deep to parse counts as not JSON)."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return _NOT_JSON
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
 def form_of(text: str) -> Form:
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
-        try:
-            json.loads(text)
-        except ValueError:
-            pass
-        else:
-            return "json"
+    if _json(text) is not _NOT_JSON:
+        return "json"
     if any(_HEADING.match(line) for line in text.splitlines()[:2000]):
         return "markdown"
     return "text"
 
 
 def split_sections(text: str) -> tuple[Section, ...]:
-    """Sections of a JSON object (one per top-level key, pretty-printed) or of markdown (one per
-    heading, the text before the first heading untitled); () when the text has fewer than two."""
-    form = form_of(text)
-    if form == "json":
-        value = json.loads(text)
+    """Sections of a JSON object (one per top-level key, written compactly: never larger than the
+    key's part of the text, however deep) or of markdown (one per heading, the text before the
+    first heading untitled); () when the text has fewer than two, or is longer than MAX_SPLIT_BYTES."""
+    if len(text) > MAX_SPLIT_BYTES:
+        return ()
+    value = _json(text)
+    if value is not _NOT_JSON:
         if not isinstance(value, dict) or len(value) < 2:
             return ()
-        return tuple(
-            Section(str(key), json.dumps({key: item}, indent=1, ensure_ascii=False))
-            for key, item in value.items()
-        )
-    if form != "markdown":
+        try:
+            return tuple(
+                Section(str(key), json.dumps({key: item}, ensure_ascii=False, separators=(",", ":")))
+                for key, item in value.items()
+            )
+        except RecursionError:
+            return ()
+    if not any(_HEADING.match(line) for line in text.splitlines()[:2000]):
         return ()
     sections: list[Section] = []
     title: str | None = None

@@ -22,13 +22,13 @@ import logging
 from typing import Any
 
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
-from mcpctl.core.proxymodels import GATE, Stage
+from mcpctl.core.proxymodels import BUILT_IN_STAGE_TYPES, GATE, Stage
 from mcpctl.mcplocal.filecache import FileCache, cache_key
 from mcpctl.mcplocal.ports import Caller, ProjectView
 from mcpctl.mcplocal.proxy.content import Content, Page, table_of_contents
-from mcpctl.mcplocal.proxy.stages import Chat, MissingStage, StageCache, StageContext, Stages
+from mcpctl.mcplocal.proxy.stages import Chat, MissingStage, StageCache, StageContext, StageFn, Stages
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def parse_result_uri(uri: str) -> tuple[str, int] | None:
     if not uri.startswith(RESULTS_SCHEME):
         return None
     result_id, _, page = uri[len(RESULTS_SCHEME) :].partition("/")
-    if not result_id or not page.isdigit():
+    if not result_id or not (page.isascii() and page.isdigit()) or len(page) > 9:
         return None
     return result_id, int(page)
 
@@ -65,43 +65,77 @@ class ContentPipeline:
 
     # ---- applying the stages ----------------------------------------------------------------------
 
-    async def _run(self, stages: tuple[Stage, ...], content: Content) -> Content:
-        for stage in stages:
-            function = self.stages.get(stage.type)
-            context = StageContext(stage, StageCache(self.cache, stage), self.chat)
-            content = await function(content, context)
+    def _resolved(self, stages: tuple[Stage, ...]) -> list[tuple[Stage, StageFn]]:
+        """Every stage's callable, looked up before any content is touched: MissingStage when one is
+        not here, whatever the result is (fail closed)."""
+        return [(stage, self.stages.get(stage.type)) for stage in stages]
+
+    async def _run(self, stages: list[tuple[Stage, StageFn]], content: Content) -> Content:
+        for stage, function in stages:
+            content = await function(content, StageContext(stage, StageCache(self.cache, stage), self.chat))
         return content
+
+    async def _custom(self, stages: list[tuple[Stage, StageFn]], text: str, server: str, target: str) -> str:
+        """A text that is not paged (an error's, a structured result's, an embedded resource's), through
+        the custom stages alone."""
+        custom = [(stage, fn) for stage, fn in stages if stage.type not in BUILT_IN_STAGE_TYPES]
+        return (await self._run(custom, Content(text, server, target))).text if custom else text
+
+    async def _embedded(
+        self, stages: list[tuple[Stage, StageFn]], items: list[Any], server: str, target: str
+    ) -> list[Any]:
+        """Items other than text: embedded resources' text goes through the custom stages."""
+        out: list[Any] = []
+        for item in items:
+            resource = (
+                item.get("resource") if isinstance(item, dict) and item.get("type") == "resource" else None
+            )
+            if isinstance(resource, dict) and isinstance(resource.get("text"), str):
+                text = await self._custom(stages, resource["text"], server, target)
+                item = {**item, "resource": {**resource, "text": text}} if text != resource["text"] else item
+            out.append(item)
+        return out
 
     async def tool_result(
         self, caller: Caller, view: ProjectView, server: str, target: str, result: dict[str, Any]
     ) -> dict[str, Any]:
-        stages = content_stages(view)
-        items = result.get("content")
-        if (
-            not stages
-            or result.get("isError")
-            or "structuredContent" in result
-            or not isinstance(items, list)
-        ):
+        """The result through the project's content stages. Error results and structured results
+        are not paged (the client validates structured output whole), but their texts, like embedded
+        resources' texts, go through the custom stages; structuredContent and binary data do not."""
+        if not content_stages(view):
             return result
-        texts = [item for item in items if isinstance(item, dict) and item.get("type") == "text"]
-        if not texts:
-            return result
-        text = "\n".join(str(item.get("text", "")) for item in texts)
         try:
-            content = await self._run(stages, Content(text, server, target))
+            stages = self._resolved(content_stages(view))
         except MissingStage as exc:
             logger.warning("project %s: %s", view.name, exc)
             return {
                 "content": [{"type": "text", "text": f"proxy model {view.proxy_model!r}: {exc}"}],
                 "isError": True,
             }
-        others = [item for item in items if not (isinstance(item, dict) and item.get("type") == "text")]
+        items = result.get("content")
+        if not isinstance(items, list):
+            return result
+        is_text = [isinstance(item, dict) and item.get("type") == "text" for item in items]
+        others = await self._embedded(
+            stages, [i for i, t in zip(items, is_text, strict=True) if not t], server, target
+        )
+        texts = [str(item.get("text", "")) for item, t in zip(items, is_text, strict=True) if t]
+        if result.get("isError") or "structuredContent" in result or not texts:
+            changed = [await self._custom(stages, text, server, target) for text in texts]
+            merged = iter(changed)
+            rest = iter(others)
+            rewritten = [
+                {**item, "text": next(merged)} if t else next(rest)
+                for item, t in zip(items, is_text, strict=True)
+            ]
+            return result if rewritten == items else {**result, "content": rewritten}
+        text = "\n".join(texts)
+        content = await self._run(stages, Content(text, server, target))
         if not content.pages or len(content.pages) < 2:
-            if content.text == text:
+            if content.text == text and others == [i for i, t in zip(items, is_text, strict=True) if not t]:
                 return result
             return {**result, "content": [{"type": "text", "text": content.text}, *others]}
-        result_id = await self._store(caller, view, stages, content)
+        result_id = await self._store(caller, view, content_stages(view), content)
         first = {"type": "text", "text": _first_answer(result_id, content)}
         links = [
             {
@@ -119,10 +153,17 @@ class ContentPipeline:
     async def resource_result(
         self, caller: Caller, view: ProjectView, server: str, uri: str, result: dict[str, Any]
     ) -> dict[str, Any]:
-        """Each long text of a resources/read answer becomes its first page and how to read the rest."""
-        stages = content_stages(view)
+        """Each long text of a resources/read answer becomes its first page and how to read the rest;
+        MCPError when a stage of the project's model is missing (fail closed)."""
+        if not content_stages(view):
+            return result
+        try:
+            stages = self._resolved(content_stages(view))
+        except MissingStage as exc:
+            logger.warning("project %s: %s", view.name, exc)
+            raise MCPError(INTERNAL_ERROR, f"proxy model {view.proxy_model!r}: {exc}") from None
         contents = result.get("contents")
-        if not stages or not isinstance(contents, list):
+        if not isinstance(contents, list):
             return result
         out: list[Any] = []
         for item in contents:
@@ -133,7 +174,7 @@ class ContentPipeline:
             if not content.pages or len(content.pages) < 2:
                 out.append(item if content.text == item["text"] else {**item, "text": content.text})
                 continue
-            result_id = await self._store(caller, view, stages, content)
+            result_id = await self._store(caller, view, content_stages(view), content)
             out.append({**item, "mimeType": "text/plain", "text": _first_answer(result_id, content)})
         return {**result, "contents": out}
 
@@ -191,6 +232,10 @@ def _first_answer(result_id: str, content: Content) -> str:
     lines = [
         f"[mcpctl] This result is {content.size:,} bytes, in {len(pages)} pages; page 1 follows.",
     ]
+    if "dropped" in content.metadata:
+        lines.append(
+            f"(Only these pages are kept: the last {int(content.metadata['dropped']):,} bytes are not.)"
+        )
     if content.summary:
         lines.append(f"Summary: {content.summary}")
     lines.append("Pages:")

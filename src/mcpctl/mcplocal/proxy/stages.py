@@ -14,6 +14,7 @@ hit skips `fn` entirely (no LLM call).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import logging
@@ -27,6 +28,7 @@ from mcpctl.core.proxymodels import (
     PAGINATE,
     SECTION_SPLIT,
     SUMMARIZE,
+    UNRESOLVED,
     Stage,
 )
 from mcpctl.mcplocal.filecache import FileCache, cache_key
@@ -40,6 +42,9 @@ StageFn = Callable[[Content, "StageContext"], Awaitable[Content]]
 SUMMARY_INPUT_CHARS = 24_000
 TITLE_EXCERPT_CHARS = 400
 MAX_TITLED_PAGES = 64
+# Pages kept of one result (32 MiB at the default 16 KiB a page); what is past them is not served.
+MAX_PAGES = 2048
+INLINE_BYTES = 256 * 1024
 
 
 class Chat(Protocol):
@@ -83,19 +88,29 @@ def _page_bytes(ctx: StageContext) -> int:
     return value if isinstance(value, int) and value > 0 else DEFAULT_PAGE_BYTES
 
 
+async def _off_the_loop(content: Content, work: Callable[[], Any]) -> Any:
+    """CPU work on a long text runs in a thread: the endpoint (in mcpd, the whole daemon) goes on."""
+    return await asyncio.to_thread(work) if content.size > INLINE_BYTES else work()
+
+
 async def section_split(content: Content, ctx: StageContext) -> Content:
-    """Long markdown or JSON split on headings or top-level keys (`minBytes`, default 16 KiB)."""
+    """Markdown or JSON over `pageBytes` (default 16 KiB) split on headings or top-level keys."""
     if content.size <= _page_bytes(ctx):
         return content
-    return content.with_(sections=split_sections(content.text))
+    return content.with_(sections=await _off_the_loop(content, lambda: split_sections(content.text)))
 
 
 async def paginate_stage(content: Content, ctx: StageContext) -> Content:
-    """Content over `pageBytes` (default 16 KiB) in pages of at most that many bytes."""
+    """Content over `pageBytes` (default 16 KiB) in pages of at most that many bytes; at most
+    MAX_PAGES are kept (`metadata["dropped"]`: the bytes after them)."""
     page_bytes = _page_bytes(ctx)
     if content.size <= page_bytes:
         return content
-    return content.with_(pages=paginate(content, page_bytes))
+    pages = await _off_the_loop(content, lambda: paginate(content, page_bytes))
+    if len(pages) <= MAX_PAGES:
+        return content.with_(pages=pages)
+    dropped = sum(len(page.text.encode()) for page in pages[MAX_PAGES:])
+    return content.with_(pages=pages[:MAX_PAGES], metadata={**content.metadata, "dropped": str(dropped)})
 
 
 async def summarize(content: Content, ctx: StageContext) -> Content:
@@ -185,6 +200,8 @@ class Stages:
         self._loaded: dict[str, StageFn] = dict(BUILT_IN_STAGES)
 
     def get(self, stage_type: str) -> StageFn:
+        if stage_type == UNRESOLVED:
+            raise MissingStage("the project's proxy model does not exist (name one that does)")
         found = self._loaded.get(stage_type)
         if found is not None:
             return found

@@ -26,6 +26,7 @@ from mcpctl.mcplocal.proxy.gate import (
     meta_tools,
 )
 from mcpctl.mcplocal.proxy.pipeline import ContentPipeline, content_stages, parse_result_uri
+from mcpctl.mcplocal.proxy.stages import MAX_PAGES
 from mcpctl.mcplocal.router import Router
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,13 @@ class Surface:
             if name == READ_PAGE:
                 arguments = _arguments(params)
                 result_id, page = arguments.get("resultId"), arguments.get("page")
-                if not isinstance(result_id, str) or not isinstance(page, int) or isinstance(page, bool):
+                if (
+                    not isinstance(result_id, str)
+                    or not isinstance(page, int)
+                    or isinstance(page, bool)
+                    or not 1 <= page <= MAX_PAGES
+                    or len(result_id) > 64
+                ):
                     raise MCPError(
                         INVALID_PARAMS, "Invalid params: resultId (string) and page (integer) are required"
                     )
