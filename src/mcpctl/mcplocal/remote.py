@@ -85,6 +85,25 @@ def _prompt(raw: dict[str, Any]) -> ProjectPrompt:
     )
 
 
+def view_from(project: str, body: dict[str, Any]) -> ProjectView:
+    """The project view GET /projects/{p}/endpoint describes. A model named without its stages (an
+    mcpd that does not say) is served failing, never as `direct`."""
+    mode: PrefixMode = "never" if body.get("toolPrefixMode") == "never" else "always"
+    model = str(body.get("proxyModel") or "direct")
+    raw_stages = body.get("stages")
+    if not isinstance(raw_stages, list):
+        raw_stages = [] if model == "direct" else [{"type": UNRESOLVED}]
+    return ProjectView(
+        name=project,
+        servers=tuple(str(s) for s in body.get("servers", [])),
+        prefix_mode=mode,
+        separator=str(body.get("toolNameSeparator") or "__"),
+        proxy_model=model,
+        stages=tuple(_stage(raw) if isinstance(raw, dict) else Stage(UNRESOLVED) for raw in raw_stages),
+        prompts=tuple(_prompt(raw) for raw in body.get("prompts") or [] if isinstance(raw, dict)),
+    )
+
+
 class RemoteUpstream:
     """A server of the project across the data-plane link: mcpd runs the request through the same
     plane as the embedded endpoint, with the caller's notifications, questions and cancellation
@@ -227,21 +246,7 @@ class RemotePlane:
         if response.status_code != 200:
             logger.warning("mcpd refused project %s (HTTP %d)", caller.project, response.status_code)
             return ProjectView(caller.project, ())
-        body = response.json()
-        mode: PrefixMode = "never" if body.get("toolPrefixMode") == "never" else "always"
-        model = str(body.get("proxyModel") or "direct")
-        raw_stages = body.get("stages")
-        if not isinstance(raw_stages, list):  # an mcpd that does not say: never served as `direct`
-            raw_stages = [] if model == "direct" else [{"type": UNRESOLVED}]
-        return ProjectView(
-            name=caller.project,
-            servers=tuple(str(s) for s in body.get("servers", [])),
-            prefix_mode=mode,
-            separator=str(body.get("toolNameSeparator") or "__"),
-            proxy_model=model,
-            stages=tuple(_stage(raw) if isinstance(raw, dict) else Stage(UNRESOLVED) for raw in raw_stages),
-            prompts=tuple(_prompt(raw) for raw in body.get("prompts") or [] if isinstance(raw, dict)),
-        )
+        return view_from(caller.project, response.json())
 
     def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> RemoteUpstream:
         if caller is None:
