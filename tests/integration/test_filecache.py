@@ -231,3 +231,40 @@ def test_the_settings_name_the_directory_and_the_bound(
     monkeypatch.setenv("HOME", str(tmp_path))
     assert file_cache_from(GatewaySettings()).directory == tmp_path / ".cache" / "mcpctl" / "pipeline"
     assert not (tmp_path / ".cache").exists()
+
+
+async def test_a_directory_others_may_write_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Security review: whoever may write the directory could plant entries (forged pages, summaries)
+    or links; such a directory is not trusted, and the cache behaves as empty."""
+    directory = tmp_path / "shared"
+    trusted = FileCache(directory, 1 << 20)
+    await trusted.put("k", b"genuine")
+    directory.chmod(0o777)
+    planted = FileCache(directory, 1 << 20)
+    assert await planted.get("k") is None
+    computed: list[int] = []
+
+    async def compute() -> bytes:
+        computed.append(1)
+        return b"fresh"
+
+    assert await planted.get_or_compute("k", compute) == b"fresh"
+    assert await planted.get_or_compute("k", compute) == b"fresh"
+    assert len(computed) == 2, "nothing is stored in, or read from, an untrusted directory"
+    assert sum("no one else may write" in r.getMessage() for r in caplog.records) == 1
+    directory.chmod(0o700)
+    assert await FileCache(directory, 1 << 20).get("k") == b"genuine"
+
+
+async def test_the_ledger_and_the_lock_are_never_followed_through_a_link(tmp_path: Path) -> None:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (directory / ".ledger").symlink_to(victim)
+    cache = FileCache(directory, 1 << 20)
+    await cache.put("k", b"value")
+    assert victim.read_text() == "keep me\n"
+    assert await cache.get("k") is None

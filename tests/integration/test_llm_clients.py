@@ -6,6 +6,7 @@ import logging
 import math
 import time
 
+import anyio
 import httpx
 import pytest
 
@@ -205,3 +206,19 @@ def test_the_server_runs_as_a_process_and_counts_calls() -> None:
         assert httpx.get(server.url + "/models", headers=headers, timeout=10).status_code == 500
         counts = httpx.get(server.root + "/counts", timeout=10).json()
     assert counts == {"chat": 0, "embeddings": 2, "models": 1}
+
+
+async def test_after_a_failure_calls_go_without_the_endpoint_for_a_pause(openai_server: OpenAIServer) -> None:
+    """Security review: a slow or failing endpoint costs one deadline per pause, not one per call."""
+    chat = ChatClient(openai_server.url, DEFAULT_MODEL, None, 5.0, pause_seconds=0.5)
+    try:
+        openai_server.fail = True
+        assert await chat.complete("s", "u", max_tokens=5) is None
+        openai_server.fail = False
+        assert await chat.complete("s", "u", max_tokens=5) is None
+        assert openai_server.counts["chat"] == 1, "no request during the pause"
+        await anyio.sleep(0.6)
+        assert await chat.complete("s", "u", max_tokens=5) == "Summary: u"
+        assert openai_server.counts["chat"] == 2
+    finally:
+        await chat.aclose()

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import struct
 import tempfile
 import time
@@ -89,6 +90,7 @@ class FileCache:
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self._finished = 0  # computations ended well, so a miss read meanwhile is read again
         self._ready = False
+        self._refused = False  # an unusable directory was reported
 
     # -- the async API -------------------------------------------------------------------------------
 
@@ -154,8 +156,10 @@ class FileCache:
 
     def _get(self, key: str) -> bytes | None:
         path = self._path(key)
+        if not self._usable():
+            return None
         try:
-            with open(path, "rb") as file:
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
                 data = file.read()
                 stat = os.fstat(file.fileno())
         except FileNotFoundError:
@@ -179,8 +183,9 @@ class FileCache:
             return
         path = self._path(key)
         temp: str | None = None
+        if not self._usable():
+            return
         try:
-            self._prepare()
             path.parent.mkdir(mode=0o700, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)  # 0600
             with os.fdopen(fd, "wb") as file:
@@ -212,20 +217,42 @@ class FileCache:
 
     # -- the shared ledger and eviction (all under the lock) -----------------------------------------
 
+    def _usable(self) -> bool:
+        """Whether the directory can be used (`_prepare`); why not is logged once."""
+        try:
+            self._prepare()
+        except OSError as exc:
+            if not self._refused:
+                self._refused = True
+                logger.warning("pipeline cache %s: %s", self.directory, exc.strerror or _reason(exc))
+            return False
+        return True
+
     def _prepare(self) -> None:
-        if not self._ready:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._ready = True
+        """Create the directory (0700), and trust it only when this user owns it and no one else
+        may write it: someone who could would plant entries (forged pages, summaries) or links.
+        An untrusted directory is an OSError for every use, so the cache behaves as empty."""
+        if self._ready:
+            return
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = os.lstat(self.directory)
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
+            raise PermissionError(
+                errno.EPERM,
+                "not used: it must be a directory of this user that no one else may write (chmod 700)",
+                str(self.directory),
+            )
+        self._ready = True
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
         """The exclusive lock of the directory, as an fd on the ledger file (opened per use, so two
         threads of one process exclude each other too)."""
         self._prepare()
-        lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        lock = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            ledger = os.open(self.directory / _LEDGER, os.O_RDWR | os.O_CREAT, 0o600)
+            ledger = os.open(self.directory / _LEDGER, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 yield ledger
             finally:

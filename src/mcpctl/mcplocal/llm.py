@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,10 +30,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EMBEDDINGS_BATCH = 64
+FAILURE_PAUSE_SECONDS = 5.0
 
 
 class _Failure(Exception):
-    """Why a call returned None, for the one log line (never holds content or credentials)."""
+    """Why a call returned None, for the one log line (never holds content or credentials);
+    `quiet`: said already (a pause after a failure)."""
+
+    def __init__(self, reason: str, *, quiet: bool = False) -> None:
+        super().__init__(reason)
+        self.quiet = quiet
 
 
 class _OpenAIClient:
@@ -41,7 +48,18 @@ class _OpenAIClient:
     _suffix = ""
     _what = ""
 
-    def __init__(self, url: str, model: str | None, api_key: str | None, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str | None,
+        api_key: str | None,
+        timeout_seconds: float,
+        *,
+        pause_seconds: float = FAILURE_PAUSE_SECONDS,
+    ) -> None:
+        """`pause_seconds`: after a failure, calls answer None at once for this long (a slow or dead
+        endpoint costs one deadline, not one per call)."""
+        self.pause_seconds, self._paused_until = pause_seconds, 0.0
         trimmed = url.rstrip("/")
         if trimmed.endswith(self._suffix):
             self.endpoint, self.base = trimmed, trimmed[: -len(self._suffix)]
@@ -59,6 +77,8 @@ class _OpenAIClient:
 
     async def _post(self, body: dict[str, Any]) -> Any:
         """The decoded JSON answer to one POST, within the deadline; _Failure otherwise."""
+        if time.monotonic() < self._paused_until:
+            raise _Failure("paused after a failure", quiet=True)
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 body = {"model": await self._model(), **body}
@@ -93,7 +113,16 @@ class _OpenAIClient:
         return self.model
 
     def _log(self, failure: _Failure) -> None:
-        logger.warning("%s at %s failed: %s", self._what, self._shown, failure)
+        if failure.quiet:
+            return
+        self._paused_until = time.monotonic() + self.pause_seconds
+        logger.warning(
+            "%s at %s failed: %s (the next %gs go without)",
+            self._what,
+            self._shown,
+            failure,
+            self.pause_seconds,
+        )
 
 
 class ChatClient(_OpenAIClient):
