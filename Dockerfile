@@ -6,7 +6,7 @@
 #   docker run -p 3000:3000 REGISTRY/mcpctl:TAG                                  # mcpd
 #   docker run -p 3200:3200 REGISTRY/mcpctl:TAG mcplocal serve --mcpd-url URL    # mcplocal
 #
-# tests/unit/test_dockerfile.py checks what this file copies and runs (no Docker engine in CI).
+# tests/deploy/test_container_image.py checks what this file copies and runs (no Docker engine in CI).
 
 # -- builder: a wheel of the project, installed with its dependencies into /opt/venv -----------------
 FROM python:3.11-slim AS builder
