@@ -205,8 +205,9 @@ def test_the_ingress_routes_projects_to_mcp_on_the_host_mcplocal_and_mcpd_know(o
         for rule in ingress["spec"]["rules"]
         for path in rule["http"]["paths"]
     }
-    (host, path, service) = next(iter(backends))
-    assert len(backends) == 1 and (path, service) == ("/projects", "mcp"), "the control plane is not exposed"
+    (host,) = {host for host, _, _ in backends}
+    # the project endpoints and mcplocal's /healthz (for `mcpctl test mcp`); the control plane is not exposed
+    assert {(path, service) for _, path, service in backends} == {("/projects", "mcp"), ("/healthz", "mcp")}
     assert host, "a host of its own (the overlay's)"
     mcplocal = find(objects, "Deployment", "mcplocal")
     allowed = json.loads(
