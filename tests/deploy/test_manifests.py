@@ -378,3 +378,12 @@ def container_image(workload: Obj) -> str:
     (item,) = pod_spec(workload)["containers"]
     image: str = item["image"]
     return image
+
+
+def test_each_overlay_puts_everything_in_a_namespace_that_enforces_restricted_pods(
+    objects: list[Obj],
+) -> None:
+    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    name = namespace["metadata"]["name"]
+    assert all(o["metadata"].get("namespace") == name for o in objects if o["kind"] != "Namespace")
