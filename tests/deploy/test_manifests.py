@@ -387,3 +387,15 @@ def test_each_overlay_puts_everything_in_a_namespace_that_enforces_restricted_po
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     name = namespace["metadata"]["name"]
     assert all(o["metadata"].get("namespace") == name for o in objects if o["kind"] != "Namespace")
+
+
+def test_mcpd_writes_only_to_its_volumes(objects: list[Obj]) -> None:
+    """With a read-only root, each directory mcpd writes is on a mounted volume (the embedded endpoint
+    reads MCPLOCAL_CACHE_DIR too, which the image points at a path not mounted in mcpd's pod)."""
+    mcpd = find(objects, "Deployment", "mcpd")
+    item = container(objects, "mcpd")
+    mounts = [Path(m["mountPath"]) for m in item["volumeMounts"] if not m.get("readOnly")]
+    for name in ("MCPD_DATA_DIR", "MCPLOCAL_CACHE_DIR"):
+        path = Path(env_value(objects, mcpd, item, name) or "")
+        assert any(path.is_relative_to(mount) and path != mount for mount in mounts), name
+    assert Path("/tmp") in mounts
