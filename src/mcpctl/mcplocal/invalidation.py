@@ -149,9 +149,10 @@ class InvalidationBus:
         missed = False  # whether messages may have been missed (never on the very first subscription)
         while True:
             client = self._client(health_check=True)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
+                await self._confirmed(pubsub)  # from here on nothing published is missed
                 self.connected = True
                 self._subscribed.set()
                 delay = self.settings.backoff_initial_seconds
@@ -164,7 +165,7 @@ class InvalidationBus:
                     raw = await pubsub.get_message(timeout=1.0)
                     if raw is not None and raw.get("type") == "message":
                         self._apply(raw.get("data"))
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 if self.connected or not missed:
                     logger.warning(
                         "Redis at %s unreachable (%s): serving on TTLs until it is back", self._where(), exc
@@ -178,6 +179,14 @@ class InvalidationBus:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.backoff_max_seconds)
+
+    async def _confirmed(self, pubsub: aioredis.client.PubSub) -> None:
+        deadline = time.monotonic() + self.settings.socket_timeout_seconds
+        while time.monotonic() < deadline:
+            reply = await pubsub.get_message(timeout=max(deadline - time.monotonic(), 0.01))
+            if reply is not None and reply.get("type") == "subscribe":
+                return
+        raise TimeoutError("Redis did not confirm the subscription")
 
     def _apply(self, data: object) -> None:
         if not isinstance(data, bytes | str):
