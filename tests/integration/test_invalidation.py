@@ -141,6 +141,23 @@ async def test_after_redis_comes_back_the_subscriber_reconnects_and_drops_cached
         await proxy.stop()
 
 
+async def test_a_redis_that_stops_answering_without_closing_is_noticed_and_caught_up() -> None:
+    url, prefix = require_redis(), unique_prefix()
+    proxy = TcpProxy()
+    await proxy.start()
+    try:
+        quick = {"health_check_seconds": 0.2, "socket_timeout_seconds": 0.5}
+        async with bus(url, prefix) as (a, _), bus(proxy.url, prefix, **quick) as (b, heard):
+            assert await a.wait_subscribed(WAIT) and await b.wait_subscribed(WAIT)
+            proxy.frozen = True
+            await until("b gives the silent connection up", lambda: not b.connected)
+            proxy.frozen = False
+            await until("b subscribed again", lambda: b.connected)
+            assert heard == ["catch-up"]
+    finally:
+        await proxy.stop()
+
+
 async def test_mcplocal_applies_published_revocations_like_the_links_ended_frame() -> None:
     url, prefix = require_redis(), unique_prefix()
     settings = GatewaySettings(mcpd_url="http://127.0.0.1:9", redis_url=url, redis_channel=prefix)

@@ -47,6 +47,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.frozen = False  # swallow everything, close nothing: a half-open connection
 
     @property
     def url(self) -> str:
@@ -75,8 +76,8 @@ class TcpProxy:
             return
         self._writers.update((writer, up_writer))
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
+            asyncio.create_task(self._pump(reader, up_writer, self)),
+            asyncio.create_task(self._pump(up_reader, writer, self)),
         ]
         self._tasks.update(pumps)
         with contextlib.suppress(asyncio.CancelledError):
@@ -89,8 +90,9 @@ class TcpProxy:
             self._writers.discard(w)
 
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, proxy: TcpProxy) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not proxy.frozen:
+                    writer.write(data)
+                    await writer.drain()

@@ -47,7 +47,7 @@ class BusSettings:
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 5.0
     socket_timeout_seconds: float = 5.0
-    health_check_seconds: int = 5  # the subscriber PINGs an idle connection this often
+    health_check_seconds: float = 5.0  # the subscriber PINGs an idle connection this often
 
 
 @dataclass
@@ -148,7 +148,7 @@ class InvalidationBus:
         delay = self.settings.backoff_initial_seconds
         missed = False  # whether messages may have been missed (never on the very first subscription)
         while True:
-            client = self._client(health_check=True)
+            client = self._client()
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -161,10 +161,7 @@ class InvalidationBus:
                     logger.info("Redis at %s reachable again: dropping cached views", self._where())
                     self._apply_catch_up()
                 missed = True
-                while True:
-                    raw = await pubsub.get_message(timeout=1.0)
-                    if raw is not None and raw.get("type") == "message":
-                        self._apply(raw.get("data"))
+                await self._listen(pubsub)
             except (RedisError, OSError, TimeoutError) as exc:
                 if self.connected or not missed:
                     logger.warning(
@@ -179,6 +176,25 @@ class InvalidationBus:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.backoff_max_seconds)
+
+    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
+        """Apply messages until the connection fails. An idle connection is PINGed every
+        `health_check_seconds`; one that answers nothing for two of those plus the socket timeout is
+        half-open (a Redis that vanished without closing it) and is given up like a closed one."""
+        every = self.settings.health_check_seconds
+        heard = pinged = time.monotonic()
+        while True:
+            raw = await pubsub.get_message(timeout=min(1.0, every))
+            now = time.monotonic()
+            if raw is not None:
+                heard = now
+                if raw.get("type") == "message":
+                    self._apply(raw.get("data"))
+            if now - heard > 2 * every + self.settings.socket_timeout_seconds:
+                raise ConnectionError("Redis stopped answering PING")
+            if now - pinged >= every and now - heard >= every:
+                await pubsub.ping()
+                pinged = now
 
     async def _confirmed(self, pubsub: aioredis.client.PubSub) -> None:
         deadline = time.monotonic() + self.settings.socket_timeout_seconds
@@ -212,7 +228,7 @@ class InvalidationBus:
 
     # ---- lifetime ----------------------------------------------------------------------------------------
 
-    def _client(self, *, health_check: bool = False) -> aioredis.Redis:
+    def _client(self) -> aioredis.Redis:
         # no retries inside redis-py: a failure surfaces here, so reconnection (and catch-up) is ours
         return aioredis.Redis.from_url(
             self.settings.url,
@@ -220,7 +236,6 @@ class InvalidationBus:
             socket_timeout=self.settings.socket_timeout_seconds,
             socket_connect_timeout=self.settings.socket_timeout_seconds,
             socket_keepalive=True,
-            health_check_interval=self.settings.health_check_seconds if health_check else 0,
         )
 
     def _where(self) -> str:
