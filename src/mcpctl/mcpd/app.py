@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 import mcpctl
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
-from mcpctl.mcpd import audit, datadir, errors
+from mcpctl.mcpd import audit, datadir, errors, invalidation
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcpd.hashing import HashingPool
@@ -118,6 +118,8 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 ),
             )
             await stack.enter_async_context(state.gateway.running())
+            # other replicas hear this one's revocations and changes, and this one theirs (Redis)
+            await stack.enter_async_context(invalidation.running(state, gateway_config))
             if settings.supervise:
                 await state.supervisor.start()
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)

@@ -34,6 +34,7 @@ from mcpctl.mcplocal.audit import AuditQueue
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.input_rounds import InputRounds
+from mcpctl.mcplocal.invalidation import InvalidationBus
 from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
@@ -319,19 +320,28 @@ class Gateway:
             found[kind] = [str(item["name"]) for item in items]
         return found
 
-    def tokens_ended(self, token_shas: Sequence[str]) -> None:
-        """Tokens were revoked or deleted in this mcpd: the endpoint refuses them from now on and
-        ends their sessions and streams."""
+    # Cross-replica invalidation (DESIGN §11; mcpd/invalidation.py sets it when Redis is configured):
+    # what this mcpd changes is published for the other replicas and their mcplocals.
+    bus: InvalidationBus | None = None
+
+    def tokens_ended(self, token_shas: Sequence[str], *, publish: bool = True) -> None:
+        """Tokens were revoked or deleted (in this mcpd, or in another replica when `publish` is
+        False): the endpoint refuses them from now on and ends their sessions and streams, and so
+        does every linked mcplocal."""
         ended = list(dict.fromkeys(token_shas))  # once each (a deleted token may be listed twice)
         for sha in ended:
             self.gate.token_ended(sha)
         self.links.tokens_ended(ended)
+        if publish and self.bus is not None:
+            self.bus.tokens_ended(ended)
 
-    def configuration_changed(self) -> None:
-        """Projects, servers, prompts, proxy models, bindings or users changed in this mcpd: forget
-        cached views, and tell the open sessions and listen streams of every project whose view
-        changed."""
+    def configuration_changed(self, *, publish: bool = True) -> None:
+        """Projects, servers, prompts, proxy models, bindings or users changed (in this mcpd, or in
+        another replica when `publish` is False): forget cached views, and tell the open sessions and
+        listen streams of every project whose view changed."""
         self.router.invalidate()
         self.gate.invalidate()
         self.links.configuration_changed()
         self.router.spawn(self.router.projects_changed())
+        if publish and self.bus is not None:
+            self.bus.changed()

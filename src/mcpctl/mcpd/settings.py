@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mcpctl.core import invalidation
 from mcpctl.core.durations import parse_duration
 from mcpctl.core.errors import InvalidError
 
@@ -216,6 +217,17 @@ class Settings(BaseSettings):
         description="Most bytes mcpd holds for a data-plane link that does not read; past it the link is "
         "closed (its calls fail), never an upstream stalled.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for cross-replica invalidation (redis://, rediss:// or unix://): revocations and "
+        "configuration changes made in this mcpd reach every other mcpd and mcplocal within a second. "
+        "Default: MCPLOCAL_REDIS_URL, else none (other replicas catch up within the positive TTL).",
+    )
+    redis_channel: str | None = Field(
+        None,
+        description="Prefix of the Redis pub/sub channel, so installations sharing a Redis stay apart. "
+        "Default: MCPLOCAL_REDIS_CHANNEL, else mcpctl.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Write logs as JSON lines (one object per record).")
 
@@ -228,6 +240,16 @@ class Settings(BaseSettings):
         except InvalidError as exc:
             raise ValueError(exc.message) from exc
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return invalidation.check_redis_url(value)
+
+    @field_validator("redis_channel")
+    @classmethod
+    def _check_redis_channel(cls, value: str | None) -> str | None:
+        return invalidation.check_channel_prefix(value)
 
     @field_validator("log_level")
     @classmethod

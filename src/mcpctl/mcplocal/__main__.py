@@ -29,10 +29,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mcpctl.core import invalidation
 from mcpctl.core.urlsecrets import redact_access_logs
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.input_rounds import InputRounds
+from mcpctl.mcplocal.invalidation import BusSettings, InvalidationBus
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
 from mcpctl.mcplocal.proxy.services import surface_for
 from mcpctl.mcplocal.remote import RemotePlane
@@ -42,11 +44,12 @@ from mcpctl.mcplocal.settings import GatewaySettings
 logger = logging.getLogger("mcpctl.mcplocal")
 
 
-def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGate]:
+def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGate, InvalidationBus | None]:
     """The link to mcpd, the router and the token gate, wired so that what mcpd says reaches them: a
     token that ended is refused and its sessions end; a configuration change drops cached views and
     introspections and reaches the sessions of the projects whose servers changed. mcpd records the
-    audit events (no audit sink here)."""
+    audit events (no audit sink here). With `MCPLOCAL_REDIS_URL`, the same happens for what any mcpd
+    replica publishes (not only the linked one), and once after a Redis outage (the bus, not started)."""
     plane = RemotePlane(settings.mcpd_url)
     router = Router(plane, settings.router_settings())
     gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
@@ -58,12 +61,31 @@ def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGat
         router.spawn(router.projects_changed())  # open sessions and listen streams hear what changed
 
     plane.on_changed(changed)
-    return plane, router, gate
+    bus = None
+    if settings.redis_url is not None:
+
+        def heard(message: invalidation.Invalidation) -> None:
+            if isinstance(message, invalidation.TokensEnded):
+                for sha in message.tokens:
+                    gate.token_ended(sha)  # as the link's `ended` frame
+            else:
+                changed()  # as the link's `changed` frame
+
+        bus = InvalidationBus(
+            BusSettings(
+                settings.redis_url,
+                settings.redis_channel,
+                stale_seconds=max(settings.token_positive_ttl_ms / 1000, 1.0),
+            ),
+            heard,
+            changed,
+        )
+    return plane, router, gate, bus
 
 
 def build_app(settings: GatewaySettings) -> Starlette:
     """mcplocal serve's ASGI app (split data plane)."""
-    plane, router, gate = data_plane(settings)
+    plane, router, gate, bus = data_plane(settings)
     endpoint = Endpoint(
         router, rounds=InputRounds(settings.input_rounds_settings()), surface=surface_for(router, settings)
     )
@@ -81,17 +103,23 @@ def build_app(settings: GatewaySettings) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
+        # Redis is detail, never the verdict: without it this process serves on its TTLs
+        redis = {} if bus is None else {"redis": "ok" if bus.connected else "unreachable"}
         reason = await plane.ready()
         if reason is not None:
-            return JSONResponse({"status": "unavailable", "mcpd": reason}, status_code=503)
-        return JSONResponse({"status": "ok", "mcpd": "ok"})
+            return JSONResponse({"status": "unavailable", "mcpd": reason, **redis}, status_code=503)
+        return JSONResponse({"status": "ok", "mcpd": "ok", **redis})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if bus is not None:
+            bus.start(publish=False)  # mcpd publishes; mcplocal only listens
         try:
             async with mcp_app.sessions.run():
                 yield
         finally:
+            if bus is not None:
+                await bus.close()
             await endpoint.close()
             await plane.close()
 
@@ -148,7 +176,7 @@ class StdioToken:
 
 
 async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, value: str | None) -> None:
-    plane, router, gate = data_plane(settings)
+    plane, router, gate, bus = data_plane(settings)
     token = StdioToken(gate, project, path, value)
     endpoint = Endpoint(
         router,
@@ -156,12 +184,16 @@ async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, 
         rounds=InputRounds(settings.input_rounds_settings()),
         surface=surface_for(router, settings),
     )
+    if bus is not None:
+        bus.start(publish=False)
     try:
         async with stdio_server() as (read_stream, write_stream):
             await endpoint.server.run(
                 read_stream, write_stream, endpoint.server.create_initialization_options()
             )
     finally:
+        if bus is not None:
+            await bus.close()
         await endpoint.close()
         await plane.close()
 

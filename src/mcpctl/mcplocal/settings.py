@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcpctl.core import invalidation
 from mcpctl.core.session_shares import SessionLimits
 from mcpctl.mcplocal.input_rounds import InputRoundsSettings
 from mcpctl.mcplocal.router import RouterSettings
@@ -156,6 +157,28 @@ class GatewaySettings(BaseSettings):
     embeddings_timeout_ms: int = Field(
         10_000, ge=100, le=600_000, description="Deadline for one embeddings request; then BM25 alone."
     )
+
+    redis_url: str | None = Field(
+        None,
+        description="Redis for cross-replica invalidation (redis://, rediss:// or unix://): revocations and "
+        "configuration changes made in any mcpd reach this process within a second. Without it they "
+        "arrive over the link from its own mcpd, and other mcpds' within the positive TTL.",
+    )
+    redis_channel: str = Field(
+        "mcpctl",
+        description="Prefix of the Redis pub/sub channel; the same in every mcpd and mcplocal of an "
+        "installation, different between installations that share a Redis.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return invalidation.check_redis_url(value)
+
+    @field_validator("redis_channel")
+    @classmethod
+    def _check_redis_channel(cls, value: str) -> str:
+        return invalidation.check_channel_prefix(value) or value
 
     def session_limits(self) -> SessionLimits:
         return SessionLimits(

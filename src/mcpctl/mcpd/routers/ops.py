@@ -26,16 +26,32 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and the data dir has room to write")
+@router.get(
+    "/readyz",
+    summary="The database answers and the data dir has room to write (Redis, when configured, is reported "
+    "but does not decide)",
+)
 async def readyz(state: State) -> Response:
+    redis = _redis(state)
     try:
         await state.db.ping()
     except Exception:
         logger.warning("readiness check failed: database unreachable", exc_info=True)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "unavailable", "database": "unreachable", **redis}, status_code=503)
     if _storage_full(state):
-        return JSONResponse({"status": "unavailable", "database": "ok", "storage": "full"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "storage": "ok"})
+        return JSONResponse(
+            {"status": "unavailable", "database": "ok", "storage": "full", **redis}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "database": "ok", "storage": "ok", **redis})
+
+
+def _redis(state: AppState) -> dict[str, str]:
+    """Whether cross-replica invalidation is live: without Redis replicas serve on their TTLs, so it is
+    detail, not a reason to take this replica out of rotation."""
+    bus = state.gateway.bus if state.gateway is not None else None
+    if bus is None:
+        return {}
+    return {"redis": "ok" if bus.connected else "unreachable"}
 
 
 def _storage_full(state: AppState) -> bool:
