@@ -157,6 +157,16 @@ class GatewaySettings(BaseSettings):
         10_000, ge=100, le=600_000, description="Deadline for one embeddings request; then BM25 alone."
     )
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis for cross-replica state (e.g. `redis://redis:6379/0`): legacy MCP sessions "
+        "any replica can serve, and invalidation; without it each replica keeps its own.",
+    )
+    redis_channel: str = Field(
+        "mcpctl",
+        description="Prefix of the Redis keys and channel this deployment uses (several may share a Redis).",
+    )
+
     def session_limits(self) -> SessionLimits:
         return SessionLimits(
             per_token=self.max_sessions_per_token,
