@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.conftest import BIN, Cli, free_port, login_admin
-from tests.e2e.rawmcp import LEGACY, answer_of, headers, legacy_call
+from tests.e2e.rawmcp import LEGACY, answer_of, headers, legacy_call, open_session
 from tests.e2e.test_project_endpoint import mint
 from tests.e2e.upstreams import FIXTURE, PYTHON, run, wait_for, wait_running
 from tests.processes import wait_listening
@@ -77,12 +77,16 @@ class Replica:
 
 
 @contextmanager
-def replicas(op: Cli, tmp_path: Path, prefix: str, count: int) -> Iterator[list[Replica]]:
+def replicas(
+    op: Cli, tmp_path: Path, prefix: str, count: int, *extra: dict[str, str]
+) -> Iterator[list[Replica]]:
+    """`count` replicas sharing Redis under `prefix`; `extra[n]`: more environment for replica n."""
     env = {"MCPLOCAL_REDIS_URL": redis_url(), "MCPLOCAL_REDIS_CHANNEL": prefix}
     started: list[Replica] = []
     try:
         for n in range(count):
-            started.append(Replica(op, tmp_path / f"replica-{n}.log", **env))
+            more = extra[n] if n < len(extra) else {}
+            started.append(Replica(op, tmp_path / f"replica-{n}-{time.monotonic_ns()}.log", **env, **more))
         yield started
     finally:
         for replica in started:
@@ -276,3 +280,20 @@ def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op:
             for url in (a2.url, b.url):
                 gone = call(url, token, sid, "fx__echo", {"text": "x"})
                 assert gone.status_code == 404, gone.text
+
+
+def test_a_session_taken_over_counts_against_the_caps_like_a_new_one(op: Cli, tmp_path: Path) -> None:
+    token = mint(op, "shared", "capped")
+    capped = {"MCPLOCAL_MAX_SESSIONS_PER_TOKEN": "1"}
+    with (
+        unique_prefix() as prefix,
+        replicas(op, tmp_path, prefix, 2, {}, capped) as (a, b),
+        httpx.Client(timeout=30) as http,
+    ):
+        first, second = open_session(http, a.url, token), open_session(http, a.url, token)
+        assert legacy_call(http, b.url, token, first, "fx__echo", {"text": "1"}).status_code == 200
+        # B holds one session of this token at most: taking the second over closes the first there,
+        # and a session closed to make room is gone everywhere
+        assert legacy_call(http, b.url, token, second, "fx__echo", {"text": "2"}).status_code == 200
+        assert legacy_call(http, b.url, token, first, "fx__echo", {"text": "1"}).status_code == 404
+        wait_for("the evicted session's record to go", lambda: keys(prefix) == [f"{prefix}:session:{second}"])
