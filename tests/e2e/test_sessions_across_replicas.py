@@ -39,7 +39,12 @@ def op(make_cli: Callable[[], Cli]) -> Cli:
     op = login_admin(make_cli())
     op.ok("create", "server", "fx", "--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
     op.ok("create", "project", "shared", "--server", "fx")
+    # the replica killed mid-call gets an upstream of its own: what the kill leaves behind upstream
+    # (a cancelled call) stays out of the other tests
+    op.ok("create", "server", "fk", "--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
+    op.ok("create", "project", "killed", "--server", "fk")
     wait_running(op, "fx", 1)
+    wait_running(op, "fk", 1)
     return op
 
 
@@ -48,7 +53,7 @@ class Replica:
 
     def __init__(self, op: Cli, log: Path, **env: str):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/projects/shared/mcp"
+        self.url = self.project_url("shared")
         self._log = log.open("wb")
         self.process = subprocess.Popen(
             [MCPLOCAL, "serve", "--mcpd-url", op.daemon.url, "--port", str(self.port)],
@@ -59,6 +64,9 @@ class Replica:
             start_new_session=True,
         )
         wait_listening(self.port, self.process, "mcplocal serve")
+
+    def project_url(self, project: str) -> str:
+        return f"http://127.0.0.1:{self.port}/projects/{project}/mcp"
 
     def kill(self) -> None:
         """SIGKILL: no shutdown of any kind runs."""
@@ -211,9 +219,9 @@ def test_a_session_stays_bound_to_its_token_and_a_delete_on_one_replica_ends_it_
 
 
 def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op: Cli, tmp_path: Path) -> None:
-    token = mint(op, "shared", "roaming")
+    token = mint(op, "killed", "roaming")
     with unique_prefix() as prefix, replicas(op, tmp_path, prefix, 2) as (a, b):
-        switch = Switch(a.url)
+        switch = Switch(a.project_url("killed"))
         seen: dict[str, Any] = {}
 
         async def scenario() -> None:
@@ -222,12 +230,12 @@ def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op:
                     headers={"Authorization": f"Bearer {token}"}, timeout=30, transport=switch
                 ) as http,
                 Client(
-                    streamable_http_client(a.url, http_client=http),  # type: ignore[arg-type]
+                    streamable_http_client(a.project_url("killed"), http_client=http),  # type: ignore[arg-type]
                     mode="legacy",
                 ) as session,
             ):
                 with anyio.fail_after(WAIT):
-                    assert (await session.call_tool("fx__echo", {"text": "on A"})).content[0].text == "on A"  # type: ignore[union-attr]
+                    assert (await session.call_tool("fk__echo", {"text": "on A"})).content[0].text == "on A"  # type: ignore[union-attr]
                     (sid,) = switch.sessions
                     seen["session"] = sid
 
@@ -238,20 +246,20 @@ def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op:
                             "id": 7,
                             "method": "tools/call",
                             "params": {
-                                "name": "fx__progress",
+                                "name": "fk__progress",
                                 "arguments": {"steps": 100, "delay": 0.1},
                                 "_meta": {"progressToken": "long"},
                             },
                         }
                         async with raw.stream(
-                            "POST", a.url, json=body, headers=headers(token, sid)
+                            "POST", a.project_url("killed"), json=body, headers=headers(token, sid)
                         ) as streamed:
                             assert streamed.status_code == 200
                             lines = streamed.aiter_lines()
                             async for line in lines:  # the first progress: the call is running on A
                                 if line.startswith("data:") and "notifications/progress" in line:
                                     break
-                            switch.target = b.url
+                            switch.target = b.project_url("killed")
                             killed = time.monotonic()
                             a.kill()
                             with pytest.raises(httpx.HTTPError):
@@ -261,9 +269,9 @@ def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op:
 
                     # the same client goes on, on B, without a new initialize
                     tools = [t.name for t in (await session.list_tools()).tools]
-                    assert "fx__echo" in tools
+                    assert "fk__echo" in tools
                     for n in range(20):
-                        result = await session.call_tool("fx__echo", {"text": f"on B {n}"})
+                        result = await session.call_tool("fk__echo", {"text": f"on B {n}"})
                         assert result.content[0].text == f"on B {n}"  # type: ignore[union-attr]
                     seen["sessions"] = set(switch.sessions)
 
@@ -277,8 +285,8 @@ def test_a_legacy_session_moves_to_another_replica_and_outlives_a_killed_one(op:
 
         # after DELETE every replica, a restarted A too, answers 404
         with replicas(op, tmp_path, prefix, 1) as (a2,):
-            for url in (a2.url, b.url):
-                gone = call(url, token, sid, "fx__echo", {"text": "x"})
+            for url in (a2.project_url("killed"), b.project_url("killed")):
+                gone = call(url, token, sid, "fk__echo", {"text": "x"})
                 assert gone.status_code == 404, gone.text
 
 
