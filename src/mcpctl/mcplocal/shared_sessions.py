@@ -96,7 +96,12 @@ class SharedSessions:
         requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
         self.endpoint.restoring[session_id] = record.state
         self._records[session_id], self._touched[session_id] = record, time.monotonic()
-        await self.manager.restore(session_id, requestor, record.protocol_version, client)
+        try:
+            await self.manager.restore(session_id, requestor, record.protocol_version, client)
+        except BaseException:  # over a cap (429), or cancelled: nothing of it is kept here
+            if session_id not in self.manager._server_instances:
+                self.closed(session_id)
+            raise
         return session_id
 
     def guard(self, session_id: str, send: Send) -> Send:
@@ -126,9 +131,11 @@ class SharedSessions:
         """Server middleware: record a session whose `initialize` succeeded, before its answer."""
         result = await call_next(ctx)
         request = ctx.request
-        scope: dict[str, Any] = request.scope if request is not None else {}
+        if ctx.method != "initialize" or request is None:
+            return result
+        scope: dict[str, Any] = request.scope
         session_id, caller = scope.get(OPENING_SCOPE_KEY), scope.get(CALLER_SCOPE_KEY)
-        if ctx.method != "initialize" or not isinstance(session_id, str) or not isinstance(caller, Caller):
+        if not isinstance(session_id, str) or not isinstance(caller, Caller):
             return result
         client = {k: v for k, v in dict(ctx.params or {}).items() if k != "_meta"}
         requested = client.get("protocolVersion")
