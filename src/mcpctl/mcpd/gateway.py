@@ -50,6 +50,7 @@ from mcpctl.mcplocal.ports import (
 )
 from mcpctl.mcplocal.proxy.services import surface_for
 from mcpctl.mcplocal.router import Router, without_envelope
+from mcpctl.mcplocal.session_store import session_store_for
 from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.mcplocal.spool import AuditSpool
 from mcpctl.storage import tables
@@ -282,6 +283,7 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             session_idle_seconds=settings.session_idle_seconds,
             session_limits=settings.session_limits(),
+            session_store=session_store_for(settings),
         )
         # MCPLOCAL_AUDIT_SPOOL_SYNC: answers wait for their audit events' fdatasync (group commit)
         self.durable = self.audit.durable if settings.audit_spool_sync and directory is not None else None

@@ -39,6 +39,7 @@ from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
 from mcpctl.mcplocal.proxy.services import surface_for
 from mcpctl.mcplocal.remote import RemotePlane
 from mcpctl.mcplocal.router import Router
+from mcpctl.mcplocal.session_store import session_store_for
 from mcpctl.mcplocal.settings import GatewaySettings
 
 logger = logging.getLogger("mcpctl.mcplocal")
@@ -97,6 +98,7 @@ def build_app(settings: GatewaySettings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         session_idle_seconds=settings.session_idle_seconds,
         session_limits=settings.session_limits(),
+        session_store=session_store_for(settings),
     )
 
     async def healthz(request: Request) -> JSONResponse:

@@ -45,6 +45,7 @@ from mcpctl.mcplocal.proxy.pipeline import ContentPipeline
 from mcpctl.mcplocal.proxy.ranking import ToolRanker
 from mcpctl.mcplocal.proxy.surface import Surface
 from mcpctl.mcplocal.router import RESOURCE_NOT_FOUND, Router
+from mcpctl.mcplocal.session_store import SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,9 @@ class Endpoint:
         self.rounds = rounds or InputRounds()
         self.buses: dict[str, InMemorySubscriptionBus] = {}
         self.listeners: dict[str, ListenHandler] = {}
+        # sessions taken over from another replica (shared_sessions.py): their state, applied when
+        # their first request here names its caller
+        self.restoring: dict[str, SessionState] = {}
         router.audience.publishers.append(self._publish)
         self.server = GatewayServer(
             "mcpctl",
@@ -210,12 +214,22 @@ class Endpoint:
                     session_id, caller.project, caller, _standalone(ctx), set(), time.monotonic()
                 )
                 self.router.remember(live)
+                restored = self.restoring.pop(session_id, None)
+                if restored is not None:
+                    self._restore(live, restored)
             elif live.caller.token_sha == caller.token_sha or ctx.request is None:
                 # a fresher introspection (stdio: the one session, re-provisioned with a new token)
                 live.seen, live.caller = time.monotonic(), caller
             else:  # the SDK refuses this on legacy requests; never rebind another token's session
                 raise MCPError(types.INVALID_REQUEST, "Session not found")
         return caller
+
+    def _restore(self, live: LiveSession, state: SessionState) -> None:
+        """A session taken over from another replica: its level and gate reveal as they were; its
+        resource subscriptions are held upstream again (in the background: the request goes on)."""
+        live.level, live.revealed = state.level, state.revealed
+        for uri in state.subscriptions:
+            self.router.spawn(self.router.subscribe(live.caller, uri, live.key, on=True))
 
     @staticmethod
     async def _cancellable(ctx: Ctx, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:

@@ -38,7 +38,9 @@ from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
+from mcpctl.mcplocal.session_store import SessionStore
 from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager, OneOpeningAtATime
+from mcpctl.mcplocal.shared_sessions import SharedSessions
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +149,10 @@ class ProjectMcpApp:
         max_body_bytes: int,
         session_idle_seconds: float,
         session_limits: SessionLimits,
+        session_store: SessionStore | None = None,
     ):
+        """`session_store`: legacy sessions' records shared by every replica (DESIGN §11), so that
+        any replica serves any session; without it a session lives and dies with its replica."""
         self.endpoint, self.gate = endpoint, gate
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
@@ -157,14 +162,22 @@ class ProjectMcpApp:
         self.sessions = FairSessionManager(
             endpoint.server,
             limits=session_limits,
-            on_closed=endpoint.router.forget,
+            on_closed=self._session_closed,
             security_settings=security,
             max_request_body_size=max_body_bytes,
             session_idle_timeout=session_idle_seconds,
         )
+        self.shared = (
+            SharedSessions(session_store, self.sessions, endpoint) if session_store is not None else None
+        )
         self.exchanges = Exchanges(self.sessions, endpoint.router.forget)
         gate.on_token_ended(self.exchanges.end_token)
         self.openings = OneOpeningAtATime()
+
+    def _session_closed(self, session_id: str) -> None:
+        self.endpoint.router.forget(session_id)
+        if self.shared is not None:
+            self.shared.closed(session_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         project = scope.get("path_params", {}).get("project", "")
@@ -194,9 +207,15 @@ class ProjectMcpApp:
         admitting = ADMITTING.set((project, caller.principal.token_sha or ""))
         exchange = self.exchanges.open(caller.token_sha, scope)
         try:
+            respond = exchange.send(send)
+            held = None if self.shared is None else await self.shared.before(scope, caller)
+            if held is not None and self.shared is not None:
+                respond = self.shared.guard(held, respond)
             with exchange.cancel_scope:
                 async with self.openings.turn(caller.token_sha) if opening else contextlib.nullcontext():
-                    await self.sessions.handle_request(scope, receive, exchange.send(send))
+                    await self.sessions.handle_request(scope, receive, respond)
+            if held is not None and self.shared is not None:
+                await self.shared.after(held, scope)
             if exchange.cancel_scope.cancelled_caught:  # the token stopped working: its stream ends
                 await exchange.end(send)
         except TooManyRequestsError as exc:  # over a session cap with nothing of its own to give up

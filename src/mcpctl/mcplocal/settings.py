@@ -160,14 +160,15 @@ class GatewaySettings(BaseSettings):
 
     redis_url: str | None = Field(
         None,
-        description="Redis for cross-replica invalidation (redis://, rediss:// or unix://): revocations and "
-        "configuration changes made in any mcpd reach this process within a second. Without it they "
-        "arrive over the link from its own mcpd, and other mcpds' within the positive TTL.",
+        description="Redis for cross-replica state (redis://, rediss:// or unix://): revocations and "
+        "configuration changes made in any mcpd reach this process within a second, and legacy MCP "
+        "sessions any replica can serve. Without it changes arrive over the link from its own mcpd "
+        "(other mcpds' within the positive TTL) and each replica keeps its own sessions.",
     )
     redis_channel: str = Field(
         "mcpctl",
-        description="Prefix of the Redis pub/sub channel; the same in every mcpd and mcplocal of an "
-        "installation, different between installations that share a Redis.",
+        description="Prefix of the Redis pub/sub channel and keys (`<prefix>:session:<id>`); the same in "
+        "every mcpd and mcplocal of an installation, different between installations sharing a Redis.",
     )
 
     @field_validator("redis_url")
