@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
+# A real load balancer for the loopback-cluster e2e (tests/e2e/test_loopback_cluster.py): Debian's HAProxy.
+HAPROXY := /usr/sbin/haproxy
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context
 
@@ -20,6 +23,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+$(HAPROXY):
+	$(SUDO) sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy)'
+
 ## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir.
 ## Servers installed by the project (mcp-server-time in .venv, npm ones in node_modules) are on mcpd's PATH,
 ## so `mcpctl create server time --command mcp-server-time` works without activating the venv.
@@ -28,7 +35,7 @@ run: $(STAMP)
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
 ## (unit, integration on SQLite and PostgreSQL, e2e with real processes).
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(HAPROXY)
 	$(BIN)/ruff check src tests conformance bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
