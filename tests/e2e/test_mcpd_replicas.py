@@ -173,6 +173,20 @@ def test_one_replica_runs_a_server_and_another_takes_over(replicas: list[Mcpd], 
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"]["data"]["holder"] == holder.url
 
+        # instances are listed (and one is shown, with its logs) whichever replica is asked
+        for daemon in (holder, other):
+            api = {"Authorization": f"Bearer {session_token}"}
+            listed = httpx.get(f"{daemon.url}/api/v1/instances", params={"server": "fx"}, headers=api)
+            assert [i["status"]["pid"] for i in listed.json()["items"]] == [pid], listed.text
+            one = httpx.get(f"{daemon.url}/api/v1/instances/fx-0", headers=api)
+            assert one.status_code == 200 and one.json()["status"]["pid"] == pid, one.text
+            logs = httpx.get(f"{daemon.url}/api/v1/instances/fx-0/logs", headers=api)
+            assert logs.status_code == 200 and logs.json()["instance"] == "fx-0", logs.text
+            in_project = httpx.get(f"{daemon.url}/api/v1/projects/p/instances", headers=api)
+            assert [i["metadata"]["name"] for i in in_project.json()["items"]] == ["fx-0"]
+            missing = httpx.get(f"{daemon.url}/api/v1/instances/fx-7", headers=api)
+            assert missing.status_code == 404, missing.text
+
         # SIGKILL the holder: its child dies with it, the other replica runs the server within 15 s
         killed_at = time.monotonic()
         _sigkill(holder)

@@ -69,6 +69,10 @@ _NAMES = sa.text("SELECT id, name FROM servers WHERE id = ANY(:ids)")
 _RELEASE = sa.text(
     "UPDATE server_leases SET holder = NULL, holder_url = NULL, expires_at = now() WHERE holder = :me"
 )
+_OTHERS = sa.text(
+    "SELECT DISTINCT holder, holder_url FROM server_leases "
+    "WHERE expires_at > now() AND holder <> :me AND holder_url IS NOT NULL ORDER BY holder"
+)
 _HOLDER = sa.text(
     "SELECT l.holder, l.holder_url FROM server_leases l JOIN servers s ON s.id = l.server_id "
     "WHERE s.name = :name AND l.expires_at > now()"
@@ -137,6 +141,12 @@ class Leases:
             self._holders.clear()
         self._holders[name] = (now, found)
         return found
+
+    async def others(self) -> list[Holder]:
+        """The other replicas that hold a lease now."""
+        async with self.db.read() as session:
+            rows = await session.execute(_OTHERS, {"me": self.replica_id})
+            return [Holder(str(r.holder), str(r.holder_url)) for r in rows]
 
     def known_holder(self, name: str) -> Holder | None:
         """The holder looked up within the last lease (no database work), if any."""
