@@ -309,12 +309,12 @@ class Replica:
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await _abandon(task)
+            await _abandon(task, hard=self._hard)
             raise
         finally:
             stop.cancel()
         if not task.done():
-            await _abandon(task)
+            await _abandon(task, hard=self._hard)
             raise _Stopped
         return task.result()
 
@@ -421,12 +421,14 @@ async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
             waiter.cancel()
 
 
-async def _abandon(task: asyncio.Future[Any]) -> None:
-    """Cancel `task` and wait for it; if it still produced a link, close that."""
+async def _abandon(task: asyncio.Future[Any], *, hard: bool = False) -> None:
+    """Cancel `task` and wait for it; if it still produced a link, close that (`hard`: no grace)."""
     task.cancel()
     try:
         result = await asyncio.shield(task)
     except BaseException:  # cancelled or failed: nothing was produced
         return
     if isinstance(result, StdioLink | HttpLink):
+        if hard and isinstance(result, StdioLink):
+            result.grace_seconds = 0.0
         await result.close()
