@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from mcpctl.core.crypto import SecretCipher
 from mcpctl.mcpd.leases import Leases
+from mcpctl.mcpd.settings import Settings
+from mcpctl.mcpd.supervisor.supervisor import Supervisor
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 from tests.conftest import PG_HOST, create_pg_database, drop_pg_database
+from tests.processes import pid_alive
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mcp_fixture_server.py"
 
 pytestmark = pytest.mark.anyio
 LEASE = 2.0
@@ -151,3 +159,42 @@ async def test_a_deleted_server_is_dropped_without_fencing(db: Database) -> None
     finally:
         await replica.leases.stop_renewing()
         await replica.leases.release()
+
+
+async def test_a_supervisor_cut_off_from_the_database_kills_its_instances_before_the_lease_ends(
+    db: Database, tmp_path: Path
+) -> None:
+    """The whole chain on one mcpd: a stdio instance runs while its lease is held; when the database
+    goes away, the watchdog SIGKILLs the process before PostgreSQL would let another replica take it."""
+    async with db.write() as session:
+        await session.execute(sa.delete(tables.Server))
+        session.add(
+            tables.Server(
+                name="fx", transport="stdio", spec={"command": sys.executable, "args": [str(FIXTURE)]}
+            )
+        )
+    settings = Settings(data_dir=tmp_path, database_url=db.url, lease_seconds=LEASE, stop_grace_seconds=30)
+    supervisor = Supervisor(db, SecretCipher(SecretCipher.generate_key()), settings)
+    await supervisor.start()
+    try:
+        assert supervisor.leases is not None
+        await _until(lambda: any(r.ready for r in supervisor.instances()), 30)
+        (replica,) = supervisor.instances()
+        pid = replica.pid
+        assert pid is not None and pid_alive(pid)
+        async with db.read() as session:
+            expires = (await session.execute(sa.text("SELECT expires_at FROM server_leases"))).scalar_one()
+
+        @contextlib.asynccontextmanager
+        async def unreachable() -> AsyncIterator[Any]:
+            raise OSError("the database is unreachable")
+            yield  # pragma: no cover
+
+        supervisor.leases.db = type("Down", (), {"write": unreachable, "read": unreachable})()  # type: ignore[assignment]
+        await _until(lambda: not pid_alive(pid), LEASE * 2)  # killed despite a 30 s stop grace
+        async with db.read() as session:
+            still_valid = (await session.execute(sa.text("SELECT :e > now()"), {"e": expires})).scalar_one()
+        assert still_valid, "the process outlived the lease"
+        assert supervisor.instances() == []
+    finally:
+        await supervisor.stop()

@@ -131,12 +131,12 @@ class Supervisor:
         async with self._lock:
             if self._stopping:
                 return
-            removed = [
-                self.runtimes.pop(n) for n in list(self.runtimes) if n not in desired or not self.holds(n)
-            ]
+            removed = [self.runtimes.pop(n) for n in list(self.runtimes) if n not in desired]
             for gone in removed:
                 logger.info("supervisor: server %s removed; stopping its instances", gone.name)
-            await asyncio.gather(*(gone.stop() for gone in removed))
+            # a lease that ended (the watchdog is about to say so): killed, no grace to overrun it
+            unheld = [self.runtimes.pop(n) for n in list(self.runtimes) if not self.holds(n)]
+            await asyncio.gather(*(gone.stop() for gone in removed), *(rt.stop(hard=True) for rt in unheld))
             for name, config in desired.items():
                 current = self.runtimes.get(name)
                 if not self.holds(name):
