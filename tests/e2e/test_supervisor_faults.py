@@ -351,11 +351,23 @@ def test_after_kill9_of_mcpd_the_next_mcpd_of_its_data_dir_kills_the_orphaned_gr
             found = descendants(mcpd_pid)
             return found if len(found) >= 3 else None  # sh and its two sleeps
 
-        orphans = wait_for("sh and its sleeps", spawned)
+        found = wait_for("sh and its sleeps", spawned)
+        children = {p for p in found if _parent(p) == mcpd_pid}
+        orphans = found - children
+        assert len(children) == 1 and len(orphans) >= 2
         _kill9(daemon)
+        # the child itself dies with mcpd (PR_SET_PDEATHSIG); its own children do not
+        wait_for("the killed mcpd's child to die with it", lambda: not any(pid_alive(p) for p in children))
         assert all(pid_alive(p) for p in orphans), "orphaned, and nobody ends them"
         daemon.start()  # the same data dir: it starts "shell" anew, and must end the old group
         wait_for("the orphans of the killed mcpd to be gone", lambda: not any(pid_alive(p) for p in orphans))
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _rewrite(path: Path, change: Callable[[dict[str, Any]], None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from mcpctl.mcplocal.ports import (
     UpstreamFailure,
 )
 from mcpctl.mcplocal.proxy.services import surface_for
+from mcpctl.mcplocal.remote import RemotePlane, RemoteUpstream
 from mcpctl.mcplocal.router import Router, without_envelope
 from mcpctl.mcplocal.session_store import session_store_for
 from mcpctl.mcplocal.settings import GatewaySettings
@@ -96,10 +97,19 @@ class EmbeddedUpstream:
     A 2026-07-28 caller's request to a `transport: http` server that speaks 2026-07-28 goes as that
     caller's own request, envelope kept (supervisor/modern.py): the upstream sees the caller's
     capabilities and may answer `input_required`, which passes back untouched. Everything else goes
-    down the replica's shared 2025-11-25 connection without the envelope."""
+    down the replica's shared 2025-11-25 connection without the envelope.
 
-    def __init__(self, supervisor: Supervisor | None, name: str, modern: ModernChannels):
-        self.supervisor, self.name, self.modern = supervisor, name, modern
+    A server another mcpd replica supervises (it holds the lease) is reached through that replica's
+    data-plane link with the caller's McpToken (`forward`)."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor | None,
+        name: str,
+        modern: ModernChannels,
+        forward: Callable[[], Awaitable[RemoteUpstream | None]] | None = None,
+    ):
+        self.supervisor, self.name, self.modern, self.forward = supervisor, name, modern, forward
 
     async def request(
         self,
@@ -112,6 +122,9 @@ class EmbeddedUpstream:
     ) -> Message:
         runtime = self.supervisor.runtime(self.name) if self.supervisor is not None else None
         if runtime is None:
+            remote = await self.forward() if self.forward is not None else None
+            if remote is not None:
+                return await remote.request(method, params, timeout=timeout, notify=notify, relay=relay)
             raise UpstreamFailure(self.name, f'server "{self.name}" is not running')
         if method == "tools/call" and not tool_allowed(runtime, str((params or {}).get("name", ""))):
             tool = (params or {}).get("name")
@@ -168,6 +181,7 @@ class EmbeddedPlane:
         self.modern = ModernChannels(heard=self._heard)
         if supervisor is not None:
             supervisor.listeners.append(self._heard)
+        self._remotes: dict[str, RemotePlane] = {}  # other mcpd replicas, by URL (created lazily)
 
     async def _heard(self, server: str, message: Message) -> None:
         for watcher in list(self._watchers):
@@ -193,7 +207,53 @@ class EmbeddedPlane:
         return view or ProjectView(caller.project, ())
 
     def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> EmbeddedUpstream:
-        return EmbeddedUpstream(self.supervisor, server, self.modern)
+        leases = self.supervisor.leases if self.supervisor is not None else None
+        if leases is None or caller is None:
+            return EmbeddedUpstream(self.supervisor, server, self.modern)
+
+        async def forward() -> RemoteUpstream | None:
+            """The server through the replica holding its lease, when that is another replica."""
+            if leases.holds(server):
+                return None  # held here, not started yet: "not running" is the truth
+            try:
+                holder = await leases.holder(server)
+            except Exception as exc:  # the database is down
+                reason = f"cannot tell which mcpd runs it: {type(exc).__name__}"
+                raise UpstreamFailure(server, reason) from exc
+            if holder is None or holder.replica == leases.replica_id:
+                return None
+            return self._remote(holder.url).upstream(caller, server, session_id)
+
+        return EmbeddedUpstream(self.supervisor, server, self.modern, forward)
+
+    def _remote(self, url: str) -> RemotePlane:
+        remote = self._remotes.get(url)
+        if remote is None:
+            remote = self._remotes[url] = RemotePlane(url)
+            remote.watch(self._heard_from(url))
+        return remote
+
+    def _heard_from(self, url: str) -> ServerEvent:
+        """Notifications another replica hears from a server it supervises, for this replica's
+        sessions: only while that replica is the holder this one knows of (never echoed back)."""
+
+        async def heard(server: str, message: Message) -> None:
+            leases = self.supervisor.leases if self.supervisor is not None else None
+            if leases is None or leases.holds(server):
+                return
+            holder = leases.known_holder(server)
+            if holder is None or holder.url != url:
+                return
+            await self._heard(server, message)
+
+        return heard
+
+    async def close(self) -> None:
+        """Close the links to other replicas."""
+        remotes, self._remotes = list(self._remotes.values()), {}
+        for remote in remotes:
+            with contextlib.suppress(Exception):
+                await remote.close()
 
     healthy = True  # in-process: the database's own failures surface per request
 
@@ -307,6 +367,7 @@ class Gateway:
             await self.endpoint.close()
             await self.audit.close()
             await self.plane.modern.aclose()
+            await self.plane.close()
 
     async def offered_names(self, server: str) -> dict[str, list[str]] | None:
         """The tool and prompt names a server offers now, if it is running (None otherwise)."""

@@ -174,6 +174,24 @@ class Settings(BaseSettings):
         description="How often the supervisor re-reads servers from the database (changes made "
         "through this mcpd apply at once; this catches changes made by another).",
     )
+    replica_id: str | None = Field(
+        None,
+        max_length=200,
+        description="This mcpd's name among the replicas sharing one PostgreSQL database (who holds "
+        "which server's lease). Default: <hostname>-<pid>-<random>, new at every start.",
+    )
+    advertise_url: str | None = Field(
+        None,
+        description="Base URL other mcpd replicas reach this one at, to forward calls to the servers "
+        "it supervises (its data-plane link). Default: the public URL.",
+    )
+    lease_seconds: float = Field(
+        10.0,
+        ge=2,
+        le=600,
+        description="How long a replica's lease on a server lasts without renewal (PostgreSQL only; "
+        "renewed every third of it). Another replica takes a dead holder's servers within about this.",
+    )
     probe_interval_seconds: float = Field(
         15.0, gt=0, le=86_400, description="Default health probe interval for servers without healthCheck."
     )
@@ -265,6 +283,10 @@ class Settings(BaseSettings):
     @property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_advertise_url(self) -> str:
+        return (self.advertise_url or self.resolved_public_url).rstrip("/")
 
     @property
     def mcptoken_max_ttl_delta(self) -> timedelta | None:

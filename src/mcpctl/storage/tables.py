@@ -116,6 +116,18 @@ class Server(_Resource, Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
+class ServerLease(Base):
+    """Which mcpd replica supervises a server (mcpd/leases.py). Free when `expires_at` has passed by
+    the database's clock; `generation` grows with every new holder (a fencing counter)."""
+
+    __tablename__ = "server_leases"
+    server_id: Mapped[str] = mapped_column(sa.ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    holder_url: Mapped[str | None] = mapped_column(sa.String(2000), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class Project(_Resource, Base):
     __tablename__ = "projects"
     proxy_model: Mapped[str] = mapped_column(sa.String(63), default="direct")

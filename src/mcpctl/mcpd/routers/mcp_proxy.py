@@ -63,6 +63,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     202: {"description": "A notification or a response was accepted"},
     502: {"description": "No instance of the server can answer (a JSON-RPC error)"},
+    503: {"description": "Another mcpd replica runs the server (a JSON-RPC error; data.holder is its URL)"},
 }
 
 
@@ -178,6 +179,22 @@ def _runtime(state: AppState, name: str) -> ServerRuntime | None:
     return state.supervisor.runtime(name) if state.supervisor is not None else None
 
 
+async def _not_running(state: AppState, name: str, message_id: Any) -> JSONResponse:
+    """502 when no instance runs; 503 naming the replica that runs it when that is another mcpd
+    (the per-server proxy is served by the replica holding the server's lease: use its URL)."""
+    leases = state.supervisor.leases if state.supervisor is not None else None
+    holder = None
+    if leases is not None and not leases.holds(name):
+        with contextlib.suppress(Exception):  # the database is down: plain "not running"
+            found = await leases.holder(name)
+            holder = found if found is not None and found.replica != leases.replica_id else None
+    if holder is not None:
+        text = f'server "{name}" runs on another mcpd replica ({holder.url}); ask that one'
+        data = {"server": name, "holder": holder.url, "replica": holder.replica}
+        return _rpc_error(message_id, UPSTREAM_UNAVAILABLE, text, data, status=503)
+    return _rpc_error(message_id, UPSTREAM_UNAVAILABLE, f'server "{name}" is not running', status=502)
+
+
 async def _post(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
     principal = authenticated(request)
@@ -219,7 +236,7 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
         return JSONResponse({"jsonrpc": "2.0", "id": message_id, "result": {}})
     runtime = _runtime(state, name)
     if runtime is None:
-        return _rpc_error(message_id, UPSTREAM_UNAVAILABLE, f'server "{name}" is not running', status=502)
+        return await _not_running(state, name, message_id)
     if method == "initialize":
         return await _initialize(runtime, sessions, principal, message_id, params or {})
     if method == "server/discover":
@@ -499,7 +516,7 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
         return _rpc_error(None, SESSION_NOT_FOUND, "Session not found", status=404)
     runtime = _runtime(state, name)
     if runtime is None:
-        return _rpc_error(None, UPSTREAM_UNAVAILABLE, f'server "{name}" is not running', status=502)
+        return await _not_running(state, name, None)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
 
     async def subscriber(message: dict[str, Any]) -> None:

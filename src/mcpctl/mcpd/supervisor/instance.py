@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import signal
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -144,6 +146,7 @@ class Replica:
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
         self._planned = False
+        self._hard = False
         self._task: asyncio.Task[None] | None = None
 
     # ---- observation -----------------------------------------------------------------------------
@@ -182,13 +185,24 @@ class Replica:
         self._planned = self._planned or planned
         self._restart.set()
 
-    async def stop(self) -> None:
+    async def stop(self, *, hard: bool = False) -> None:
+        """Stop the replica; `hard`: its process group is SIGKILLed now, with no grace (its lease
+        ended), also when a graceful stop is already waiting for it."""
+        if hard:
+            self._hard = True
+            self._kill_group()
         self._stop.set()
         self._restart.set()
         if self._task is not None:
             # shielded: a caller that is cancelled while waiting must not cut the stop in half
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._task)
+
+    def _kill_group(self) -> None:
+        # the child is not reaped before its link is closed and pid cleared: the pid is still ours
+        if self.pid is not None and self.config.transport == "stdio":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     # ---- the loop --------------------------------------------------------------------------------
 
@@ -242,6 +256,8 @@ class Replica:
             self.event("failed", str(exc))
             return 0.0
         self.pid = link.pid
+        if self._hard:  # killed while it was being spawned
+            self._kill_group()
         what = f"pid {link.pid}" if link.pid else f"connecting to {config.url}"
         self.event("restarted" if self.restarts else "started", what)
         connection = Connection(link, on_notification=self._on_notification, label=f"instance {self.name}")
@@ -293,12 +309,12 @@ class Replica:
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await _abandon(task)
+            await _abandon(task, hard=self._hard)
             raise
         finally:
             stop.cancel()
         if not task.done():
-            await _abandon(task)
+            await _abandon(task, hard=self._hard)
             raise _Stopped
         return task.result()
 
@@ -405,12 +421,14 @@ async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:
             waiter.cancel()
 
 
-async def _abandon(task: asyncio.Future[Any]) -> None:
-    """Cancel `task` and wait for it; if it still produced a link, close that."""
+async def _abandon(task: asyncio.Future[Any], *, hard: bool = False) -> None:
+    """Cancel `task` and wait for it; if it still produced a link, close that (`hard`: no grace)."""
     task.cancel()
     try:
         result = await asyncio.shield(task)
     except BaseException:  # cancelled or failed: nothing was produced
         return
     if isinstance(result, StdioLink | HttpLink):
+        if hard and isinstance(result, StdioLink):
+            result.grace_seconds = 0.0
         await result.close()

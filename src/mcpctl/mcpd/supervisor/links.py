@@ -7,6 +7,8 @@ returns (structuredContent, `_meta`, fields newer than this code) is forwarded u
 - `StdioLink` runs a command as a child process in its own process group with a minimal
   environment; stdout is the MCP channel (one JSON message per line), stderr goes to a `LineRing`.
   Closing terminates the whole group: SIGTERM, a grace period, SIGKILL, then the child is reaped.
+  On Linux the child is SIGKILLed by the kernel when mcpd dies, even by `kill -9`
+  (PR_SET_PDEATHSIG): a killed mcpd's lease on the server ends, and its instances must not outlive it.
 - `HttpLink` speaks to a remote server with the official SDK's client transports: Streamable HTTP,
   or the legacy HTTP+SSE transport when the URL path ends in `/sse`.
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ctypes
 import json
 import logging
 import os
 import shutil
 import signal
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,6 +63,28 @@ Received = tuple[dict[str, Any], Any]
 # sender's context and hands over what it reads with that context (mcp.shared._context_streams), so
 # what arrives on a request's own response stream carries that request's id back.
 _SENDING: contextvars.ContextVar[Any] = contextvars.ContextVar("mcpd_link_sending", default=None)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """What the child runs before exec so that it dies with mcpd (Linux); None elsewhere. libc and
+    prctl are looked up here, in mcpd, never in the forked child."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # mcpd died before the death signal was armed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
 
 
 class LinkClosed(Exception):
@@ -148,6 +174,7 @@ class StdioLink:
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,  # its own process group: we can signal all it spawns
+                preexec_fn=_death_signal(),
             )
         except OSError as exc:
             raise SpawnError(f"cannot start {command!r}: {exc.strerror or exc}") from exc

@@ -38,6 +38,7 @@ class ServerRuntime:
         self._turn = itertools.count()
         self._serving: frozenset[tuple[str, object]] = frozenset()  # (replica, started_at) ready now
         self._announcements: set[asyncio.Task[None]] = set()
+        self._stopped: list[Replica] | None = None  # once stopping: the replicas being stopped
 
     @property
     def name(self) -> str:
@@ -80,6 +81,8 @@ class ServerRuntime:
 
     async def apply(self, config: ServerConfig) -> None:
         """Bring the replicas in line with a changed spec: restart on launch changes, then scale."""
+        if self._stopped is not None:
+            return  # stopped (a lease ended) while a reconcile was on its way here: start nothing
         old, self.config = self.config, config
         restart = old.launch_fingerprint() != config.launch_fingerprint()
         for replica in self.replicas:
@@ -95,9 +98,14 @@ class ServerRuntime:
         self._notify_change()
         self.lists_changed()  # e.g. its tools allow/deny list, which no restart announces
 
-    async def stop(self) -> None:
+    async def stop(self, *, hard: bool = False) -> None:
+        """Stop every replica; `hard`: SIGKILL their process groups at once, also those a graceful
+        stop in progress is still waiting for."""
+        if self._stopped is None:
+            self._stopped = []
         replicas, self.replicas = self.replicas, []
-        await asyncio.gather(*(r.stop() for r in replicas))
+        self._stopped += replicas
+        await asyncio.gather(*(r.stop(hard=hard) for r in (self._stopped if hard else replicas)))
         self._notify_change()
         await asyncio.gather(*self._announcements, return_exceptions=True)
 

@@ -4,6 +4,10 @@
 stops runtimes to match. It runs at start, whenever this mcpd changes a server or a secret
 (`poke()`), and every `reconcile_interval_seconds` to catch changes made elsewhere. `stop()` ends
 every instance (process groups terminated and reaped) before mcpd exits.
+
+On PostgreSQL several mcpd replicas may share the database: then a server runs only on the replica
+that holds its lease (mcpd/leases.py); a lease that ends unrenewed kills its instances at once
+(`fence`), and a replica that stops gives its leases back after its instances have stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mcpctl.core.crypto import SecretCipher
+from mcpctl.mcpd.leases import Leases, default_replica_id
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica, ServerConfig, SupervisorTuning
@@ -52,6 +57,16 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
+        self.leases: Leases | None = None
+        if db.dialect == "postgresql":
+            self.leases = Leases(
+                db,
+                settings.replica_id or default_replica_id(),
+                settings.resolved_advertise_url,
+                settings.lease_seconds,
+                on_change=self.poke,
+                on_lost=self.fence,
+            )
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -59,24 +74,44 @@ class Supervisor:
         """End what a killed predecessor left running, then run what the database says."""
         if self.tuning.process_groups is not None:
             self.tuning.process_groups.reap_leftovers()
+        if self.leases is not None:
+            await self.leases.start()
         await self.reconcile()
         self._task = asyncio.create_task(self._loop(), name="supervisor")
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.leases is not None:
+            await self.leases.stop_renewing()  # the watchdog still fences if stopping overruns a lease
         async with self._lock:  # a reconcile in progress finishes first: nothing is left half-stopped
             if self._task is not None:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
-            runtimes, self.runtimes = self.runtimes, {}
+            # left in place while they stop: a lease that ends meanwhile still kills them (fence)
+            runtimes = dict(self.runtimes)
             await asyncio.gather(*(rt.stop() for rt in runtimes.values()))
+            self.runtimes = {}
+        if self.leases is not None:
+            await self.leases.release()  # only now: another replica may start them at once
         if runtimes:
             logger.info("supervisor stopped %d server(s)", len(runtimes))
 
     def poke(self) -> None:
         """Reconcile soon (after a change this mcpd just committed)."""
         self._poked.set()
+        if self.leases is not None:
+            self.leases.poke()
+
+    def holds(self, name: str) -> bool:
+        """Whether this mcpd supervises the server (always, without leases)."""
+        return self.leases is None or self.leases.holds(name)
+
+    async def fence(self, names: list[str]) -> None:
+        """This mcpd's leases on these servers ended: kill their instances now (SIGKILL, no grace),
+        without waiting for a reconcile in progress."""
+        runtimes = [rt for name in names if (rt := self.runtimes.pop(name, None)) is not None]
+        await asyncio.gather(*(rt.stop(hard=True) for rt in runtimes))
 
     async def _loop(self) -> None:
         while True:
@@ -99,9 +134,13 @@ class Supervisor:
             removed = [self.runtimes.pop(n) for n in list(self.runtimes) if n not in desired]
             for gone in removed:
                 logger.info("supervisor: server %s removed; stopping its instances", gone.name)
-            await asyncio.gather(*(gone.stop() for gone in removed))
+            # a lease that ended (the watchdog is about to say so): killed, no grace to overrun it
+            unheld = [self.runtimes.pop(n) for n in list(self.runtimes) if not self.holds(n)]
+            await asyncio.gather(*(gone.stop() for gone in removed), *(rt.stop(hard=True) for rt in unheld))
             for name, config in desired.items():
                 current = self.runtimes.get(name)
+                if not self.holds(name):
+                    continue  # another replica supervises it (or none may yet)
                 if current is None:
                     runtime = self.runtimes[name] = ServerRuntime(config, self.tuning)
                     runtime.subscribers.add(self._relay_to_listeners(name))
