@@ -296,6 +296,22 @@ def test_one_links_unsubscribe_does_not_cut_off_another_links_subscription(op: C
     anyio.run(scenario)
 
 
+def test_a_revoked_token_presented_again_and_again_does_not_throttle_its_address(op: Cli) -> None:
+    """A revoked or expired token is a real token whose clients have not heard yet (every linked
+    mcplocal presents some after a revocation): only unknown ones count as guesses. Found by the
+    loopback cluster, where the throttled address was another mcpd forwarding to a lease holder."""
+    name = "revoked-often"
+    token = mint(op, name)
+    op.ok("revoke", "mcptoken", name, "-p", "linked")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with peer(op) as client:
+            return [await client.socket_auth(token) for _ in range(120)]
+
+    answers = anyio.run(scenario)
+    assert all(a.get("introspection", {}).get("reason") == "revoked" for a in answers), answers[-1]
+
+
 def test_refused_tokens_are_throttled_per_address(op: Cli) -> None:
     """Each well-formed token costs a database lookup: past 100 refusals from one address within a
     minute, tokens from it are not checked for a while (last in this module: it uses up 127.0.0.1's

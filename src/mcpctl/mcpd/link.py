@@ -342,7 +342,7 @@ class LinkHub:
     async def _authenticate(self, link: _Link, frame: dict[str, Any]) -> None:
         bearer = frame.get("bearer")
         reply: dict[str, Any] = {"t": wire.AUTHED, "ask": frame.get("ask")}
-        # well-formed tokens cost a database lookup: refused ones are throttled per address
+        # well-formed tokens cost a database lookup: unknown ones (guesses) are throttled per address
         refusal = self.refused.refusal(link.address or "")
         if not isinstance(bearer, str) or not tokens.is_well_formed(bearer):
             reply["introspection"] = {"ok": False, "reason": "malformed"}
@@ -363,13 +363,18 @@ class LinkHub:
                 and len(link.tokens) < self.limits.max_tokens_per_link
             ):
                 sha = answer.principal.token_sha or tokens.token_sha(bearer)
-                caller = Caller(answer.principal, "")
+                # the bearer too: a call for a server another mcpd holds is forwarded with it
+                caller = Caller(answer.principal, bearer)
                 link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
                 link.ever_authenticated = True
                 reply["introspection"] = introspection(answer.principal, answer.expires_at)
                 reply["holdSeconds"] = self.limits.token_seconds
             else:
-                self.refused.charge(link.address or "")
+                if answer.ok or answer.reason in (None, "unknown"):
+                    # a guess (no such token) or a full link; a revoked or expired token is a real
+                    # one whose clients have not heard yet, as every linked mcplocal sees after a
+                    # revocation: it must not throttle that address's other tokens
+                    self.refused.charge(link.address or "")
                 reason = answer.reason if not answer.ok else "too many tokens on this link"
                 reply["introspection"] = {"ok": False, "reason": reason or "unknown"}
         link.post(reply)
