@@ -162,16 +162,19 @@ def test_one_replica_runs_a_server_and_another_takes_over(replicas: list[Mcpd], 
         assert _call_pid(other, token) == pid
         assert _call_pid(holder, token) == pid
 
-        # the per-server proxy on the non-holder names the holder
+        # the per-server proxy of the non-holder relays to the holder: a whole session through it
         session_token = admin.session_token()
-        answer = httpx.post(
-            f"{other.url}/api/v1/servers/fx/mcp",
-            json=INITIALIZE,
-            headers={**ACCEPT, "Authorization": f"Bearer {session_token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 503, answer.text
-        assert answer.json()["error"]["data"]["holder"] == holder.url
+        bearer = {**ACCEPT, "Authorization": f"Bearer {session_token}"}
+        proxy = f"{other.url}/api/v1/servers/fx/mcp"
+        opened = httpx.post(proxy, json=INITIALIZE, headers=bearer, timeout=10)
+        assert opened.status_code == 200, opened.text
+        sid = {**bearer, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "pid", "arguments": {}}}
+        called = httpx.post(proxy, json=call, headers=sid, timeout=10)
+        assert called.status_code == 200 and str(pid) in called.text, called.text
+        assert httpx.delete(proxy, headers=sid, timeout=10).status_code == 200
+        gone = httpx.post(proxy, json=call, headers=sid, timeout=10)
+        assert gone.status_code == 404, gone.text
 
         # instances are listed (and one is shown, with its logs) whichever replica is asked
         for daemon in (holder, other):

@@ -23,11 +23,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+import httpx
 import pydantic_core
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
+from starlette.background import BackgroundTask
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_run_server, describe
@@ -179,6 +181,68 @@ def _runtime(state: AppState, name: str) -> ServerRuntime | None:
     return state.supervisor.runtime(name) if state.supervisor is not None else None
 
 
+# Set on a request one replica relays to the lease holder: the holder serves it or refuses it, never
+# relays it again (a lease that moved meanwhile gives a 503, not a loop).
+RELAYED_HEADER = "x-mcpd-relayed"
+_RELAYED_REQUEST_HEADERS = (
+    "authorization",
+    "content-type",
+    "accept",
+    SESSION_HEADER,
+    "mcp-protocol-version",
+    "last-event-id",
+    "x-mcpctl-session",
+)
+_RELAYED_RESPONSE_HEADERS = (
+    "content-type",
+    SESSION_HEADER,
+    "cache-control",
+    "www-authenticate",
+    "retry-after",
+)
+
+
+async def _holder_elsewhere(state: AppState, name: str, request: Request) -> str | None:
+    """The URL of the replica holding `name`'s lease when that is another one and this request may
+    be relayed to it (not relayed already)."""
+    leases = state.supervisor.leases if state.supervisor is not None else None
+    if leases is None or leases.holds(name) or request.headers.get(RELAYED_HEADER):
+        return None
+    try:
+        found = await leases.holder(name)
+    except Exception:  # the database is down: answered as not running
+        return None
+    return found.url if found is not None and found.replica != leases.replica_id else None
+
+
+async def _relay(request: Request, holder_url: str) -> Response:
+    """The request as the lease holder answers it, streamed (the per-server proxy of every replica
+    serves every server: sessions live on the holder, whose id the client keeps). The caller's own
+    bearer goes with it; the holder authenticates and authorizes it again."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() in _RELAYED_REQUEST_HEADERS}
+    headers[RELAYED_HEADER] = "1"
+    url = holder_url.rstrip("/") + request.url.path
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+    try:
+        answer = await client.send(
+            client.build_request(request.method, url, headers=headers, content=await request.body()),
+            stream=True,
+        )
+    except httpx.HTTPError as exc:
+        await client.aclose()
+        text = f"the mcpd replica running this server ({holder_url}) cannot be reached: {type(exc).__name__}"
+        return _rpc_error(None, UPSTREAM_UNAVAILABLE, text, {"holder": holder_url}, status=503)
+
+    async def close() -> None:
+        await answer.aclose()
+        await client.aclose()
+
+    kept = {k: v for k, v in answer.headers.items() if k.lower() in _RELAYED_RESPONSE_HEADERS}
+    return StreamingResponse(
+        answer.aiter_raw(), status_code=answer.status_code, headers=kept, background=BackgroundTask(close)
+    )
+
+
 async def _not_running(state: AppState, name: str, message_id: Any) -> JSONResponse:
     """502 when no instance runs; 503 naming the replica that runs it when that is another mcpd
     (the per-server proxy is served by the replica holding the server's lease: use its URL)."""
@@ -199,6 +263,9 @@ async def _post(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
     principal = authenticated(request)
     await _authorize(state, principal, name, project)
+    holder = await _holder_elsewhere(state, name, request)
+    if holder is not None:
+        return await _relay(request, holder)
     try:
         # the parser the project endpoint uses (through the SDK): its nesting limit answers a deeply
         # nested body at once, instead of a RecursionError here or a forwarded bomb upstream
@@ -507,6 +574,9 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
     principal = authenticated(request)
     await _authorize(state, principal, name, project)
+    holder = await _holder_elsewhere(state, name, request)
+    if holder is not None:
+        return await _relay(request, holder)
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
         return _rpc_error(None, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
@@ -552,6 +622,9 @@ async def _delete(request: Request, name: str, project: str | None) -> Response:
     state = get_state(request)
     principal = authenticated(request)
     await _authorize(state, principal, name, project)
+    holder = await _holder_elsewhere(state, name, request)
+    if holder is not None:
+        return await _relay(request, holder)
     session_id = request.headers.get(SESSION_HEADER)
     sessions = _sessions(state)
     if not session_id or sessions.get(session_id, name, _owner(principal)) is None:
