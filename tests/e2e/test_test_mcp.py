@@ -175,7 +175,7 @@ def test_fixture_server_passes_in_both_eras(
         assert steps["session"]["data"]["afterDeleteStatus"] == 404
     else:
         assert steps["session"]["status"] == "SKIP"
-    assert steps["tools/list"]["data"]["count"] == 12
+    assert steps["tools/list"]["data"]["count"] == 14  # `document` and `document_calls` too
     assert steps["call"]["status"] == "PASS" and steps["call"]["detail"].endswith(summary)
     assert steps["auth"]["status"] == "SKIP"
     latency = steps["latency"]["data"]
