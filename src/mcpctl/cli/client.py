@@ -81,10 +81,14 @@ class ApiClient:
         params: dict[str, str] | None = None,
         json: Any = None,
         auth: bool = True,
+        bearer: str | None = None,
     ) -> httpx.Response:
-        """Send one request; raise ServerError for an error status, UnreachableError for no answer."""
+        """Send one request; raise ServerError for an error status, UnreachableError for no answer.
+        `bearer` sends that token instead of the client's own (introspection of a token)."""
         headers: dict[str, str] = {}
-        if auth:
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        elif auth:
             if not self._token:
                 raise NotLoggedInError()
             headers["Authorization"] = f"Bearer {self._token}"
@@ -104,9 +108,10 @@ class ApiClient:
         params: dict[str, str] | None = None,
         json: Any = None,
         auth: bool = True,
+        bearer: str | None = None,
     ) -> Any:
         """Like request(), returning the decoded JSON body (None for an empty one)."""
-        response = self.request(method, path, params=params, json=json, auth=auth)
+        response = self.request(method, path, params=params, json=json, auth=auth, bearer=bearer)
         if not response.content:
             return None
         try:

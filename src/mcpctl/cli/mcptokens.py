@@ -104,6 +104,12 @@ def _mint(client: ApiClient, body: Mapping[str, Any]) -> Any:
 def post_token(client: ApiClient, body: Mapping[str, Any], *, replace: bool = False) -> dict[str, Any]:
     """Create a token; the answer must carry the raw token (it is never available again). With
     `replace`, an active token of that name is revoked first (`--force`: re-provisioning)."""
+    return mint_token(client, body, replace=replace)[0]
+
+
+def mint_token(client: ApiClient, body: Mapping[str, Any], *, replace: bool) -> tuple[dict[str, Any], bool]:
+    """post_token(), also saying whether an active token of that name was revoked and replaced."""
+    replaced = False
     try:
         answer = _mint(client, body)
     except ServerError as exc:
@@ -111,10 +117,11 @@ def post_token(client: ApiClient, body: Mapping[str, Any], *, replace: bool = Fa
             raise
         client.json("POST", token_path(body["project"], body["name"], "revoke"))
         click.echo(f"mcptoken/{body['name']} revoked (replaced)", err=True)
+        replaced = True
         answer = _mint(client, body)
     if not isinstance(answer, dict) or not isinstance(answer.get("token"), str) or not answer["token"]:
         raise CliError("mcpd answered the token creation without a token")
-    return answer
+    return answer, replaced
 
 
 def announce_created(answer: Mapping[str, Any], name: str, project: str, *, show_token: bool = True) -> None:

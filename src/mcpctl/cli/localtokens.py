@@ -1,0 +1,102 @@
+"""Project tokens kept on the client machine: `~/.mcpctl/tokens/<project>/<name>` (0600, dirs 0700).
+
+One mechanism for every command that needs an McpToken for itself or for an MCP client
+(`config claude`, `tools`, `call`): a token file that still works is reused; otherwise a token is
+minted (an active one of that name whose file is gone is rotated: revoked, then minted again) and
+written here. Re-running a command never fails on its own earlier token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mcpctl.cli.client import ApiClient, api_path
+from mcpctl.cli.errors import CliError, ServerError
+from mcpctl.cli.mcptokens import create_body, mint_token
+from mcpctl.core.tokens import looks_like_token
+
+Outcome = Literal["reused", "created", "rotated"]
+
+
+def tokens_dir(config_file: Path) -> Path:
+    """Beside the CLI's config file: `~/.mcpctl/tokens` by default, under `$MCPCTL_CONFIG`'s dir if set."""
+    return config_file.expanduser().parent / "tokens"
+
+
+def token_file(config_file: Path, project: str, name: str) -> Path:
+    return tokens_dir(config_file) / project / name
+
+
+@dataclass(frozen=True)
+class LocalToken:
+    token: str
+    path: Path
+    outcome: Outcome
+
+
+def read_token_file(path: Path) -> str | None:
+    """The token the file holds, or None when there is no usable one."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    return value if looks_like_token(value) else None
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Atomically: a 0600 temp file in the same 0700 directory, fsync, rename."""
+    for directory in (path.parent.parent.parent, path.parent.parent, path.parent):
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def still_valid(client: ApiClient, token: str, project: str) -> bool:
+    """Whether mcpd still takes `token` for `project` (introspection authenticates with the token)."""
+    answer = client.json("GET", api_path("mcptokens", "introspect"), bearer=token)
+    return isinstance(answer, dict) and answer.get("ok") is True and answer.get("project") == project
+
+
+def provision(
+    client: ApiClient,
+    config_file: Path,
+    project: str,
+    name: str,
+    *,
+    ttl: str | None,
+    description: str,
+    rotate: bool = False,
+) -> LocalToken:
+    """A working token named `name` for `project`, in its local file: reused when it still works
+    (unless `rotate`), else minted (`--rbac empty`: it reaches what its owner may run, nothing more)."""
+    path = token_file(config_file, project, name)
+    existing = read_token_file(path)
+    if existing is not None and not rotate and still_valid(client, existing, project):
+        return LocalToken(existing, path, "reused")
+    body = create_body(name, project, rbac="empty", ttl=ttl, description=description)
+    try:
+        answer, replaced = mint_token(client, body, replace=True)
+    except ServerError as exc:
+        if exc.code == "forbidden":
+            exc.message += f" (a token for project {project} is needed; ask for one, or pass --token)"
+        raise
+    token = str(answer["token"])
+    write_token_file(path, token)
+    return LocalToken(token, path, "rotated" if replaced else "created")
