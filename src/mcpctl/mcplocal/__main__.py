@@ -4,7 +4,8 @@
 its own port (default 3200), plus `/healthz` (process up) and `/readyz` (mcpd reachable).
 `mcplocal stdio --project P` serves one project over stdio for local clients such as Claude Desktop;
 its token comes from `MCPCTL_TOKEN_FILE` (re-read whenever mcpd refuses it, so re-provisioning heals
-a running client) or `MCPCTL_TOKEN`.
+a running client) or `MCPCTL_TOKEN`. Both ask the mcpd `--mcpd-url`, `MCPLOCAL_MCPD_URL` or
+`MCPCTL_MCPD_URL` names (DESIGN §4, §8).
 """
 
 from __future__ import annotations
@@ -208,15 +209,22 @@ def _settings(**given: Any) -> GatewaySettings:
         sys.exit(2)
 
 
+_MCPD_URL = click.option(
+    "--mcpd-url",
+    help="The mcpd to ask (MCPLOCAL_MCPD_URL, or MCPCTL_MCPD_URL as the CLI names it; "
+    "default http://127.0.0.1:3000).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """mcplocal: the mcpctl project MCP endpoint (split mode; mcpd embeds the same endpoint)."""
 
 
 @cli.command()
-@click.option("--mcpd-url", help="The mcpd to ask (MCPLOCAL_MCPD_URL, default http://127.0.0.1:3000).")
-@click.option("--host", help="Listen address (MCPLOCAL_HOST, default 127.0.0.1).")
-@click.option("--port", type=int, help="Listen port (MCPLOCAL_PORT, default 3200).")
+@_MCPD_URL
+@click.option("--host", help="Listen address (MCPLOCAL_HTTP_HOST or MCPLOCAL_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (MCPLOCAL_HTTP_PORT or MCPLOCAL_PORT, default 3200).")
 @click.option("--log-level", default="info", show_default=True, help="debug, info, warning or error.")
 def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: str) -> None:
     """Serve /projects/{project}/mcp over Streamable HTTP."""
@@ -238,7 +246,7 @@ def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: s
 
 @cli.command()
 @click.option("-p", "--project", required=True, help="The project to serve.")
-@click.option("--mcpd-url", help="The mcpd to ask (MCPLOCAL_MCPD_URL, default http://127.0.0.1:3000).")
+@_MCPD_URL
 def stdio(project: str, mcpd_url: str | None) -> None:
     """Serve one project over stdio (token: MCPCTL_TOKEN_FILE or MCPCTL_TOKEN)."""
     settings = _settings(mcpd_url=mcpd_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcpctl.core import invalidation
@@ -15,12 +15,26 @@ from mcpctl.mcplocal.router import RouterSettings
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MCPLOCAL_", extra="ignore")
+    # populate_by_name: flags pass `host=`, `port=`, `mcpd_url=` whatever environment names they have
+    model_config = SettingsConfigDict(env_prefix="MCPLOCAL_", extra="ignore", populate_by_name=True)
 
-    host: str = Field("127.0.0.1", description="`mcplocal serve`: address to listen on.")
-    port: int = Field(3200, ge=0, le=65535, description="`mcplocal serve`: port to listen on.")
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("MCPLOCAL_HTTP_HOST", "MCPLOCAL_HOST"),
+        description="`mcplocal serve`: address to listen on (`MCPLOCAL_HOST` is an alias).",
+    )
+    port: int = Field(
+        3200,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("MCPLOCAL_HTTP_PORT", "MCPLOCAL_PORT"),
+        description="`mcplocal serve`: port to listen on (`MCPLOCAL_PORT` is an alias).",
+    )
     mcpd_url: str = Field(
-        "http://127.0.0.1:3000", description="`mcplocal serve` and `stdio`: the mcpd to ask (split mode)."
+        "http://127.0.0.1:3000",
+        validation_alias=AliasChoices("MCPLOCAL_MCPD_URL", "MCPCTL_MCPD_URL"),
+        description="`mcplocal serve` and `stdio`: the mcpd to ask (split mode); `MCPCTL_MCPD_URL`, the "
+        "CLI's name, is an alias.",
     )
     token_positive_ttl_ms: int = Field(
         30_000, ge=0, le=3_600_000, description="How long an accepted token's introspection is cached."
