@@ -1,5 +1,6 @@
-"""`mcpctl config claude`: the token it asks for, the snippet it prints, and the merge into a client's
-config file — other entries kept, old file backed up, written atomically, broken files refused."""
+"""`mcpctl config claude`: the token it keeps on this machine, the entry it prints or merges into a
+client's config file — other entries kept, old file backed up, written atomically, broken files
+refused — and that no config file or snippet gets the raw token."""
 
 from __future__ import annotations
 
@@ -17,76 +18,111 @@ from mcpctl.cli.clientconfig import default_token_name
 from mcpctl.cli.clientfiles import CLIENTS, default_path, merged, read_config_file, write_config_file
 from mcpctl.cli.context import AppState
 from mcpctl.cli.main import cli
+from mcpctl.core import tokens
+from mcpctl.core.clientconfig import installed_mcplocal
 
-RAW = "mcpctl_pat_" + "C" * 49
-URL = "http://mcpd.test/projects/monitoring/mcp"
-HEADERS = {"Authorization": f"Bearer {RAW}"}
-CLIENT_CONFIG: dict[str, Any] = {
-    "claudeDesktop": {
-        "mcpServers": {
-            "mcpctl-monitoring": {
-                "command": "mcplocal",
-                "args": ["stdio", "--project", "monitoring"],
-                "env": {
-                    "MCPCTL_TOKEN_FILE": "/data/mcp-tokens/monitoring/t",
-                    "MCPCTL_MCPD_URL": "http://mcpd.test",
-                },
-            }
-        }
-    },
-    "claudeCode": (
-        f"claude mcp add --transport http mcpctl-monitoring {URL} --header 'Authorization: Bearer {RAW}'"
-    ),
-    "vscode": {"servers": {"mcpctl-monitoring": {"type": "http", "url": URL, "headers": HEADERS}}},
-    "cursor": {"mcpServers": {"mcpctl-monitoring": {"url": URL, "headers": HEADERS}}},
-    "http": {"url": URL, "headers": HEADERS},
-}
+MCPD = "http://mcpd.test"
+URL = f"{MCPD}/projects/monitoring/mcp"
+KEY = "mcpctl-monitoring"
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MCPCTL_CONFIG", str(tmp_path / "config.yaml"))
+    monkeypatch.setenv("MCPCTL_CONFIG", str(tmp_path / "home" / ".mcpctl" / "config.yaml"))
     monkeypatch.setenv("MCPCTL_TOKEN", "session-token")
-    monkeypatch.setenv("MCPCTL_MCPD_URL", "http://mcpd.test")
+    monkeypatch.setenv("MCPCTL_MCPD_URL", MCPD)
     monkeypatch.chdir(tmp_path)
 
 
-class Mint:
-    """A fake mcpd that mints one token per POST, answering the snippets above."""
+class FakeMcpd:
+    """Mints tokens, revokes them by name and introspects them, as mcpd does."""
 
     def __init__(self) -> None:
         self.bodies: list[Any] = []
+        self.active: dict[str, str] = {}  # name → token
+        self.revoked: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert (request.method, request.url.path) == ("POST", "/api/v1/mcptokens")
-        body = json.loads(request.content)
-        self.bodies.append(body)
-        return httpx.Response(
-            201,
-            json={
-                "token": RAW,
-                "tokenPath": f"/data/mcp-tokens/{body['project']}/{body['name']}",
-                "clientConfig": CLIENT_CONFIG,
-                "mcpToken": {"kind": "McpToken", "metadata": {"name": body["name"]}},
-            },
-        )
+        path = request.url.path
+        if path == "/api/v1/mcptokens/introspect":
+            token = request.headers["Authorization"].removeprefix("Bearer ")
+            ok = token in self.active.values()
+            return httpx.Response(200, json={"ok": True, "project": "monitoring"} if ok else {"ok": False})
+        if request.method == "POST" and path == "/api/v1/mcptokens":
+            body = json.loads(request.content)
+            self.bodies.append(body)
+            if body["name"] in self.active:
+                return httpx.Response(409, json={"error": {"code": "already_exists", "message": "exists"}})
+            token = self.active[body["name"]] = tokens.generate()
+            return httpx.Response(201, json={"token": token, "clientConfig": {}, "mcpToken": {}})
+        if request.method == "POST" and path.endswith("/revoke"):
+            name = path.split("/")[-2]
+            self.revoked.append(self.active.pop(name))
+            return httpx.Response(200, json={})
+        raise AssertionError(f"unexpected {request.method} {path}")
 
 
-def run(mint: Mint, *args: str) -> Result:
+def run(mcpd: FakeMcpd, *args: str) -> Result:
     return CliRunner().invoke(
-        cli, ["config", "claude", *args], obj=AppState(transport=httpx.MockTransport(mint))
+        cli,
+        ["config", "claude", "-p", "monitoring", *args],
+        obj=AppState(transport=httpx.MockTransport(mcpd)),
     )
 
 
-def test_asks_for_an_empty_rbac_token_written_to_a_file_named_after_client_and_host() -> None:
-    mint = Mint()
-    result = run(mint, "-p", "monitoring")
+def ok(mcpd: FakeMcpd, *args: str) -> Result:
+    result = run(mcpd, *args)
     assert result.exit_code == 0, result.output
-    body = mint.bodies[0]
-    assert body["name"] == default_token_name("claude-desktop")
-    assert (body["project"], body["rbac"], body["writeFile"]) == ("monitoring", "empty", True)
-    assert json.loads(result.stdout) == CLIENT_CONFIG["claudeDesktop"]
-    assert "/data/mcp-tokens/monitoring/" in result.stderr
+    return result
+
+
+def token_file(tmp_path: Path, name: str) -> Path:
+    return tmp_path / "home" / ".mcpctl" / "tokens" / "monitoring" / name
+
+
+def test_mints_an_empty_rbac_token_into_a_private_file_beside_the_cli_config(tmp_path: Path) -> None:
+    mcpd = FakeMcpd()
+    result = ok(mcpd, "--name", "desk")
+    body = mcpd.bodies[0]
+    assert (body["name"], body["project"], body["rbac"], body["writeFile"]) == (
+        "desk",
+        "monitoring",
+        "empty",
+        False,
+    )
+    path = token_file(tmp_path, "desk")
+    assert path.read_text().strip() == mcpd.active["desk"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert (
+        stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+    )
+    assert f"mcptoken/desk created: {path}" in result.stderr
+
+
+def test_claude_desktop_runs_this_machines_mcplocal_with_the_token_file_and_the_cli_mcpd_url(
+    tmp_path: Path,
+) -> None:
+    mcpd = FakeMcpd()
+    result = ok(mcpd, "--name", "desk")
+    entry = json.loads(result.stdout)["mcpServers"][KEY]
+    assert entry == {
+        "command": installed_mcplocal(),
+        "args": ["stdio", "--project", "monitoring"],
+        "env": {"MCPLOCAL_MCPD_URL": MCPD, "MCPCTL_TOKEN_FILE": str(token_file(tmp_path, "desk"))},
+    }
+    assert Path(entry["command"]).is_absolute()
+    assert mcpd.active["desk"] not in result.output
+    assert "restart Claude Desktop" in result.stderr
+
+
+def test_claude_desktop_without_an_mcplocal_is_an_error_before_any_token_is_minted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("mcpctl.core.clientconfig.installed_mcplocal", lambda: None)
+    mcpd = FakeMcpd()
+    result = run(mcpd)
+    assert result.exit_code == 1 and "no mcplocal on this machine" in result.stderr
+    assert mcpd.bodies == []
 
 
 def test_default_token_name_is_a_dns_label() -> None:
@@ -94,76 +130,165 @@ def test_default_token_name_is_a_dns_label() -> None:
     assert len(default_token_name("claude-desktop", "x" * 80)) == 63
 
 
-def test_claude_code_without_write_prints_the_command_line() -> None:
-    result = run(Mint(), "-p", "monitoring", "--client", "claude-code", "--name", "cc")
-    assert result.stdout == CLIENT_CONFIG["claudeCode"] + "\n"
-    assert "shown once" in result.stderr
+def test_rerunning_reuses_the_working_token_and_force_rotates_it(tmp_path: Path) -> None:
+    mcpd = FakeMcpd()
+    ok(mcpd, "--client", "cursor", "--name", "c")
+    first = mcpd.active["c"]
+    again = ok(mcpd, "--client", "cursor", "--name", "c", "--write")
+    assert len(mcpd.bodies) == 1 and mcpd.active["c"] == first
+    assert "mcptoken/c reused" in again.stdout
+    rotated = ok(mcpd, "--client", "cursor", "--name", "c", "--write", "--force")
+    assert mcpd.revoked == [first] and mcpd.active["c"] != first
+    assert token_file(tmp_path, "c").read_text().strip() == mcpd.active["c"]
+    assert "mcptoken/c rotated" in rotated.stdout
 
 
-def test_write_merges_keeps_other_entries_and_backs_up_the_old_file(tmp_path: Path) -> None:
-    path = tmp_path / "claude.json"
-    old = {
-        "mcpServers": {"other": {"command": "x"}, "mcpctl-monitoring": {"command": "stale"}},
-        "theme": "dark",
-    }
-    path.write_text(json.dumps(old))
-    path.chmod(0o640)
-    result = run(Mint(), "-p", "monitoring", "--config-path", str(path), "--write")
-    assert result.exit_code == 0, result.output
-    assert result.stdout == f"wrote mcpctl-monitoring to {path} (backup: {path}.bak)\n"
-    data = json.loads(path.read_text())
-    assert data["theme"] == "dark"
-    assert data["mcpServers"]["other"] == {"command": "x"}
-    assert (
-        data["mcpServers"]["mcpctl-monitoring"]
-        == CLIENT_CONFIG["claudeDesktop"]["mcpServers"]["mcpctl-monitoring"]
+def test_a_token_file_mcpd_no_longer_takes_is_replaced_by_a_new_token(tmp_path: Path) -> None:
+    mcpd = FakeMcpd()
+    ok(mcpd, "--client", "vscode", "--name", "v")
+    mcpd.revoked.append(mcpd.active.pop("v"))  # revoked elsewhere
+    result = ok(mcpd, "--client", "vscode", "--name", "v")
+    assert "mcptoken/v created" in result.stderr
+    assert token_file(tmp_path, "v").read_text().strip() == mcpd.active["v"]
+
+
+def test_claude_code_without_write_prints_a_claude_mcp_add_line_that_reads_an_env_var() -> None:
+    mcpd = FakeMcpd()
+    result = ok(mcpd, "--client", "claude-code", "--name", "cc")
+    assert result.stdout == (
+        f"claude mcp add --transport http --scope project {KEY} {URL} "
+        "--header 'Authorization: Bearer ${MCPCTL_TOKEN_MONITORING}'\n"
     )
-    assert json.loads(Path(f"{path}.bak").read_text()) == old
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("claude")) == [
-        "claude.json",
-        "claude.json.bak",
-    ]
-    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
-    assert RAW not in result.stdout
+    assert 'export MCPCTL_TOKEN_MONITORING="$(cat ' in result.stderr
+    assert mcpd.active["cc"] not in result.output
 
 
-def test_claude_code_write_puts_an_http_entry_in_the_project_mcp_json(tmp_path: Path) -> None:
-    result = run(Mint(), "-p", "monitoring", "--client", "claude-code", "--write")
-    assert result.exit_code == 0, result.output
+def test_claude_code_write_creates_a_committable_mcp_json_without_the_token(tmp_path: Path) -> None:
+    mcpd = FakeMcpd()
+    result = ok(mcpd, "--client", "claude-code", "--name", "cc", "--write")
     path = tmp_path / ".mcp.json"
     assert json.loads(path.read_text()) == {
-        "mcpServers": {"mcpctl-monitoring": {"type": "http", "url": URL, "headers": HEADERS}}
+        "mcpServers": {
+            KEY: {
+                "type": "http",
+                "url": URL,
+                "headers": {"Authorization": "Bearer ${MCPCTL_TOKEN_MONITORING}"},
+            }
+        }
     }
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a new file: it holds a bearer
-    assert result.stdout == f"wrote mcpctl-monitoring to {path}\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert f"wrote {KEY} to {path}\n" in result.stdout
+    assert 'next: export MCPCTL_TOKEN_MONITORING="$(cat ' in result.stdout
     assert not (tmp_path / ".mcp.json.bak").exists()
 
 
-def test_vscode_write_uses_the_servers_map_in_dot_vscode(tmp_path: Path) -> None:
-    result = run(Mint(), "-p", "monitoring", "--client", "vscode", "--write")
-    assert result.exit_code == 0, result.output
-    data = json.loads((tmp_path / ".vscode" / "mcp.json").read_text())
-    assert data == CLIENT_CONFIG["vscode"]
+def test_vscode_write_adds_a_secret_input_and_keeps_the_other_inputs_and_servers(tmp_path: Path) -> None:
+    path = tmp_path / ".vscode" / "mcp.json"
+    path.parent.mkdir()
+    mine = {"type": "promptString", "id": f"{KEY}-token", "description": "old", "password": False}
+    other = {"type": "promptString", "id": "gh", "description": "GitHub"}
+    path.write_text(
+        json.dumps({"inputs": [other, mine], "servers": {"gh": {"type": "stdio", "command": "gh"}}})
+    )
+    path.chmod(0o664)
+    result = ok(FakeMcpd(), "--client", "vscode", "--write")
+    data = json.loads(path.read_text())
+    assert data["inputs"] == [
+        other,
+        {
+            "type": "promptString",
+            "id": f"{KEY}-token",
+            "description": "mcpctl token for project monitoring",
+            "password": True,
+        },
+    ]
+    assert data["servers"]["gh"] == {"type": "stdio", "command": "gh"}
+    assert data["servers"][KEY] == {
+        "type": "http",
+        "url": URL,
+        "headers": {"Authorization": f"Bearer ${{input:{KEY}-token}}"},
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    assert "VS Code" in result.stdout and "paste the contents of" in result.stdout
+
+
+def test_write_merges_keeps_other_entries_keeps_the_mode_and_backs_up_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "claude.json"
+    old = {"mcpServers": {"other": {"command": "x"}, KEY: {"command": "stale"}}, "theme": "dark"}
+    path.write_text(json.dumps(old))
+    path.chmod(0o640)
+    result = ok(FakeMcpd(), "--config-path", str(path), "--write")
+    assert f"wrote {KEY} to {path} (backup: {path}.bak)\n" in result.stdout
+    data = json.loads(path.read_text())
+    assert data["theme"] == "dark"
+    assert data["mcpServers"]["other"] == {"command": "x"}
+    assert data["mcpServers"][KEY]["args"] == ["stdio", "--project", "monitoring"]
+    assert json.loads(Path(f"{path}.bak").read_text()) == old
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(Path(f"{path}.bak").stat().st_mode) == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_writing_the_same_entry_again_leaves_the_file_alone() -> None:
+    mcpd = FakeMcpd()
+    ok(mcpd, "--client", "cursor", "--config-path", "c.json", "--write")
+    before = Path("c.json").read_bytes()
+    result = ok(mcpd, "--client", "cursor", "--config-path", "c.json", "--write")
+    assert "unchanged" in result.stdout
+    assert Path("c.json").read_bytes() == before and not Path("c.json.bak").exists()
+
+
+def test_new_user_wide_files_are_private_and_new_committed_ones_are_readable(tmp_path: Path) -> None:
+    ok(FakeMcpd(), "--client", "cursor", "--config-path", "u/mcp.json", "--write")
+    assert stat.S_IMODE(Path("u/mcp.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path("u").stat().st_mode) == 0o700
+    ok(FakeMcpd(), "--client", "vscode", "--write")
+    assert stat.S_IMODE(Path(".vscode/mcp.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE(Path(".vscode").stat().st_mode) == 0o755
+
+
+def test_cursor_reads_the_token_from_an_env_interpolation() -> None:
+    result = ok(FakeMcpd(), "--client", "cursor")
+    assert json.loads(result.stdout) == {
+        "mcpServers": {
+            KEY: {"url": URL, "headers": {"Authorization": "Bearer ${env:MCPCTL_TOKEN_MONITORING}"}}
+        }
+    }
+    assert "restart Cursor" in result.stderr
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"mcpServers": []}'])
 def test_a_broken_config_file_is_refused_before_any_token_is_minted(tmp_path: Path, content: str) -> None:
     path = tmp_path / "mcp.json"
     path.write_text(content)
-    mint = Mint()
-    result = run(mint, "-p", "monitoring", "--client", "cursor", "--config-path", str(path), "--write")
+    mcpd = FakeMcpd()
+    result = run(mcpd, "--client", "cursor", "--config-path", str(path), "--write")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "nothing was written" in result.stderr
     assert path.read_text() == content
-    assert mint.bodies == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mcp.json"]
+    assert mcpd.bodies == []
+
+
+def test_vscode_inputs_that_are_not_a_list_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text('{"inputs": {}}')
+    result = run(FakeMcpd(), "--client", "vscode", "--config-path", str(path), "--write")
+    assert result.exit_code == 1 and "nothing was written" in result.stderr
 
 
 def test_config_path_without_write_is_a_usage_error() -> None:
-    mint = Mint()
-    result = run(mint, "-p", "monitoring", "--config-path", "x.json")
-    assert result.exit_code == 2 and mint.bodies == []
+    mcpd = FakeMcpd()
+    result = run(mcpd, "--config-path", "x.json")
+    assert result.exit_code == 2 and mcpd.bodies == []
+
+
+def test_merging_replaces_our_input_by_id_and_appends_a_new_one() -> None:
+    ours = {"id": "mine", "password": True}
+    assert merged({"inputs": [{"id": "a"}, {"id": "mine"}, "junk"]}, {"inputs": [ours]})["inputs"] == [
+        {"id": "a"},
+        "junk",
+        ours,
+    ]
+    assert merged({}, {"inputs": [ours], "servers": {"s": {}}}) == {"inputs": [ours], "servers": {"s": {}}}
 
 
 def test_writing_through_a_symlink_updates_its_target(tmp_path: Path) -> None:
@@ -173,7 +298,7 @@ def test_writing_through_a_symlink_updates_its_target(tmp_path: Path) -> None:
     link = tmp_path / "link.json"
     link.symlink_to(target)
     current = read_config_file(link, "mcpServers")
-    write_config_file(current, merged(current.data, "mcpServers", {"a": {}}))
+    write_config_file(current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600)
     assert link.is_symlink()
     assert json.loads(target.read_text()) == {"mcpServers": {"a": {}}}
 
@@ -192,7 +317,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(Exception, match="cannot write"):
-        write_config_file(current, merged(current.data, "mcpServers", {"a": {}}))
+        write_config_file(current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600)
     assert path.read_text() == '{"keep": true}'
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 

@@ -1,9 +1,16 @@
-"""`mcpctl config claude -p P …`: mint a token for an MCP client and hand the client its config —
-printed, or merged into the client's config file with `--write`."""
+"""`mcpctl config claude -p P …`: configure an MCP client on this machine (DESIGN §4 Provisioning).
+
+The token lives in this user's `~/.mcpctl/tokens/<project>/<name>` (0600, see localtokens: reused
+while it works, `--force` rotates it). The client's entry refers to it — Claude Desktop through
+`mcplocal stdio`'s token file, Claude Code and Cursor through an environment variable, VS Code
+through a secret input — so no config file holds the raw token. Printed, or with `--write` merged
+into the client's file; either way followed by what to do next.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,17 +19,18 @@ import click
 
 from mcpctl.cli.clientfiles import (
     CLIENTS,
-    ConfigFile,
+    INPUTS,
+    Client,
     default_path,
     merged,
     read_config_file,
-    server_entries,
-    snippet,
     write_config_file,
 )
 from mcpctl.cli.context import AppState, pass_state
-from mcpctl.cli.errors import ServerError, usage_error
-from mcpctl.cli.mcptokens import SHOWN_ONCE, announce_created, check_ttl_flag, create_body, post_token
+from mcpctl.cli.errors import CliError, usage_error
+from mcpctl.cli.localtokens import provision, token_file
+from mcpctl.cli.mcptokens import check_ttl_flag
+from mcpctl.core import clientconfig as cc
 from mcpctl.core.tokens import slug
 
 
@@ -30,6 +38,57 @@ def default_token_name(client: str, hostname: str | None = None) -> str:
     """`<client>-<hostname-slug>`, kept a DNS label (at most 63 characters)."""
     host = slug((hostname or socket.gethostname()).split(".")[0])
     return f"{client}-{host}"[:63].rstrip("-")
+
+
+def mcplocal_command() -> str:
+    """This machine's `mcplocal`, as an absolute path (Claude Desktop has no shell PATH)."""
+    found = cc.installed_mcplocal()
+    if found is None:
+        raise CliError(
+            "no mcplocal on this machine (looked beside this Python and on PATH); "
+            "install mcpctl here (it provides mcplocal), or use --client claude-code|vscode|cursor"
+        )
+    return found
+
+
+def client_file_content(client: Client, project: str, mcpd_url: str, token_file: Path) -> dict[str, Any]:
+    """What `--write` merges into the client's file (and, but for claude-code, what is printed)."""
+    key, url = cc.server_key(project), cc.mcp_url(mcpd_url, project)
+    if client.name == "claude-desktop":
+        entry = cc.claude_desktop_entry(
+            project, mcpd_url=mcpd_url, command=mcplocal_command(), token_file=str(token_file)
+        )
+        return {client.section: {key: entry}}
+    if client.name == "vscode":
+        return {INPUTS: [cc.vscode_input(project)], client.section: {key: cc.vscode_entry(project, url)}}
+    if client.name == "cursor":
+        return {client.section: {key: cc.cursor_entry(project, url)}}
+    return {client.section: {key: cc.claude_code_entry(project, url)}}
+
+
+def next_step(client: Client, project: str, token_file: Path) -> list[str]:
+    """How to hand the client its token, and start it."""
+    export = f'export {cc.token_env_name(project)}="$(cat {shlex.quote(str(token_file))})"'
+    if client.name == "claude-desktop":
+        return ["next: restart Claude Desktop (it runs mcplocal stdio, which reads the token file)"]
+    if client.name == "claude-code":
+        return [
+            f"next: {export}",
+            "      then start `claude` in this directory and approve the project's server",
+        ]
+    if client.name == "cursor":
+        return [f"next: {export}", "      in the environment Cursor starts from, then restart Cursor"]
+    return [
+        f"next: start the server {cc.server_key(project)} in VS Code; it asks for the token on first",
+        f"      start (input {cc.token_input_id(project)}): paste the contents of {token_file}",
+    ]
+
+
+_OUTCOME = {
+    "reused": "reused (it still works)",
+    "created": "created",
+    "rotated": "rotated (the old one is revoked)",
+}
 
 
 @click.group("config")
@@ -47,16 +106,14 @@ def config() -> None:
     help="Which client's configuration to produce.",
 )
 @click.option("--name", "token_name", metavar="TOKEN_NAME", help="Token name (default: <client>-<hostname>).")
-@click.option("--ttl", metavar="TTL", help="Token lifetime: never (default), 30d, … or an ISO-8601 date.")
+@click.option("--ttl", metavar="TTL", help="Lifetime of a new token: never (default), 30d, … or an ISO date.")
 @click.option(
     "--config-path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The client config file to merge into (default: the client's usual place).",
 )
 @click.option("--write", is_flag=True, help="Merge the server entry into the client's config file.")
-@click.option(
-    "--force", is_flag=True, help="Revoke an active token of this name first (re-provision the client)."
-)
+@click.option("--force", is_flag=True, help="Rotate the token: revoke the old one, mint a new one.")
 @pass_state
 def claude(
     state: AppState,
@@ -69,40 +126,57 @@ def claude(
     write: bool,
     force: bool,
 ) -> None:
-    """Create an McpToken for PROJECT (written to a 0600 file by mcpd) and configure a client with it.
+    """Configure an MCP client on this machine to reach PROJECT, with a token of its own.
 
-    Without --write, prints the client's snippet (JSON; a command line for claude-code). With
-    --write, merges the server entry into the client's config file: other entries are kept, the old
-    file is saved as <file>.bak, the new one is written atomically.
+    The token is kept in ~/.mcpctl/tokens/PROJECT/NAME (0600) and reused while it works; --force
+    rotates it. No config file gets the raw token: Claude Desktop runs mcplocal with the token
+    file, Claude Code and Cursor read an environment variable, VS Code asks for it once.
+
+    Without --write, prints the client's snippet (a `claude mcp add` line for claude-code). With
+    --write, merges it into the client's config file: other entries are kept, the old file is saved
+    as <file>.bak, the new one is written atomically.
     """
     info = CLIENTS[client]
     name = token_name or default_token_name(client)
     check_ttl_flag(ttl)
     if config_path is not None and not write:
         raise usage_error("--config-path applies only with --write")
-    current: ConfigFile | None = None
+    current = None
     if write:  # refuse a broken config file before minting a token for it
-        path = (config_path or default_path(client)).expanduser().absolute()
-        current = read_config_file(path, info.section)
-    body = create_body(
-        name, project, rbac="empty", ttl=ttl, description=f"{client} (mcpctl config claude)", write_file=True
+        current = read_config_file(
+            (config_path or default_path(client)).expanduser().absolute(), info.section
+        )
+    # built first, so that a config that cannot run (no mcplocal here) gets no token
+    content = client_file_content(
+        info, project, state.resolved().mcpd_url, token_file(state.config_path, project, name)
     )
-    try:
-        answer = post_token(state.client(), body, replace=force)
-    except ServerError as exc:
-        if exc.code == "already_exists":
-            exc.message += " (choose another --name, or replace it with --force)"
-        raise
-    announce_created(answer, name, project, show_token=False)
-    client_config: Any = answer.get("clientConfig")
+    local = provision(
+        state.client(),
+        state.config_path,
+        project,
+        name,
+        ttl=ttl,
+        description=f"{client} (mcpctl config claude)",
+        rotate=force,
+    )
+
+    def say(line: str) -> None:  # with the snippet on stdout, the rest goes to stderr
+        click.echo(line, err=current is None)
+
+    say(f"mcptoken/{name} {_OUTCOME[local.outcome]}: {local.path}")
+    key = cc.server_key(project)
     if current is None:
-        value = snippet(info, client_config)
-        text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-        click.echo(text)
-        if str(answer["token"]) in text:
-            click.echo(f"This snippet holds the token. {SHOWN_ONCE}", err=True)
-        return
-    entries = server_entries(info, client_config, project)
-    backup = write_config_file(current, merged(current.data, info.section, entries))
-    note = f" (backup: {backup})" if backup is not None else ""
-    click.echo(f"wrote {', '.join(entries)} to {current.path}{note}")
+        click.echo(_snippet_text(info, project, state.resolved().mcpd_url, content))
+    elif (data := merged(current.data, content)) == current.data:
+        say(f"{current.path} unchanged ({key} is up to date)")
+    else:
+        backup = write_config_file(current, data, info.new_file_mode)
+        say(f"wrote {key} to {current.path}" + (f" (backup: {backup})" if backup is not None else ""))
+    for line in next_step(info, project, local.path):
+        say(line)
+
+
+def _snippet_text(info: Client, project: str, mcpd_url: str, content: dict[str, Any]) -> str:
+    if info.name == "claude-code":
+        return cc.claude_code_command(project, cc.mcp_url(mcpd_url, project))
+    return json.dumps(content, indent=2, ensure_ascii=False)

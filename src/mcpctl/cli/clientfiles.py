@@ -1,5 +1,6 @@
-"""MCP clients' JSON config files: where they live, which snippet of mcpd's `clientConfig` each takes,
-and merging our one server entry in without touching anything else — atomically, old file kept.
+"""MCP clients' JSON config files: where they live, whether they are meant to be committed, and
+merging our one server entry (and VS Code's input) in without touching anything else — atomically,
+the old file kept as `<file>.bak`.
 """
 
 from __future__ import annotations
@@ -15,25 +16,31 @@ from pathlib import Path
 from typing import Any
 
 from mcpctl.cli.errors import CliError
-from mcpctl.core.tokens import slug
 
 
 @dataclass(frozen=True)
 class Client:
     name: str
-    snippet_key: str  # in mcpd's clientConfig
     section: str  # the config file's map of servers
+    shared: bool  # a file in the project, meant to be committed (else a user-wide file)
+
+    @property
+    def new_file_mode(self) -> int:
+        """0644 for a file meant to be committed (it never holds a token); 0600 for a user-wide file,
+        which commonly holds other servers' keys."""
+        return 0o644 if self.shared else 0o600
 
 
 CLIENTS: dict[str, Client] = {
     client.name: client
     for client in (
-        Client("claude-desktop", "claudeDesktop", "mcpServers"),
-        Client("claude-code", "claudeCode", "mcpServers"),
-        Client("vscode", "vscode", "servers"),
-        Client("cursor", "cursor", "mcpServers"),
+        Client("claude-desktop", "mcpServers", shared=False),
+        Client("claude-code", "mcpServers", shared=True),
+        Client("vscode", "servers", shared=True),
+        Client("cursor", "mcpServers", shared=False),
     )
 }
+INPUTS = "inputs"  # VS Code's list of inputs, merged by id
 
 
 def default_path(client: str, *, platform: str = sys.platform, home: Path | None = None) -> Path:
@@ -58,35 +65,6 @@ def default_path(client: str, *, platform: str = sys.platform, home: Path | None
     return Path(".mcp.json")
 
 
-def snippet(client: Client, client_config: Any) -> Any:
-    """The client's snippet from mcpd's create answer, as given (text for claude-code)."""
-    value = client_config.get(client.snippet_key) if isinstance(client_config, Mapping) else None
-    if value is None or value == "":
-        raise CliError(f"mcpd's answer has no clientConfig.{client.snippet_key}")
-    return value
-
-
-def server_entries(client: Client, client_config: Any, project: str) -> dict[str, Any]:
-    """`{entry name: entry}` to merge into the client's file. Claude Code's project file takes the
-    generic Streamable-HTTP snippet as `{type: http, url, headers}`."""
-    if client.name != "claude-code":
-        value = snippet(client, client_config)
-        entries = value.get(client.section) if isinstance(value, Mapping) else None
-        if not isinstance(entries, Mapping) or not entries:
-            raise CliError(f"mcpd's clientConfig.{client.snippet_key} has no {client.section!r} map")
-        return dict(entries)
-    http = client_config.get("http") if isinstance(client_config, Mapping) else None
-    if not isinstance(http, Mapping) or not isinstance(http.get("url"), str):
-        raise CliError("mcpd's answer has no clientConfig.http with a url")
-    entry: dict[str, Any] = {"type": "http", "url": http["url"]}
-    if http.get("headers"):
-        entry["headers"] = dict(http["headers"])
-    desktop = client_config.get("claudeDesktop")
-    names = desktop.get("mcpServers") if isinstance(desktop, Mapping) else None
-    name = next(iter(names)) if isinstance(names, Mapping) and len(names) == 1 else None
-    return {str(name or f"mcpctl-{slug(project)}"): entry}
-
-
 @dataclass(frozen=True)
 class ConfigFile:
     """A client config file as read: its JSON object, and its bytes and mode if it existed."""
@@ -98,7 +76,8 @@ class ConfigFile:
 
 
 def read_config_file(path: Path, section: str) -> ConfigFile:
-    """Read the file (missing → `{}`); invalid JSON, or not an object, is an error naming it."""
+    """Read the file (missing → `{}`); invalid JSON, not an object, a `section` that is not an
+    object or `inputs` that is not a list is an error naming it."""
     target = path.resolve() if path.is_symlink() else path  # write through a symlink, not over it
     try:
         raw = target.read_bytes()
@@ -114,14 +93,27 @@ def read_config_file(path: Path, section: str) -> ConfigFile:
         raise CliError(f"{path} must hold a JSON object; nothing was written")
     if not isinstance(data.get(section, {}), dict):
         raise CliError(f"{path}: {section!r} must be a JSON object; nothing was written")
+    if not isinstance(data.get(INPUTS, []), list):
+        raise CliError(f"{path}: {INPUTS!r} must be a JSON list; nothing was written")
     return ConfigFile(target, data, raw, target.stat().st_mode & 0o7777)
 
 
-def merged(current: Mapping[str, Any], section: str, entries: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the file's object with `entries` added to (or replacing theirs in) `section`."""
+def merged(current: Mapping[str, Any], addition: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the file's object with `addition` merged in: each map of servers by entry name, VS
+    Code's `inputs` by id (ours replaces one with its id, the others stay, in order)."""
     out = dict(current)
-    out[section] = {**(current.get(section) or {}), **entries}
+    for key, value in addition.items():
+        if key == INPUTS:
+            ours = {item["id"] for item in value}
+            kept = [item for item in current.get(INPUTS) or [] if _input_id(item) not in ours]
+            out[key] = [*kept, *value]
+        else:
+            out[key] = {**(current.get(key) or {}), **value}
     return out
+
+
+def _input_id(item: Any) -> Any:
+    return item.get("id") if isinstance(item, Mapping) else None
 
 
 def _write_atomic(path: Path, content: bytes, mode: int) -> None:
@@ -146,21 +138,20 @@ def _write_atomic(path: Path, content: bytes, mode: int) -> None:
             os.close(dir_fd)
 
 
-def write_config_file(current: ConfigFile, data: Mapping[str, Any]) -> Path | None:
+def write_config_file(current: ConfigFile, data: Mapping[str, Any], new_mode: int) -> Path | None:
     """Write `data` over the file: first a backup of the old one (`<file>.bak`), then the new one.
-    A new file is 0600 (it may hold a bearer token), in a new 0700 directory; an existing file keeps
-    its mode. Returns the backup's path, or None when there was no old file."""
+    An existing file keeps its mode; a new one gets `new_mode` (its new directory: 0700 when the file
+    is private, else 0755). Returns the backup's path, or None when there was no old file."""
     path = current.path
     if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
+        path.parent.mkdir(mode=0o700 if new_mode & 0o077 == 0 else 0o755, parents=True)
     backup: Path | None = None
     try:
         if current.original is not None:
             backup = path.with_name(path.name + ".bak")
-            _write_atomic(backup, current.original, current.mode or 0o600)
+            _write_atomic(backup, current.original, current.mode or new_mode)
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        mode = current.mode if current.mode is not None else 0o600
-        _write_atomic(path, text.encode("utf-8"), mode)
+        _write_atomic(path, text.encode("utf-8"), current.mode if current.mode is not None else new_mode)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return backup

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core.clientconfig import client_config
+from mcpctl.core.clientconfig import client_config, installed_mcplocal
 from mcpctl.core.errors import NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, ensure_visible
 from mcpctl.mcpd import audit, mcptokens
@@ -116,6 +116,8 @@ async def _mint(request: Request, state: AppState, principal: Principal, project
         token=minted.token,
         public_url=state.settings.resolved_public_url,
         token_path=token_path,
+        mcplocal_command=installed_mcplocal()
+        or "mcplocal",  # this install's: right when the client runs here
     )
     return {"token": minted.token, "tokenPath": token_path, "clientConfig": config, "mcpToken": obj}
 
