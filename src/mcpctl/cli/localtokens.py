@@ -68,6 +68,12 @@ def write_token_file(path: Path, token: str) -> None:
         raise
 
 
+def _keep_private(path: Path) -> None:
+    """A reused file that others may read (copied in by hand, say) is made 0600 again."""
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def still_valid(client: ApiClient, token: str, project: str) -> bool:
     """Whether mcpd still takes `token` for `project` (introspection authenticates with the token)."""
     answer = client.json("GET", api_path("mcptokens", "introspect"), bearer=token)
@@ -89,6 +95,7 @@ def provision(
     path = token_file(config_file, project, name)
     existing = read_token_file(path)
     if existing is not None and not rotate and still_valid(client, existing, project):
+        _keep_private(path)
         return LocalToken(existing, path, "reused")
     body = create_body(name, project, rbac="empty", ttl=ttl, description=description)
     try:

@@ -1,0 +1,88 @@
+"""The client machine's token store (`~/.mcpctl/tokens/<project>/<name>`): a token that still works is
+reused, one mcpd refuses is replaced, a lost file's token is rotated, files are 0600 in 0700 dirs."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcpctl.cli.client import ApiClient
+from mcpctl.cli.localtokens import provision, token_file, tokens_dir
+from tests.unit.test_cli_config_claude import FakeMcpd
+
+CONFIG = Path("home/.mcpctl/config.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def provisioned(mcpd: FakeMcpd, *, rotate: bool = False, name: str = "t") -> tuple[str, Path, str]:
+    client = ApiClient("http://mcpd.test", "session-token", transport=httpx.MockTransport(mcpd))
+    local = provision(client, CONFIG, "monitoring", name, ttl=None, description="test", rotate=rotate)
+    return local.token, local.path, local.outcome
+
+
+def test_tokens_live_beside_the_cli_config_file() -> None:
+    assert tokens_dir(Path("/x/.mcpctl/config.yaml")) == Path("/x/.mcpctl/tokens")
+    assert token_file(Path("/x/c.yaml"), "p", "n") == Path("/x/tokens/p/n")
+
+
+def test_a_new_token_is_written_0600_in_0700_directories_with_no_temp_file_left() -> None:
+    mcpd = FakeMcpd()
+    token, path, outcome = provisioned(mcpd)
+    assert outcome == "created" and token == mcpd.active["t"]
+    assert path == Path("home/.mcpctl/tokens/monitoring/t")
+    assert path.read_text() == token + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for directory in (path.parent, path.parent.parent, path.parent.parent.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == ["t"]
+    assert mcpd.bodies[0]["rbac"] == "empty" and mcpd.bodies[0]["writeFile"] is False
+
+
+def test_a_working_token_is_reused_without_asking_for_a_new_one() -> None:
+    mcpd = FakeMcpd()
+    first, _, _ = provisioned(mcpd)
+    again, _, outcome = provisioned(mcpd)
+    assert (again, outcome) == (first, "reused")
+    assert len(mcpd.bodies) == 1
+
+
+def test_a_reused_file_others_could_read_is_made_private_again() -> None:
+    mcpd = FakeMcpd()
+    _, path, _ = provisioned(mcpd)
+    path.chmod(0o644)
+    provisioned(mcpd)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_rotate_revokes_the_working_token_and_writes_a_new_one() -> None:
+    mcpd = FakeMcpd()
+    first, path, _ = provisioned(mcpd)
+    second, _, outcome = provisioned(mcpd, rotate=True)
+    assert outcome == "rotated" and second != first
+    assert mcpd.revoked == [first]
+    assert path.read_text().strip() == second
+
+
+def test_a_lost_file_rotates_the_active_token_of_that_name_instead_of_failing() -> None:
+    mcpd = FakeMcpd()
+    first, path, _ = provisioned(mcpd)
+    path.unlink()
+    second, _, outcome = provisioned(mcpd)
+    assert outcome == "rotated" and mcpd.revoked == [first] and path.read_text().strip() == second
+
+
+@pytest.mark.parametrize("content", ["", "not a token\n"])
+def test_a_file_without_a_token_is_replaced(content: str) -> None:
+    mcpd = FakeMcpd()
+    path = token_file(CONFIG, "monitoring", "t")
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    token, _, outcome = provisioned(mcpd)
+    assert outcome == "created" and path.read_text().strip() == token
