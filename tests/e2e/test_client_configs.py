@@ -18,7 +18,7 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client import stdio as sdk_stdio
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.e2e.conftest import CLI_TIMEOUT, MCPCTL, Cli, Mcpd, login_admin
+from tests.e2e.conftest import Cli, Mcpd, login_admin
 from tests.e2e.upstreams import FIXTURE, PYTHON, run, wait_running
-from tests.processes import clean_env
 
 pytestmark = pytest.mark.e2e
 PROJECT = "cfg-demo"
@@ -52,32 +51,20 @@ def op(make_cli: Callable[[], Cli]) -> Cli:
 
 @dataclass
 class Machine:
-    """A client machine's user: a fresh HOME, a project directory, `mcpctl` logged in to mcpd."""
+    """A client machine's user: a fresh HOME (this test's, so `mcpctl` and the project directory
+    it runs in inherit it), the CLI logged in to mcpd with its config in the default place."""
 
     home: Path
     cwd: Path
-    daemon: Mcpd
+    cli: Cli
 
-    def env(self) -> dict[str, str]:
-        return {**clean_env(), "HOME": str(self.home)}
-
-    def mcpctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [MCPCTL, *args],
-            cwd=self.cwd,
-            env=self.env(),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, f"mcpctl {' '.join(args)} → {result.returncode}\n{result.stderr}"
-        return result
+    @property
+    def daemon(self) -> Mcpd:
+        assert isinstance(self.cli.daemon, Mcpd)
+        return self.cli.daemon
 
     def configure(self, client: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.mcpctl("config", "claude", "-p", PROJECT, "--client", client, *extra)
+        return self.cli.ok("config", "claude", "-p", PROJECT, "--client", client, *extra)
 
     def token_file(self, client: str) -> Path:
         """The one token file, named `<client>-<host>` by default."""
@@ -91,22 +78,15 @@ class Machine:
 
 
 @pytest.fixture
-def machine(op: Cli, daemon: Mcpd, tmp_path: Path) -> Iterator[Machine]:
+def machine(op: Cli, daemon: Mcpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     home, cwd = tmp_path / "home", tmp_path / "work" / "project"
-    home.mkdir()
     cwd.mkdir(parents=True)
-    machine = Machine(home, cwd, daemon)
-    creds = daemon.admin_credentials()
-    machine.mcpctl(
-        "login",
-        "--mcpd-url",
-        daemon.url,
-        "--email",
-        creds["email"],
-        "--password-stdin",
-        input=creds["password"],
-    )
-    yield machine
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)  # where `mcpctl` runs: the project of .mcp.json and .vscode/mcp.json
+    machine = Machine(home, cwd, Cli(daemon, home / ".mcpctl" / "config.yaml"))
+    login_admin(machine.cli)
+    return machine
 
 
 CONFIG_FILES = {
