@@ -168,7 +168,7 @@ def test_config_claude_write_merges_into_an_existing_config(admin: Cli, project:
     merged = json.loads(config.read_text())
     assert merged["theme"] == "dark" and merged["mcpServers"]["other"] == {"command": "other-server"}
     entry = merged["mcpServers"][f"mcpctl-{project}"]
-    assert entry["command"] == "mcplocal" and entry["args"] == ["stdio", "--project", project]
+    assert Path(entry["command"]).is_absolute() and entry["args"] == ["stdio", "--project", project]
     token_file = Path(entry["env"]["MCPCTL_TOKEN_FILE"])
     assert token_file.read_text().strip().startswith("mcpctl_pat_")
     backup = json.loads((tmp_path / "claude_desktop_config.json.bak").read_text())
