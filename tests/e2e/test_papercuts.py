@@ -56,3 +56,35 @@ def test_a_garbage_bearer_gets_a_short_refusal_that_does_not_echo_it(op: Cli) ->
     assert response.json()["error"]["code"] == "unauthenticated"
     assert "malformed" in response.json()["error"]["message"]
     assert bearer not in response.text
+
+
+# ---- a login that ended ------------------------------------------------------------------------------
+
+
+def _end_session(make_cli: Callable[[], Cli], bearer: str) -> None:
+    """Log the session out from elsewhere (another CLI handed the bearer), as an expiry would end it."""
+    make_cli().with_token(bearer).ok("logout")
+
+
+def test_a_login_that_ended_says_run_mcpctl_login(make_cli: Callable[[], Cli]) -> None:
+    cli = login_admin(make_cli())
+    _end_session(make_cli, cli.session_token())
+
+    result = cli("get", "servers")
+
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith("Error from server (Unauthorized): ")
+    assert line.endswith('your login session has expired or was revoked; run "mcpctl login"')
+
+
+def test_a_refused_mcpctl_token_from_the_environment_says_so(make_cli: Callable[[], Cli]) -> None:
+    bearer = login_admin(make_cli()).session_token()
+    _end_session(make_cli, bearer)
+
+    result = make_cli().with_token(bearer)("get", "servers")
+
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith("Error from server (Unauthorized): ")
+    assert "$MCPCTL_TOKEN" in line and "mcpctl login" not in line
