@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Cli, error_lines, login_admin
 from tests.e2e.rawmcp import INITIALIZE, headers
+from tests.e2e.upstreams import TIME_SERVER
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,9 @@ PROJECT = "papercuts"
 @pytest.fixture(scope="module")
 def op(make_cli: Callable[[], Cli]) -> Cli:
     op = login_admin(make_cli())
-    op.ok("create", "project", PROJECT)
+    op.ok("create", "server", "pc-time", *TIME_SERVER)
+    op.ok("create", "project", PROJECT, "--server", "pc-time")
+    op.ok("create", "user", "pc-user", "--email", "pc-user@example.com")
     return op
 
 
@@ -88,3 +91,47 @@ def test_a_refused_mcpctl_token_from_the_environment_says_so(make_cli: Callable[
     [line] = error_lines(result.stderr)
     assert line.startswith("Error from server (Unauthorized): ")
     assert "$MCPCTL_TOKEN" in line and "mcpctl login" not in line
+
+
+# ---- patch errors name the field ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("noun", "name", "assignment", "field"),
+    [
+        ("server", "pc-time", "replicas=abc", "replicas"),
+        ("server", "pc-time", "colour=blue", "colour"),
+        ("server", "pc-time", "healthCheck.intervalSeconds=soon", "healthCheck.intervalSeconds"),
+        ("server", "pc-time", "args=[a, [b]]", "args[1]"),
+        ("project", PROJECT, "toolPrefixMode=sometimes", "toolPrefixMode"),
+        ("user", "pc-user", "disabled=maybe", "disabled"),
+    ],
+)
+def test_a_bad_patch_names_the_field(op: Cli, noun: str, name: str, assignment: str, field: str) -> None:
+    result = op("patch", noun, name, assignment)
+
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"Error from server (BadRequest): {field}: "), line
+
+
+def test_a_patch_with_several_bad_fields_names_each(op: Cli) -> None:
+    result = op("patch", "server", "pc-time", "replicas=abc", "colour=blue")
+
+    [line] = error_lines(result.stderr)
+    assert result.returncode == 1
+    assert "replicas: " in line and "colour: " in line
+
+
+def test_a_bad_manifest_names_the_field_in_apply(op: Cli) -> None:
+    manifest = (
+        "kind: Server\nmetadata: {name: pc-bad}\n"
+        "spec: {transport: stdio, command: x, replicas: abc, colour: blue}\n"
+    )
+
+    result = op("apply", "-f", "-", input=manifest)
+
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith("Error from server (BadRequest): server/pc-bad: spec.replicas: "), line
+    assert "spec.colour: " in line
