@@ -4,14 +4,19 @@ object names through click's completion protocol."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cli, error_lines, login_admin
+from tests.e2e.conftest import CLI_TIMEOUT, MCPCTL, Cli, Nowhere, error_lines, login_admin
 from tests.e2e.rawmcp import INITIALIZE, headers
-from tests.e2e.upstreams import TIME_SERVER
+from tests.e2e.upstreams import TIME_SERVER, wait_for
+from tests.processes import clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +140,89 @@ def test_a_bad_manifest_names_the_field_in_apply(op: Cli) -> None:
     [line] = error_lines(result.stderr)
     assert line.startswith("Error from server (BadRequest): server/pc-bad: spec.replicas: "), line
     assert "spec.colour: " in line
+
+
+# ---- completion of object names ----------------------------------------------------------------------
+
+
+def _complete(cli: Cli, line: str, shell: str = "bash") -> subprocess.CompletedProcess[str]:
+    """What `mcpctl` answers the shell's completion hook for `line` (the cursor at its end), through
+    click's protocol as the scripts from `mcpctl completion SHELL` drive it."""
+    words = line.split(" ")
+    env = {
+        **clean_env(),
+        "MCPCTL_CONFIG": str(cli.config),
+        "MCPCTL_MCPD_URL": cli.daemon.url,
+        "_MCPCTL_COMPLETE": f"{shell}_complete",
+        "COMP_WORDS": line,
+        # bash and zsh say which word is being completed, fish says what it holds so far
+        "COMP_CWORD": words[-1] if shell == "fish" else str(len(words) - 1),
+    }
+    return subprocess.run(
+        [MCPCTL], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CLI_TIMEOUT
+    )
+
+
+def _offered(cli: Cli, line: str) -> list[str]:
+    result = _complete(cli, line)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return [entry.split(",", 1)[1] for entry in result.stdout.splitlines() if entry]
+
+
+@pytest.fixture(scope="module")
+def named(op: Cli) -> Cli:
+    """Objects to complete: a second project, a prompt and a token in the first, a running instance."""
+    op.ok("create", "project", "pc-other")
+    op.ok("create", "mcptoken", "pc-token", "-p", PROJECT)
+    wait_for("an instance of pc-time", lambda: op.json("get", "instances", "--server", "pc-time")["items"])
+    return op
+
+
+def test_object_names_complete_for_each_verb(named: Cli) -> None:
+    assert _offered(named, "mcpctl get servers ") == ["pc-time"]
+    assert _offered(named, "mcpctl get srv pc-") == ["pc-time"]
+    assert _offered(named, "mcpctl describe project pc-") == ["pc-other"]
+    assert _offered(named, "mcpctl delete projects pa") == [PROJECT]
+    assert _offered(named, "mcpctl patch user pc-") == ["pc-user"]
+    assert _offered(named, "mcpctl logs instance pc-time") == ["pc-time-0"]
+    assert _offered(named, f"mcpctl revoke mcptoken -p {PROJECT} ") == ["pc-token"]
+
+
+def test_project_names_complete_after_p(named: Cli) -> None:
+    assert _offered(named, "mcpctl get mcptokens -p pc-") == ["pc-other"]
+    assert set(_offered(named, "mcpctl revoke mcptoken -p ")) >= {PROJECT, "pc-other"}
+
+
+def test_names_already_on_the_line_are_not_offered_again(named: Cli) -> None:
+    assert _offered(named, "mcpctl delete servers pc-time ") == []
+
+
+def test_zsh_and_fish_get_the_same_names(named: Cli) -> None:
+    for shell in ("zsh", "fish"):
+        result = _complete(named, "mcpctl get servers pc-", shell)
+        assert result.returncode == 0 and result.stderr == ""
+        assert "pc-time" in result.stdout.replace(",", "\n").split(), shell
+
+
+def test_completion_says_nothing_when_it_cannot_ask(make_cli: Callable[[], Cli], tmp_path: Path) -> None:
+    logged_out = make_cli()
+    nowhere = Cli(Nowhere(), tmp_path / "config.yaml", token="mcpctl_ses_whatever")
+
+    for cli in (logged_out, nowhere):
+        result = _complete(cli, "mcpctl get servers ")
+        assert result.returncode == 0
+        assert result.stdout.strip() == "" and result.stderr == ""
+
+
+def test_completion_gives_up_quickly_on_an_mcpd_that_does_not_answer(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        cli = Cli(Nowhere(f"http://127.0.0.1:{port}"), tmp_path / "config.yaml", token="mcpctl_ses_x")
+        started = time.monotonic()
+        result = _complete(cli, "mcpctl get servers ")
+        elapsed = time.monotonic() - started
+
+    assert result.returncode == 0 and result.stdout.strip() == "" and result.stderr == ""
+    assert elapsed < 4.0  # about two seconds of waiting, plus starting the CLI
