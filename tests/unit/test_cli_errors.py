@@ -57,6 +57,9 @@ def test_error_answers_are_translated_to_kubectl_reasons(status: int, code: str 
     result = run(_answer(status, code, 'server "time" not found'), "get", "servers", "time")
     assert result.exit_code == 1
     message = 'server "time" not found' if code else "plain failure"
+    if status == 401:  # the CLI's own bearer (here from $MCPCTL_TOKEN) was refused: what to do
+        message += "; the token in $MCPCTL_TOKEN has expired or was revoked; set a valid one, or unset it"
+        message += " to use your login session"
     assert result.stderr == f"Error from server ({reason}): {message}\n"
     assert result.stdout == ""
 

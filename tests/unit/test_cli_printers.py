@@ -135,11 +135,14 @@ def test_audit_events_table_has_no_name_column_and_shows_the_user() -> None:
         },
     }
     lines = format_objects([event], audit, "table", single=False, now=NOW).splitlines()
-    assert lines[0].split() == ["TIME", "KIND", "USER", "PROJECT", "SERVER", "TARGET", "OUTCOME", "DURATION"]
+    assert lines[0].split() == [
+        "TIME", "KIND", "USER", "TOKEN", "PROJECT", "SERVER", "TARGET", "OUTCOME", "DURATION"
+    ]  # fmt: skip
     assert lines[1].split() == [
         "2026-11-21T13:59:00Z",
         "login",
         "a@b.c",
+        "<none>",
         "<none>",
         "<none>",
         "<none>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -96,9 +97,22 @@ class ApiClient:
             response = self._http.request(method, path, params=params, json=json, headers=headers)
         except httpx.TransportError as exc:
             raise UnreachableError(self.base_url, str(exc) or type(exc).__name__) from exc
+        if response.status_code == 401 and bearer is None and auth:
+            error = error_from_response(response)
+            raise ServerError(error.status, error.code, f"{error.message}; {self._refused_hint()}")
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+    def _refused_hint(self) -> str:
+        """What to do when mcpd refuses this client's own bearer: it came from $MCPCTL_TOKEN (which
+        wins whenever it is set) or from the login session in the config file."""
+        if os.environ.get("MCPCTL_TOKEN") == self._token:
+            return (
+                "the token in $MCPCTL_TOKEN has expired or was revoked; "
+                "set a valid one, or unset it to use your login session"
+            )
+        return 'your login session has expired or was revoked; run "mcpctl login"'
 
     def json(
         self,

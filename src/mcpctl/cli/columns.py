@@ -106,13 +106,6 @@ def _bindings(obj: Obj, _now: datetime) -> str:
     return ";".join(binding_text(b) for b in bindings) or NONE
 
 
-def _audit_user(obj: Obj, _now: datetime) -> str:
-    spec = _section(obj, "spec")
-    if spec.get("user"):
-        return str(spec["user"])
-    return f"mcptoken/{spec['tokenName']}" if spec.get("tokenName") else NONE
-
-
 def token_state(obj: Obj, now: datetime) -> str:
     """An McpToken's status: mcpd's `status.status`, else worked out from revokedAt/expiresAt."""
     status = _section(obj, "status")
@@ -238,7 +231,8 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
     "AuditEvent": (
         Column("TIME", lambda obj, _now: format_timestamp(_section(obj, "spec").get("time")) or NONE),
         Column("KIND", _spec("kind")),
-        Column("USER", _audit_user),
+        Column("USER", _spec("user")),
+        Column("TOKEN", _spec("tokenName")),
         Column("PROJECT", _spec("project")),
         Column("SERVER", _spec("server")),
         Column("TARGET", _spec("target")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mcpctl.cli.batch import for_each_name
+from mcpctl.cli.completion import complete_name, complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
@@ -13,9 +14,14 @@ from mcpctl.cli.nouns import MCPTOKEN, PROMPT, complete_noun, object_path, resol
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_name)
 @click.option("--force", is_flag=True, help="Delete even if in use (a server is detached from its projects).")
-@click.option("-p", "--project", help="McpTokens and prompts: the project they belong to.")
+@click.option(
+    "-p",
+    "--project",
+    shell_complete=complete_project,
+    help="McpTokens and prompts: the project they belong to.",
+)
 @pass_state
 def delete(state: AppState, /, noun: str, names: tuple[str, ...], force: bool, project: str | None) -> None:
     """Delete the named objects; each failure is reported and the others still deleted.

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mcpctl.cli.columns import binding_text, labels_text
+from mcpctl.cli.completion import complete_name, complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
@@ -149,8 +150,13 @@ def _events_text(events: list[Any], now: datetime) -> str:
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("name")
-@click.option("-p", "--project", help="McpTokens and prompts: the project the object belongs to.")
+@click.argument("name", shell_complete=complete_name)
+@click.option(
+    "-p",
+    "--project",
+    shell_complete=complete_project,
+    help="McpTokens and prompts: the project the object belongs to.",
+)
 @pass_state
 def describe(state: AppState, /, noun: str, name: str, project: str | None) -> None:
     """Show one object in detail: labels, times, spec and status (secret values never shown;

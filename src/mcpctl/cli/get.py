@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from mcpctl.cli.client import ApiClient, api_path
+from mcpctl.cli.completion import complete_name, complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, ServerError, usage_error
 from mcpctl.cli.mcptokens import require_project, token_path, tokens_path
@@ -117,8 +118,13 @@ def _project_servers(
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("names", nargs=-1)
-@click.option("-p", "--project", help="Project: its servers, mcptokens, prompts or audit events.")
+@click.argument("names", nargs=-1, shell_complete=complete_name)
+@click.option(
+    "-p",
+    "--project",
+    shell_complete=complete_project,
+    help="Project: its servers, mcptokens, prompts or audit events.",
+)
 @click.option("-l", "--selector", help="Label selector, e.g. 'team=obs,tier!=dev'.")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True)
 @click.option("--show-values", is_flag=True, help="Secrets: show values (needs edit on secrets).")

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from mcpctl.cli.client import api_path
+from mcpctl.cli.completion import complete_name
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, usage_error
 from mcpctl.cli.nouns import complete_noun, resolve_noun
@@ -14,7 +15,7 @@ from mcpctl.cli.nouns import complete_noun, resolve_noun
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.option("--tail", type=click.IntRange(0, 100_000), help="Only the last N lines.")
 @pass_state
 def logs(state: AppState, /, noun: str, name: str, tail: int | None) -> None:

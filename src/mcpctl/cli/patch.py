@@ -10,6 +10,7 @@ import click
 import yaml
 
 from mcpctl.cli import yamlio
+from mcpctl.cli.completion import complete_name, complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
 from mcpctl.cli.nouns import MCPTOKEN, complete_noun, object_path, ref, resolve_noun
@@ -90,10 +91,12 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @click.argument("assignments", nargs=-1, metavar="KEY=VALUE...")
 @click.option("--merge", "merge", metavar="JSON", help="A raw JSON merge patch ({metadata, spec}).")
-@click.option("-p", "--project", help="Prompts: the project the prompt belongs to.")
+@click.option(
+    "-p", "--project", shell_complete=complete_project, help="Prompts: the project the prompt belongs to."
+)
 @pass_state
 def patch(
     state: AppState,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mcpctl.cli.batch import for_each_name
+from mcpctl.cli.completion import complete_name, complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import usage_error
 from mcpctl.cli.mcptokens import require_project, token_path
@@ -13,8 +14,8 @@ from mcpctl.cli.nouns import MCPTOKEN, complete_noun, resolve_noun
 
 @click.command()
 @click.argument("noun", shell_complete=complete_noun)
-@click.argument("names", nargs=-1, required=True)
-@click.option("-p", "--project", help="The project the tokens belong to.")
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_name)
+@click.option("-p", "--project", shell_complete=complete_project, help="The project the tokens belong to.")
 @pass_state
 def revoke(state: AppState, /, noun: str, names: tuple[str, ...], project: str | None) -> None:
     """Revoke McpTokens: they stop working at once and their RBAC definition is removed; they stay

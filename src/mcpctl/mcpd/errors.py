@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from mcpctl.core.errors import (
     ForbiddenError,
     InsufficientStorageError,
+    InvalidError,
     LimitExceededError,
     McpctlError,
     TooManyRequestsError,
@@ -56,30 +59,85 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+_MESSAGE_BY_TYPE = {"extra_forbidden": "unknown field", "missing": "required"}
+_SHOWN = 3
+
+
+def _field_path(loc: Sequence[Any], data: Any, *, missing: bool) -> str:
+    """Where an error is in the input, as the user wrote it (`spec.healthCheck.intervalSeconds`,
+    `spec.args[1]`): pydantic's own steps (union branch and validator names) are not in the input,
+    so a step is kept only when the input has it, or when it is the field a `missing` error names."""
+    shown: list[str] = []
+    node = data
+    for i, part in enumerate(loc):
+        if _has(node, part):
+            node = node[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        if isinstance(part, int) and shown:
+            shown[-1] += f"[{part}]"
+        else:
+            shown.append(str(part))
+    return ".".join(shown)
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, Mapping):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def field_errors(errors: Sequence[Any], data: Any, *, skip: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors as `{field, msg, type, loc}`: `field` is the place in the input `data` for an
+    error whose loc starts with `skip` (e.g. `body`), else the loc as it is (a query parameter).
+    Never the input value: it may be a secret."""
+    out = []
+    for err in errors:
+        loc = list(err.get("loc", ()))
+        inside = loc[: len(skip)] == list(skip) and len(loc) > len(skip)
+        kind = str(err.get("type", ""))
+        if inside:
+            field = _field_path(loc[len(skip) :], data, missing=kind == "missing")
+        else:
+            field = ".".join(str(p) for p in loc)
+        msg = _MESSAGE_BY_TYPE.get(kind) or str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": field, "msg": msg, "type": kind, "loc": [str(p) for p in loc]})
+    return out
+
+
+def fields_message(fields: Sequence[Mapping[str, Any]]) -> str:
+    """`field: problem` for the first few errors, one per field, and how many more there are."""
+    parts: list[str] = []
+    for item in fields:
+        part = f"{item['field']}: {item['msg']}" if item["field"] else str(item["msg"])
+        if part not in parts:
+            parts.append(part)
+    if not parts:
+        return "invalid request"
+    more = f" (and {len(parts) - _SHOWN} more)" if len(parts) > _SHOWN else ""
+    return "; ".join(parts[:_SHOWN]) + more
+
+
+def invalid_document(exc: ValidationError, document: Mapping[str, Any]) -> InvalidError:
+    """A whole object (`{metadata, spec}`) that failed validation, as a 400 naming the fields the
+    way `patch` takes them: spec fields bare (`replicas`), labels as `labels`."""
+    fields = field_errors(exc.errors(), document)
+    for item in fields:
+        head, _, rest = item["field"].partition(".")
+        if head in ("spec", "metadata"):
+            item["field"] = rest
+    return InvalidError(fields_message(fields), details={"errors": fields[:50]})
+
+
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
-    # Never echo the input back: it may hold a password or a secret value.
-    errors = [
-        {
-            "loc": [str(p) for p in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
-            "type": str(err.get("type", "")),
-        }
-        for err in exc.errors()
-    ]
-    return {"errors": errors[:50]}
+    return {"errors": field_errors(exc.errors(), exc.body, skip=("body",))[:50]}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     errors = exc.errors()
-    if not errors:
-        return "invalid request"
-    first = errors[0]
-    if first.get("type") == "json_invalid":
+    if errors and errors[0].get("type") == "json_invalid":
         return "malformed JSON body"
-    loc = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body",))
-    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+    return fields_message(field_errors(errors, exc.body, skip=("body",)))
 
 
 def install(app: FastAPI, *, on_forbidden: Any) -> None:

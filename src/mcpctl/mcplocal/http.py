@@ -31,8 +31,11 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from mcpctl.core.crypto import SESSION_PREFIX
 from mcpctl.core.errors import TooManyRequestsError
 from mcpctl.core.session_shares import SessionLimits
+from mcpctl.core.tokens import PREFIX as TOKEN_PREFIX
+from mcpctl.core.tokens import looks_like_token
 from mcpctl.core.ttlcache import TtlCache
 from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
@@ -66,6 +69,20 @@ def _challenge(error_code: str | None = None, description: str | None = None) ->
     if description:
         value += f', error_description="{description}"'
     return {"WWW-Authenticate": value}
+
+
+def _refusal_message(bearer: str, reason: str | None, project: str) -> str:
+    """Why a bearer was refused and, when it is not an McpToken at all, what the endpoint takes.
+    Never echoes the bearer."""
+    if reason == "malformed" and bearer.startswith(SESSION_PREFIX):
+        return (
+            "this is not an McpToken (a login session token?): the project endpoint takes a project "
+            f'token ({TOKEN_PREFIX}…); create one with "mcpctl create mcptoken NAME -p {project}", '
+            f'or try "mcpctl tools -p {project}"'
+        )
+    if reason == "malformed" and not looks_like_token(bearer):
+        return f"token refused: malformed (the project endpoint takes an McpToken, {TOKEN_PREFIX}…)"
+    return f"token refused: {reason}"
 
 
 class TokenGate:
@@ -276,7 +293,7 @@ class ProjectMcpApp:
                 scope,
                 401,
                 "unauthenticated",
-                f"token refused: {reason}",
+                _refusal_message(bearer, reason, project),
                 _challenge("invalid_token", f"token {reason}"),
             )
         except ControlPlaneUnavailable as exc:

@@ -18,6 +18,7 @@ from mcpctl.core.errors import AlreadyExistsError, InvalidError, NotFoundError
 from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, ensure_visible
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd.deps import CurrentPrincipal, State
+from mcpctl.mcpd.errors import invalid_document
 from mcpctl.mcpd.kinds.base import ApplyResult
 from mcpctl.mcpd.kinds.prompts import PromptHandler
 from mcpctl.mcpd.routers.resources import (
@@ -257,15 +258,11 @@ async def patch_prompt(
             labels = merge_patch(
                 current["metadata"].get("labels", {}), (body.metadata.labels if body.metadata else None) or {}
             )
+            document = {"metadata": {"name": name, "labels": labels}, "spec": spec}
             try:
-                parsed = PromptIn.model_validate({"metadata": {"name": name, "labels": labels}, "spec": spec})
+                parsed = PromptIn.model_validate(document)
             except ValidationError as exc:
-                raise InvalidError(
-                    f"the patched {KIND} is invalid: {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
-                    details={
-                        "errors": [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-                    },
-                ) from exc
+                raise invalid_document(exc, document) from exc
             row, result = await _prompts.apply(ctx, row, name, dict(parsed.metadata.labels), parsed.spec)
             answer = await _prompts.to_object(ctx, row)
             if result != "unchanged":

@@ -13,6 +13,7 @@ from mcpctl.core.policy import Principal, can_access, can_list, ensure_access, e
 from mcpctl.core.selectors import parse_selector
 from mcpctl.mcpd import audit
 from mcpctl.mcpd.deps import CurrentPrincipal, State
+from mcpctl.mcpd.errors import invalid_document
 from mcpctl.mcpd.escalation import guarded
 from mcpctl.mcpd.kinds.base import ApplyResult, KindContext, KindHandler
 from mcpctl.mcpd.schemas import ListOut, Metadata, MetadataPatch, ObjectOut, Strict
@@ -223,20 +224,11 @@ def resource_router(handler: KindHandler[Any, Any]) -> APIRouter:
                     current["metadata"].get("labels", {}),
                     (body.metadata.labels if body.metadata else None) or {},  # type: ignore[attr-defined]
                 )
+                document = {"metadata": {"name": name, "labels": labels}, "spec": spec}
                 try:
-                    parsed: Any = body_model.model_validate(
-                        {"metadata": {"name": name, "labels": labels}, "spec": spec}
-                    )
+                    parsed: Any = body_model.model_validate(document)
                 except ValidationError as exc:
-                    raise InvalidError(
-                        f"the patched {kind} is invalid: "
-                        f"{exc.errors()[0]['msg'].removeprefix('Value error, ')}",
-                        details={
-                            "errors": [
-                                {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()
-                            ]
-                        },
-                    ) from exc
+                    raise invalid_document(exc, document) from exc
                 async with _guard(session, principal, f"this patch of {plural}/{name}"):
                     row, result = await handler.apply(
                         ctx, row, name, dict(parsed.metadata.labels), parsed.spec
