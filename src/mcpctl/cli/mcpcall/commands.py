@@ -1,0 +1,156 @@
+"""`mcpctl tools -p P` and `mcpctl call -p P TOOL [key=value…]`: through the project's real MCP
+endpoint, as the given token (or the logged-in user) sees it. Usage is checked before anything is
+sent (exit 2); endpoint failures exit 1, and so does a tool result with `isError`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from mcpctl.cli.context import AppState, pass_state
+from mcpctl.cli.errors import CliError
+from mcpctl.cli.mcpcall.access import resolve_access
+from mcpctl.cli.mcpcall.arguments import build_arguments, parse_json_arguments, split_assignments
+from mcpctl.cli.mcpcall.show import CALL_OUTPUTS, TOOL_OUTPUTS, dump, format_tools, result_text
+from mcpctl.cli.testmcp.options import ERAS, parse_timeout
+
+if TYPE_CHECKING:
+    from mcpctl.cli.mcpcall.session import Conversation
+
+DEFAULT_TIMEOUT = 30.0
+T = TypeVar("T")
+
+_project = click.option("-p", "--project", required=True, help="The project whose endpoint to use.")
+_url = click.option(
+    "--url",
+    metavar="URL",
+    help="The endpoint (default: <mcpd url>/projects/PROJECT/mcp); a base URL such as a `mcplocal "
+    "serve` gets /projects/PROJECT/mcp added.",
+)
+_token = click.option(
+    "--token",
+    metavar="T",
+    help="An McpToken (default: $MCPCTL_TOKEN if it is one, else a token minted for your login).",
+)
+_era = click.option(
+    "--era", type=click.Choice(ERAS), default="auto", show_default=True, help="Protocol era to use."
+)
+_timeout = click.option(
+    "--timeout", type=float, metavar="S", help=f"Seconds each step may take (default {DEFAULT_TIMEOUT:g})."
+)
+
+
+def _run(
+    state: AppState,
+    project: str,
+    url: str | None,
+    token: str | None,
+    era: str,
+    timeout: float | None,
+    work: Callable[[Conversation], Awaitable[T]],
+) -> T:
+    seconds = parse_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
+    access = resolve_access(state, project, url_flag=url, token_flag=token)
+    # Imported here: the SDK takes most of a second to import, which other commands should not pay.
+    import anyio
+
+    from mcpctl.cli.mcpcall.session import Target, conversation
+
+    async def main() -> T:
+        async with conversation(Target(access, era, seconds)) as talk:
+            return await work(talk)
+
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+
+
+@click.command("tools")
+@_project
+@_url
+@_token
+@_era
+@_timeout
+@click.option("-o", "--output", type=click.Choice(TOOL_OUTPUTS), default="table", show_default=True)
+@pass_state
+def tools(
+    state: AppState,
+    /,
+    project: str,
+    url: str | None,
+    token: str | None,
+    era: str,
+    timeout: float | None,
+    output: str,
+) -> None:
+    """List the tools PROJECT's MCP endpoint offers (every page), as the token or your login sees them.
+
+    Table: NAME DESCRIPTION; wide adds PARAMETERS (required ones starred); json/yaml: the tool objects."""
+
+    async def work(talk: Conversation) -> list[dict[str, Any]]:
+        return await talk.tools()
+
+    listed = _run(state, project, url, token, era, timeout, work)
+    text = format_tools(listed, output)
+    if text:
+        click.echo(text)
+    elif output in ("table", "wide"):
+        click.echo(f"No tools found in project {project} (for this token).", err=True)
+
+
+@click.command("call")
+@_project
+@click.argument("tool")
+@click.argument("assignments", metavar="[KEY=VALUE]...", nargs=-1)
+@click.option("--json", "json_args", metavar="ARGS", help="The arguments as a JSON object (KEY=VALUE wins).")
+@_url
+@_token
+@_era
+@_timeout
+@click.option("-o", "--output", type=click.Choice(CALL_OUTPUTS), default="text", show_default=True)
+@pass_state
+def call(
+    state: AppState,
+    /,
+    project: str,
+    tool: str,
+    assignments: tuple[str, ...],
+    json_args: str | None,
+    url: str | None,
+    token: str | None,
+    era: str,
+    timeout: float | None,
+    output: str,
+) -> None:
+    """Call TOOL of PROJECT's MCP endpoint and print its result.
+
+    KEY=VALUE values are read as the tool's input schema says (numbers, booleans, arrays and objects
+    as JSON; strings as typed); KEY=@FILE reads a file. An isError result goes to stderr, exit 1."""
+    base = parse_json_arguments(json_args)
+    pairs = split_assignments(assignments)
+
+    async def work(talk: Conversation) -> dict[str, Any]:
+        offered = {t["name"]: t for t in await talk.tools()}
+        if tool not in offered:
+            raise CliError(
+                f"tool {tool!r} is not offered by project {project} to this token "
+                f"(see: mcpctl tools -p {project})"
+            )
+        arguments = build_arguments(offered[tool].get("inputSchema") or {}, pairs, base)
+        return await talk.call(tool, arguments)
+
+    result = _run(state, project, url, token, era, timeout, work)
+    failed = bool(result.get("isError"))
+    if output != "text":
+        click.echo(dump(result, output))
+    elif failed:
+        click.echo(result_text(result) or "the tool reported an error", err=True)
+    else:
+        text = result_text(result)
+        if text:
+            click.echo(text)
+    if failed:
+        click.get_current_context().exit(1)
