@@ -66,6 +66,14 @@ def build_arguments(
     return arguments
 
 
+def check_required(schema: Mapping[str, Any], arguments: Mapping[str, Any], hint: str) -> None:
+    """A usage error naming the required arguments that are missing (`hint`: where to look them up)."""
+    required = schema.get("required")
+    missing = [str(k) for k in required if k not in arguments] if isinstance(required, list) else []
+    if missing:
+        raise usage_error(f"{', '.join(missing)}: required by the tool ({hint})")
+
+
 def property_schema(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     """The schema of `key`, or a usage error when the tool takes no such argument."""
     properties = schema.get("properties")

@@ -12,7 +12,12 @@ import click
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError
 from mcpctl.cli.mcpcall.access import resolve_access
-from mcpctl.cli.mcpcall.arguments import build_arguments, parse_json_arguments, split_assignments
+from mcpctl.cli.mcpcall.arguments import (
+    build_arguments,
+    check_required,
+    parse_json_arguments,
+    split_assignments,
+)
 from mcpctl.cli.mcpcall.show import CALL_OUTPUTS, TOOL_OUTPUTS, dump, format_tools, result_text
 from mcpctl.cli.testmcp.options import ERAS, parse_timeout
 
@@ -139,7 +144,9 @@ def call(
                 f"tool {tool!r} is not offered by project {project} to this token "
                 f"(see: mcpctl tools -p {project})"
             )
-        arguments = build_arguments(offered[tool].get("inputSchema") or {}, pairs, base)
+        schema = offered[tool].get("inputSchema") or {}
+        arguments = build_arguments(schema, pairs, base)
+        check_required(schema, arguments, f"see: mcpctl tools -p {project} -o wide")
         return await talk.call(tool, arguments)
 
     result = _run(state, project, url, token, era, timeout, work)
