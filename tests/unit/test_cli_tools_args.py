@@ -82,6 +82,12 @@ def test_an_untyped_property_takes_json_when_it_parses_else_the_text() -> None:
     assert args("anything=hello world") == {"anything": "hello world"}
 
 
+def test_an_enum_of_strings_keeps_the_text_and_other_enums_take_json() -> None:
+    schema = {"properties": {"s": {"enum": ["1", "2"]}, "n": {"enum": [1, "x"]}}}
+    assert args("s=1", "n=1", schema=schema) == {"s": "1", "n": 1}
+    assert args("n=x", schema=schema) == {"n": "x"}
+
+
 def test_an_integral_number_for_an_integer_is_an_integer() -> None:
     assert args("count=5.0") == {"count": 5}
     assert isinstance(args("count=5.0")["count"], int)
@@ -95,6 +101,7 @@ WRONG_TYPES = [
     ("tags=a,b", "tags"),
     ("opts=[]", "opts"),
     ("maybe=x", "maybe"),
+    ("ratio=NaN", "ratio"),
 ]
 
 

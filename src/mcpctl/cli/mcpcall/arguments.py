@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcpctl.cli.errors import usage_error
+from mcpctl.cli.testmcp.options import parse_json_object
 from mcpctl.cli.testmcp.tools import resolve_ref
 
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -30,15 +31,7 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def parse_json_arguments(text: str | None) -> dict[str, Any]:
     """`--json ARGS`: a JSON object (empty when not given)."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise usage_error(f"--json: not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise usage_error("--json: must be a JSON object of arguments")
-    return value
+    return {} if text is None else parse_json_object(text, "--json")
 
 
 def split_assignments(items: Iterable[str]) -> list[tuple[str, str]]:
@@ -94,7 +87,7 @@ def coerce(key: str, raw: str, schema: Mapping[str, Any], root: Mapping[str, Any
     if allowed == {"string"}:
         return raw
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json_constant)
     except ValueError:
         value = _NOT_JSON
     if not allowed:
@@ -117,8 +110,8 @@ def allowed_types(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str
     values = schema.get("enum") if isinstance(schema.get("enum"), list) else None
     if values is None and "const" in schema:
         values = [schema["const"]]
-    if values is not None:
-        return {_type_name(v) for v in values}
+    if values is not None:  # strings only: as typed; otherwise whatever parses
+        return {"string"} if all(isinstance(v, str) for v in values) else set()
     found: set[str] = set()
     for key in ("anyOf", "oneOf"):
         choices = schema.get(key)
@@ -134,6 +127,10 @@ class _NotJson:
     pass
 
 
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json would take NaN and Infinity
+
+
 _NOT_JSON: Any = _NotJson()
 
 
@@ -144,20 +141,6 @@ def _is(value: Any, kind: str) -> bool:
     if kind == "integer" and isinstance(value, float):
         return value.is_integer()
     return isinstance(value, expected)
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "null"
 
 
 def _describe(kind: str) -> str:

@@ -4,7 +4,9 @@ sent (exit 2); endpoint failures exit 1, and so does a tool result with `isError
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -27,44 +29,73 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 30.0
 T = TypeVar("T")
 
-_project = click.option("-p", "--project", required=True, help="The project whose endpoint to use.")
-_url = click.option(
-    "--url",
-    metavar="URL",
-    help="The endpoint (default: <mcpd url>/projects/PROJECT/mcp); a base URL such as a `mcplocal "
-    "serve` gets /projects/PROJECT/mcp added.",
-)
-_token = click.option(
-    "--token",
-    metavar="T",
-    help="An McpToken (default: $MCPCTL_TOKEN if it is one, else a token minted for your login).",
-)
-_era = click.option(
-    "--era", type=click.Choice(ERAS), default="auto", show_default=True, help="Protocol era to use."
-)
-_timeout = click.option(
-    "--timeout", type=float, metavar="S", help=f"Seconds each step may take (default {DEFAULT_TIMEOUT:g})."
+
+@dataclass(frozen=True)
+class EndpointFlags:
+    """The flags both commands share: which project endpoint, which token, which era, how long."""
+
+    project: str
+    url: str | None
+    token: str | None
+    era: str
+    timeout: float | None
+
+
+_FLAGS = (
+    click.option("-p", "--project", required=True, help="The project whose endpoint to use."),
+    click.option(
+        "--url",
+        metavar="URL",
+        help="The endpoint (default: <mcpd url>/projects/PROJECT/mcp); a base URL such as a `mcplocal "
+        "serve` gets /projects/PROJECT/mcp added.",
+    ),
+    click.option(
+        "--token",
+        metavar="T",
+        help="An McpToken (default: $MCPCTL_TOKEN if it is one, else a token minted for your login).",
+    ),
+    click.option(
+        "--era", type=click.Choice(ERAS), default="auto", show_default=True, help="Protocol era to use."
+    ),
+    click.option(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help=f"Seconds each step may take (default {DEFAULT_TIMEOUT:g}).",
+    ),
 )
 
 
-def _run(
-    state: AppState,
-    project: str,
-    url: str | None,
-    token: str | None,
-    era: str,
-    timeout: float | None,
-    work: Callable[[Conversation], Awaitable[T]],
-) -> T:
-    seconds = parse_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
-    access = resolve_access(state, project, url_flag=url, token_flag=token)
+def endpoint_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the shared flags to `command`, which receives them as one `flags: EndpointFlags`."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        project: str,
+        url: str | None,
+        token: str | None,
+        era: str,
+        timeout: float | None,
+        **rest: Any,
+    ) -> None:
+        command(*args, flags=EndpointFlags(project, url, token, era, timeout), **rest)
+
+    for option in reversed(_FLAGS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _run(state: AppState, flags: EndpointFlags, work: Callable[[Conversation], Awaitable[T]]) -> T:
+    seconds = parse_timeout(DEFAULT_TIMEOUT if flags.timeout is None else flags.timeout)
+    access = resolve_access(state, flags.project, url_flag=flags.url, token_flag=flags.token)
     # Imported here: the SDK takes most of a second to import, which other commands should not pay.
     import anyio
 
     from mcpctl.cli.mcpcall.session import Target, conversation
 
     async def main() -> T:
-        async with conversation(Target(access, era, seconds)) as talk:
+        async with conversation(Target(access, flags.era, seconds)) as talk:
             return await work(talk)
 
     try:
@@ -74,23 +105,10 @@ def _run(
 
 
 @click.command("tools")
-@_project
-@_url
-@_token
-@_era
-@_timeout
+@endpoint_flags
 @click.option("-o", "--output", type=click.Choice(TOOL_OUTPUTS), default="table", show_default=True)
 @pass_state
-def tools(
-    state: AppState,
-    /,
-    project: str,
-    url: str | None,
-    token: str | None,
-    era: str,
-    timeout: float | None,
-    output: str,
-) -> None:
+def tools(state: AppState, /, flags: EndpointFlags, output: str) -> None:
     """List the tools PROJECT's MCP endpoint offers (every page), as the token or your login sees them.
 
     Table: NAME DESCRIPTION; wide adds PARAMETERS (required ones starred); json/yaml: the tool objects."""
@@ -98,36 +116,28 @@ def tools(
     async def work(talk: Conversation) -> list[dict[str, Any]]:
         return await talk.tools()
 
-    listed = _run(state, project, url, token, era, timeout, work)
+    listed = _run(state, flags, work)
     text = format_tools(listed, output)
     if text:
         click.echo(text)
     elif output in ("table", "wide"):
-        click.echo(f"No tools found in project {project} (for this token).", err=True)
+        click.echo(f"No tools found in project {flags.project} (for this token).", err=True)
 
 
 @click.command("call")
-@_project
 @click.argument("tool")
 @click.argument("assignments", metavar="[KEY=VALUE]...", nargs=-1)
 @click.option("--json", "json_args", metavar="ARGS", help="The arguments as a JSON object (KEY=VALUE wins).")
-@_url
-@_token
-@_era
-@_timeout
+@endpoint_flags
 @click.option("-o", "--output", type=click.Choice(CALL_OUTPUTS), default="text", show_default=True)
 @pass_state
 def call(
     state: AppState,
     /,
-    project: str,
+    flags: EndpointFlags,
     tool: str,
     assignments: tuple[str, ...],
     json_args: str | None,
-    url: str | None,
-    token: str | None,
-    era: str,
-    timeout: float | None,
     output: str,
 ) -> None:
     """Call TOOL of PROJECT's MCP endpoint and print its result.
@@ -141,15 +151,15 @@ def call(
         offered = {t["name"]: t for t in await talk.tools()}
         if tool not in offered:
             raise CliError(
-                f"tool {tool!r} is not offered by project {project} to this token "
-                f"(see: mcpctl tools -p {project})"
+                f"tool {tool!r} is not offered by project {flags.project} to this token "
+                f"(see: mcpctl tools -p {flags.project})"
             )
         schema = offered[tool].get("inputSchema") or {}
         arguments = build_arguments(schema, pairs, base)
-        check_required(schema, arguments, f"see: mcpctl tools -p {project} -o wide")
+        check_required(schema, arguments, f"see: mcpctl tools -p {flags.project} -o wide")
         return await talk.call(tool, arguments)
 
-    result = _run(state, project, url, token, era, timeout, work)
+    result = _run(state, flags, work)
     failed = bool(result.get("isError"))
     if output != "text":
         click.echo(dump(result, output))
