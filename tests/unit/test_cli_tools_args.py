@@ -195,6 +195,7 @@ def test_the_tool_table_shows_first_lines_and_starred_required_parameters() -> N
     assert first_line("a" * 100).endswith("…") and len(first_line("a" * 100)) == 80
     assert format_tools([tool], "table").splitlines()[1].split(None, 1) == ["t__x", "First line."]
     assert format_tools([tool], "name") == "t__x"
+    assert format_tools([tool], "yaml").startswith("tools:\n- name: t__x\n")
     assert format_tools([], "table") == ""
 
 
