@@ -29,6 +29,7 @@ from mcpctl.cli.errors import CliError, ServerError, UnreachableError
 from mcpctl.cli.mcpcall.access import Access
 from mcpctl.cli.testmcp.wire import leaves
 
+logger = logging.getLogger(__name__)
 MAX_PAGES = 1000
 _LIBRARY_LOGGERS = ("mcp", "httpx2", "httpcore")
 
@@ -102,6 +103,7 @@ async def conversation(target: Target) -> AsyncIterator[Conversation]:
     refusals = _Refusals()
     access = target.access
     scope = anyio.CancelScope(deadline=anyio.current_time() + target.timeout)
+    answered = False  # once the block is done, a failed or slow goodbye (closing the session) is no failure
     try:
         with scope:
             async with (
@@ -123,12 +125,15 @@ async def conversation(target: Target) -> AsyncIterator[Conversation]:
                         f"(it answered with {client.protocol_version}); try --era auto"
                     )
                 yield Conversation(client, scope, target.timeout)
+                answered = True
                 scope.deadline = anyio.current_time() + target.timeout  # closing is bounded too
     except (CliError, click.ClickException):
         raise
     except Exception as exc:
-        raise _translate(exc, refusals.first, target) from exc
-    if scope.cancelled_caught:
+        if not answered:
+            raise _translate(exc, refusals.first, target) from exc
+        logger.debug("closing the session failed after the answer", exc_info=True)
+    if scope.cancelled_caught and not answered:
         raise _timed_out(target)
 
 
