@@ -24,6 +24,7 @@ from mcpctl.cli.errors import CliError
 from mcpctl.cli.get import get
 from mcpctl.cli.login import login, logout
 from mcpctl.cli.logs import logs
+from mcpctl.cli.mcpcall.commands import call, tools
 from mcpctl.cli.patch import patch
 from mcpctl.cli.revoke import revoke
 from mcpctl.cli.status import status
@@ -98,6 +99,8 @@ for _command in (
     config,
     completion,
     test,
+    tools,
+    call,
 ):
     cli.add_command(_command)
 

@@ -113,12 +113,17 @@ def parse_arguments(text: str | None, *, tool: str | None) -> dict[str, Any] | N
         return None
     if tool is None:
         raise usage_error("--args: needs --tool (the tool to call with these arguments)")
+    return parse_json_object(text, "--args")
+
+
+def parse_json_object(text: str, flag: str) -> dict[str, Any]:
+    """A flag's value that must be a JSON object; otherwise a usage error naming the flag."""
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise usage_error(f"--args: not valid JSON: {exc}") from exc
+        raise usage_error(f"{flag}: not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise usage_error(f"--args: must be a JSON object, got {_json_type(value)}")
+        raise usage_error(f"{flag}: must be a JSON object, got {_json_type(value)}")
     return value
 
 

@@ -67,7 +67,7 @@ def _object(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> d
 def _value(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
     if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
         return "test"
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     for key in ("const", "default"):
         if key in schema:
             return schema[key]
@@ -84,7 +84,7 @@ def _value(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:
             if isinstance(part, Mapping):
-                part = _resolve(part, root)
+                part = resolve_ref(part, root)
                 merged.setdefault("properties", {}).update(part.get("properties") or {})
                 merged["required"] = [*merged.get("required", []), *(part.get("required") or [])]
                 merged.update({k: v for k, v in part.items() if k not in ("properties", "required")})
@@ -144,7 +144,7 @@ def _string(schema: Mapping[str, Any]) -> str:
     return text
 
 
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+def resolve_ref(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
     """Follow local `$ref`s (a few hops at most); an unresolvable one reads as an empty schema."""
     for _ in range(_MAX_DEPTH):
         ref = schema.get("$ref")
