@@ -14,9 +14,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from mcpctl.cli.clientconfig import default_token_name
 from mcpctl.cli.clientfiles import CLIENTS, default_path, merged, read_config_file, write_config_file
 from mcpctl.cli.context import AppState
+from mcpctl.cli.localtokens import local_token_name
 from mcpctl.cli.main import cli
 from mcpctl.core import tokens
 from mcpctl.core.clientconfig import installed_mcplocal
@@ -34,6 +34,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+ME = "alice@example.com"
+
+
 class FakeMcpd:
     """Mints tokens, revokes them by name and introspects them, as mcpd does."""
 
@@ -41,9 +44,15 @@ class FakeMcpd:
         self.bodies: list[Any] = []
         self.active: dict[str, str] = {}  # name → token
         self.revoked: list[str] = []
+        self.owners: dict[str, str] = {}  # name → owner, for tokens another user minted
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path == "/api/v1/auth/me":
+            return httpx.Response(200, json={"user": {"metadata": {"name": "alice"}, "spec": {"email": ME}}})
+        if request.method == "GET" and path.startswith("/api/v1/projects/monitoring/mcptokens/"):
+            name = path.rsplit("/", 1)[1]
+            return httpx.Response(200, json={"status": {"owner": self.owners.get(name, ME)}})
         if path == "/api/v1/mcptokens/introspect":
             token = request.headers["Authorization"].removeprefix("Bearer ")
             ok = token in self.active.values()
@@ -125,9 +134,9 @@ def test_claude_desktop_without_an_mcplocal_is_an_error_before_any_token_is_mint
     assert mcpd.bodies == []
 
 
-def test_default_token_name_is_a_dns_label() -> None:
-    assert default_token_name("cursor", "My_Laptop.example.com") == "cursor-my-laptop"
-    assert len(default_token_name("claude-desktop", "x" * 80)) == 63
+def test_default_token_name_is_a_dns_label_naming_host_and_user() -> None:
+    assert local_token_name("cursor", "alice", "My_Laptop.example.com") == "cursor-my-laptop-alice"
+    assert len(local_token_name("claude-desktop", "u", "x" * 80)) == 63
 
 
 def test_rerunning_reuses_the_working_token_and_force_rotates_it(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from mcpctl.cli.localtokens import local_token_name
 from mcpctl.cli.main import cli
-from mcpctl.cli.mcpcall.access import cli_token_name, endpoint_url
+from mcpctl.cli.mcpcall.access import endpoint_url
 from mcpctl.cli.mcpcall.arguments import (
     build_arguments,
     check_required,
@@ -179,8 +180,8 @@ def test_usage_errors_exit_2_before_anything_is_sent() -> None:
 
 
 def test_the_login_token_is_named_for_the_host_and_the_user() -> None:
-    assert cli_token_name("alice", "Build.Box.example.com") == "mcpctl-cli-build-alice"
-    assert len(cli_token_name("u" * 80, "h")) == 63
+    assert local_token_name("mcpctl-cli", "alice", "Build.Box.example.com") == "mcpctl-cli-build-alice"
+    assert len(local_token_name("mcpctl-cli", "u" * 80, "h")) == 63
 
 
 def test_the_endpoint_url_is_mcpds_or_the_given_one() -> None:

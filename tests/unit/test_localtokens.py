@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from mcpctl.cli.client import ApiClient
-from mcpctl.cli.localtokens import provision, token_file, tokens_dir
-from tests.unit.test_cli_config_claude import FakeMcpd
+from mcpctl.cli.errors import CliError
+from mcpctl.cli.localtokens import Login, provision, token_file, tokens_dir
+from tests.unit.test_cli_config_claude import ME, FakeMcpd
 
 CONFIG = Path("home/.mcpctl/config.yaml")
 
@@ -23,7 +24,16 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def provisioned(mcpd: FakeMcpd, *, rotate: bool = False, name: str = "t") -> tuple[str, Path, str]:
     client = ApiClient("http://mcpd.test", "session-token", transport=httpx.MockTransport(mcpd))
-    local = provision(client, CONFIG, "monitoring", name, ttl=None, description="test", rotate=rotate)
+    local = provision(
+        client,
+        CONFIG,
+        "monitoring",
+        name,
+        login=Login("alice", ME),
+        ttl=None,
+        description="test",
+        rotate=rotate,
+    )
     return local.token, local.path, local.outcome
 
 
@@ -86,3 +96,13 @@ def test_a_file_without_a_token_is_replaced(content: str) -> None:
     path.write_text(content)
     token, _, outcome = provisioned(mcpd)
     assert outcome == "created" and path.read_text().strip() == token
+
+
+def test_an_active_token_of_that_name_owned_by_another_user_is_never_rotated() -> None:
+    mcpd = FakeMcpd()
+    theirs, path, _ = provisioned(mcpd)
+    path.unlink()
+    mcpd.owners["t"] = "bob@example.com"
+    with pytest.raises(CliError, match=r"belongs to bob@example\.com"):
+        provisioned(mcpd)
+    assert mcpd.revoked == [] and mcpd.active["t"] == theirs and not path.exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,9 @@ from mcpctl.cli.clientfiles import (
 )
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, usage_error
-from mcpctl.cli.localtokens import provision, token_file
+from mcpctl.cli.localtokens import local_token_name, provision, token_file, whoami
 from mcpctl.cli.mcptokens import check_ttl_flag
 from mcpctl.core import clientconfig as cc
-from mcpctl.core.tokens import slug
-
-
-def default_token_name(client: str, hostname: str | None = None) -> str:
-    """`<client>-<hostname-slug>`, kept a DNS label (at most 63 characters)."""
-    host = slug((hostname or socket.gethostname()).split(".")[0])
-    return f"{client}-{host}"[:63].rstrip("-")
 
 
 def mcplocal_command() -> str:
@@ -105,7 +97,9 @@ def config() -> None:
     show_default=True,
     help="Which client's configuration to produce.",
 )
-@click.option("--name", "token_name", metavar="TOKEN_NAME", help="Token name (default: <client>-<hostname>).")
+@click.option(
+    "--name", "token_name", metavar="TOKEN_NAME", help="Token name (default: <client>-<hostname>-<user>)."
+)
 @click.option("--ttl", metavar="TTL", help="Lifetime of a new token: never (default), 30d, … or an ISO date.")
 @click.option(
     "--config-path",
@@ -137,7 +131,6 @@ def claude(
     as <file>.bak, the new one is written atomically.
     """
     info = CLIENTS[client]
-    name = token_name or default_token_name(client)
     check_ttl_flag(ttl)
     if config_path is not None and not write:
         raise usage_error("--config-path applies only with --write")
@@ -146,15 +139,19 @@ def claude(
         current = read_config_file(
             (config_path or default_path(client)).expanduser().absolute(), info.section
         )
+    api = state.client()
+    login = whoami(api)
+    name = token_name or local_token_name(client, login.name)
     # built first, so that a config that cannot run (no mcplocal here) gets no token
     content = client_file_content(
         info, project, state.resolved().mcpd_url, token_file(state.config_path, project, name)
     )
     local = provision(
-        state.client(),
+        api,
         state.config_path,
         project,
         name,
+        login=login,
         ttl=ttl,
         description=f"{client} (mcpctl config claude)",
         rotate=force,

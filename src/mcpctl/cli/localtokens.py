@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Literal
 from mcpctl.cli.client import ApiClient, api_path
 from mcpctl.cli.errors import CliError, ServerError
 from mcpctl.cli.mcptokens import create_body, mint_token
-from mcpctl.core.tokens import looks_like_token
+from mcpctl.core.tokens import looks_like_token, slug
 
 Outcome = Literal["reused", "created", "rotated"]
 
@@ -80,18 +81,52 @@ def still_valid(client: ApiClient, token: str, project: str) -> bool:
     return isinstance(answer, dict) and answer.get("ok") is True and answer.get("project") == project
 
 
+@dataclass(frozen=True)
+class Login:
+    """Who the CLI's login is: the user's name and e-mail (the owner of the tokens it mints)."""
+
+    name: str
+    email: str
+
+
+def whoami(client: ApiClient) -> Login:
+    """GET /auth/me."""
+    me = client.json("GET", api_path("auth", "me"))
+    user = me.get("user") if isinstance(me, dict) else None
+    metadata = user.get("metadata") if isinstance(user, dict) else None
+    spec = user.get("spec") if isinstance(user, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    email = spec.get("email") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or not name or not isinstance(email, str):
+        raise CliError("mcpd did not say who the login is (GET /api/v1/auth/me)")
+    return Login(name, email)
+
+
+def host_slug(hostname: str | None = None) -> str:
+    """This machine's short host name as a DNS-label-friendly slug."""
+    return slug((hostname or socket.gethostname()).split(".")[0])
+
+
+def local_token_name(purpose: str, user: str, hostname: str | None = None) -> str:
+    """`<purpose>-<host>-<user>`, at most 63 characters. The user is part of it because token names
+    are unique per project, not per owner: two users on one host must not share (or rotate) one."""
+    return f"{purpose}-{host_slug(hostname)}-{slug(user)}"[:63].rstrip("-")
+
+
 def provision(
     client: ApiClient,
     config_file: Path,
     project: str,
     name: str,
     *,
+    login: Login,
     ttl: str | None,
     description: str,
     rotate: bool = False,
 ) -> LocalToken:
     """A working token named `name` for `project`, in its local file: reused when it still works
-    (unless `rotate`), else minted (`--rbac empty`: it reaches what its owner may run, nothing more)."""
+    (unless `rotate`), else minted (`--rbac empty`: it reaches what its owner may run, nothing more).
+    An active token of that name is rotated only when `login` owns it; another user's is left alone."""
     path = token_file(config_file, project, name)
     existing = read_token_file(path)
     if existing is not None and not rotate and still_valid(client, existing, project):
@@ -99,7 +134,13 @@ def provision(
         return LocalToken(existing, path, "reused")
     body = create_body(name, project, rbac="empty", ttl=ttl, description=description)
     try:
-        answer, replaced = mint_token(client, body, replace=True)
+        try:
+            answer, replaced = mint_token(client, body, replace=False)
+        except ServerError as exc:
+            if exc.code != "already_exists":
+                raise
+            _check_owned(client, project, name, login)
+            answer, replaced = mint_token(client, body, replace=True)
     except ServerError as exc:
         if exc.code == "forbidden":
             exc.message += f" (a token for project {project} is needed; ask for one, or pass --token)"
@@ -107,3 +148,20 @@ def provision(
     token = str(answer["token"])
     write_token_file(path, token)
     return LocalToken(token, path, "rotated" if replaced else "created")
+
+
+def _check_owned(client: ApiClient, project: str, name: str, login: Login) -> None:
+    """Refuse to rotate an active token that another user owns (an admin could revoke it)."""
+    try:
+        found = client.json("GET", api_path("projects", project, "mcptokens", name))
+    except ServerError as exc:
+        if exc.code != "not_found":
+            raise
+        found = None  # one the login may not see: not its own
+    status = found.get("status") if isinstance(found, dict) else None
+    owner = status.get("owner") if isinstance(status, dict) else None
+    if not isinstance(owner, str) or owner.lower() != login.email.lower():
+        raise CliError(
+            f"mcptoken/{name} in project {project} belongs to {owner or 'another user'}; "
+            "choose another --name (nothing was changed)"
+        )

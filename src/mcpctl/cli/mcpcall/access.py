@@ -11,7 +11,6 @@ it works (localtokens). It is minted `--rbac empty`, so it reaches exactly what 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,13 +18,12 @@ from urllib.parse import quote, urlsplit
 
 import click
 
-from mcpctl.cli.client import ApiClient, api_path
 from mcpctl.cli.context import AppState
-from mcpctl.cli.errors import CliError, NotLoggedInError, usage_error
-from mcpctl.cli.localtokens import provision
+from mcpctl.cli.errors import NotLoggedInError, usage_error
+from mcpctl.cli.localtokens import local_token_name, provision, whoami
 from mcpctl.cli.testmcp.options import parse_token, parse_url
 from mcpctl.cli.timefmt import format_timestamp
-from mcpctl.core.tokens import looks_like_token, parse_ttl, slug
+from mcpctl.core.tokens import looks_like_token, parse_ttl
 
 TOKEN_PREFIX = "mcpctl-cli"
 TOKEN_TTL = "12h"
@@ -39,28 +37,6 @@ class Access:
     url: str
     token: str
     mcpd_url: str | None
-
-
-def host_slug(hostname: str | None = None) -> str:
-    """This machine's short host name as a DNS-label-friendly slug (token and config entry names)."""
-    return slug((hostname or socket.gethostname()).split(".")[0])
-
-
-def cli_token_name(user: str, hostname: str | None = None) -> str:
-    """The token `tools` and `call` keep for a login: `mcpctl-cli-<host>-<user>`, at most 63
-    characters. The user is part of it because token names are unique per project, not per owner."""
-    return f"{TOKEN_PREFIX}-{host_slug(hostname)}-{slug(user)}"[:63].rstrip("-")
-
-
-def _user_name(client: ApiClient) -> str:
-    """Who the login is (GET /auth/me): the user's name, else the email."""
-    me = client.json("GET", api_path("auth", "me"))
-    user = me.get("user") if isinstance(me, dict) else None
-    metadata = user.get("metadata") if isinstance(user, dict) else None
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    if not isinstance(name, str) or not name:
-        raise CliError("mcpd did not say who the login is (GET /api/v1/auth/me)")
-    return name
 
 
 def endpoint_url(project: str, *, mcpd_url: str, url_flag: str | None) -> str:
@@ -99,12 +75,14 @@ def _login_token(state: AppState, project: str) -> str:
     client = state.client()
     if not client.has_token:
         raise NotLoggedInError()
-    name = cli_token_name(_user_name(client))
+    login = whoami(client)
+    name = local_token_name(TOKEN_PREFIX, login.name)
     local = provision(
         client,
         state.config_path,
         project,
         name,
+        login=login,
         ttl=TOKEN_TTL,
         description="mcpctl tools/call (the CLI user's reach)",
     )
