@@ -33,6 +33,11 @@ BIN = Path(sys.executable).parent
 MCPD = shutil.which("mcpd", path=str(BIN)) or str(BIN / "mcpd")
 MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 
+# Argon2 at its lowest cost for test daemons: a default-cost hash is ~0.3 s of CPU, run one at a time at
+# the lowest CPU priority, so on a loaded 2-core box every login waited seconds behind the other work.
+# A module whose subject is the hashing cost (test_fair_capacity) sets its own.
+CHEAP_PASSWORD_HASHING = {"MCPD_PASSWORD_HASH_TIME_COST": "1", "MCPD_PASSWORD_HASH_MEMORY_KIB": "1024"}
+
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 CLI_TIMEOUT = 30.0
@@ -58,7 +63,12 @@ class Mcpd:
 
     def start(self) -> None:
         assert self.process is None, "mcpd is already running"
-        env = {**_clean_env(), "MCPD_DATA_DIR": str(self.data_dir), **self.extra_env}
+        env = {
+            **_clean_env(),
+            "MCPD_DATA_DIR": str(self.data_dir),
+            **CHEAP_PASSWORD_HASHING,
+            **self.extra_env,
+        }
         if self.database_url is not None:
             env["MCPD_DATABASE_URL"] = self.database_url
         self._stderr = self.stderr_path.open("ab")  # appended across restarts: the whole log stays greppable
@@ -160,9 +170,18 @@ def running_mcpd(base: Path, backend: str, **extra_env: str) -> Iterator[Mcpd]:
                 asyncio.run(drop_pg_database(pg_name))
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`mcpd` runs on SQLite; a module whose behaviour depends on the database end to end (restarts,
+    round trips, token lifecycles) asks for PostgreSQL too with `BACKENDS = ("sqlite", "postgresql")`.
+    Every route runs on both databases in tests/integration."""
+    if "mcpd" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "BACKENDS", ("sqlite",))
+        metafunc.parametrize("mcpd", backends, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def mcpd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcpd]:
-    """A real mcpd shared by the tests of one module, on each database backend."""
+    """A real mcpd shared by the tests of one module, on the module's database backends."""
     with running_mcpd(tmp_path_factory.mktemp(f"mcpd-{request.param}"), request.param) as daemon:
         yield daemon
 

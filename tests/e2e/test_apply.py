@@ -12,6 +12,8 @@ from tests.e2e.conftest import Cli, Mcpd
 
 pytestmark = pytest.mark.e2e
 
+BACKENDS = ("sqlite", "postgresql")  # the database matters end to end here (conftest)
+
 
 def _manifest(p: str, *, replicas: int = 2, url: str = "https://docs.example.com/mcp") -> str:
     """User, group, secret, two servers and a project, every name prefixed with `p`, ordered so each

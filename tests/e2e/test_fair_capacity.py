@@ -40,6 +40,8 @@ MCPD_ENV = {
     "MCPLOCAL_MAX_SESSIONS_PER_PROJECT": str(4 * PER_TOKEN),
     "MCPD_LOGIN_FAILURES_PER_ADDRESS": "100000",
     "MCPD_LOGIN_FAILURES_PER_ACCOUNT": "100000",
+    "MCPD_PASSWORD_HASH_TIME_COST": "3",  # mcpd's defaults (conftest lowers them for other modules)
+    "MCPD_PASSWORD_HASH_MEMORY_KIB": "65536",
 }
 
 

@@ -18,6 +18,8 @@ from tests.e2e.conftest import Cli, Mcpd, error_lines
 
 pytestmark = pytest.mark.e2e
 
+BACKENDS = ("sqlite", "postgresql")  # the database matters end to end here (conftest)
+
 TOKEN_LEN = 60
 
 

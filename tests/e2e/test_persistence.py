@@ -8,6 +8,8 @@ from tests.e2e.conftest import Cli, Mcpd
 
 pytestmark = pytest.mark.e2e
 
+BACKENDS = ("sqlite", "postgresql")  # the database matters end to end here (conftest)
+
 
 def test_objects_secret_values_and_sessions_survive_a_restart(mcpd: Mcpd, admin: Cli, cli: Cli) -> None:
     admin.ok("create", "secret", "ps-creds", "--data", "API_KEY=persisted-value-1")
