@@ -28,7 +28,7 @@ FROM python:3.11-slim
 ARG UID=10001
 ARG GID=10001
 
-# MCPD_HOST / MCPLOCAL_HOST: listen on every interface inside the container (the defaults are
+# MCPD_HOST / MCPLOCAL_HTTP_HOST: listen on every interface inside the container (the defaults are
 # loopback, right for a laptop and useless behind a port mapping or a Service).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -37,8 +37,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MCPD_HOST=0.0.0.0 \
     MCPD_PORT=3000 \
     MCPD_DATA_DIR=/var/lib/mcpd \
-    MCPLOCAL_HOST=0.0.0.0 \
-    MCPLOCAL_PORT=3200 \
+    MCPLOCAL_HTTP_HOST=0.0.0.0 \
+    MCPLOCAL_HTTP_PORT=3200 \
     MCPLOCAL_CACHE_DIR=/var/lib/mcplocal/cache
 
 # The data dir and the pipeline cache are 0700 and owned by the user: mcpd and the FileCache refuse
@@ -56,8 +56,8 @@ WORKDIR /home/mcpctl
 VOLUME ["/var/lib/mcpd", "/var/lib/mcplocal/cache"]
 EXPOSE 3000 3200
 
-# /healthz of whichever component listens here: mcpd on MCPD_PORT, mcplocal on MCPLOCAL_PORT.
+# /healthz of whichever component listens here: mcpd on MCPD_PORT, mcplocal on MCPLOCAL_HTTP_PORT.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os,socket,sys,urllib.request as r;ps=[int(os.environ.get(k,d)) for k,d in (('MCPD_PORT','3000'),('MCPLOCAL_PORT','3200'))];up=[p for p in ps if socket.socket().connect_ex(('127.0.0.1',p))==0];sys.exit(0 if up and r.urlopen(f'http://127.0.0.1:{up[0]}/healthz',timeout=4).status==200 else 1)"]
+    CMD ["python", "-c", "import os,socket,sys,urllib.request as r;ps=[int(os.environ.get(k,d)) for k,d in (('MCPD_PORT','3000'),('MCPLOCAL_HTTP_PORT','3200'))];up=[p for p in ps if socket.socket().connect_ex(('127.0.0.1',p))==0];sys.exit(0 if up and r.urlopen(f'http://127.0.0.1:{up[0]}/healthz',timeout=4).status==200 else 1)"]
 
 CMD ["mcpd"]

@@ -130,15 +130,13 @@ def test_the_runtime_stage_is_slim_non_root_and_declares_ports_volumes_and_setti
     assert volumes is not None and "/var/lib/mcplocal/cache" in volumes
     assert values["MCPLOCAL_CACHE_DIR"] == "/var/lib/mcplocal/cache"
     assert values["MCPD_DATA_DIR"] == "/var/lib/mcpd"
-    assert values["MCPD_HOST"] == values["MCPLOCAL_HOST"] == "0.0.0.0"
+    assert values["MCPD_HOST"] == values["MCPLOCAL_HTTP_HOST"] == "0.0.0.0"
     assert "/opt/venv/bin" in values["PATH"].split(":")
     assert any(i.keyword == "COPY" and "--from=builder" in i.text and "/opt/venv" in i.text for i in runtime)
 
 
 def test_every_setting_the_image_sets_is_one_the_code_reads() -> None:
-    read = {f"MCPD_{name.upper()}" for name in Settings.model_fields} | {
-        f"MCPLOCAL_{name.upper()}" for name in GatewaySettings.model_fields
-    }
+    read = {f"MCPD_{name.upper()}" for name in Settings.model_fields} | GatewaySettings.environment_names()
     ours = {key for key in _runtime_env() if key.startswith(("MCPD_", "MCPLOCAL_"))}
     assert ours and ours <= read, f"not settings: {sorted(ours - read)}"
 
@@ -192,7 +190,7 @@ def mcpd_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def test_the_healthcheck_passes_against_a_running_mcpd(mcpd_port: int) -> None:
-    done = _healthcheck({"MCPD_PORT": mcpd_port, "MCPLOCAL_PORT": free_port()})
+    done = _healthcheck({"MCPD_PORT": mcpd_port, "MCPLOCAL_HTTP_PORT": free_port()})
     assert done.returncode == 0, done.stderr
 
 
@@ -201,12 +199,12 @@ def test_the_healthcheck_passes_against_a_running_mcplocal_serve(mcpd_port: int,
     argv = [str(BIN / "mcplocal"), "serve", "--mcpd-url", f"http://127.0.0.1:{mcpd_port}"]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     with _running(argv, port, "mcplocal serve", tmp_path / "mcplocal.log"):
-        done = _healthcheck({"MCPD_PORT": free_port(), "MCPLOCAL_PORT": port})
+        done = _healthcheck({"MCPD_PORT": free_port(), "MCPLOCAL_HTTP_PORT": port})
     assert done.returncode == 0, done.stderr
 
 
 def test_the_healthcheck_fails_when_nothing_listens() -> None:
-    done = _healthcheck({"MCPD_PORT": free_port(), "MCPLOCAL_PORT": free_port()})
+    done = _healthcheck({"MCPD_PORT": free_port(), "MCPLOCAL_HTTP_PORT": free_port()})
     assert done.returncode != 0
 
 
@@ -216,5 +214,5 @@ def test_the_healthcheck_fails_when_what_listens_is_not_healthy(tmp_path: Path) 
     argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path)]
     argv.append(str(port))
     with _running(argv, port, "http.server", tmp_path.parent / f"{tmp_path.name}-http.log"):
-        done = _healthcheck({"MCPD_PORT": port, "MCPLOCAL_PORT": free_port()})
+        done = _healthcheck({"MCPD_PORT": port, "MCPLOCAL_HTTP_PORT": free_port()})
     assert done.returncode != 0

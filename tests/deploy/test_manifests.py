@@ -188,8 +188,12 @@ def test_mcplocal_serves_through_the_service_mcp_and_asks_mcpd_by_its_service(ob
     (port,) = service["spec"]["ports"]
     assert port["port"] == 80
     (target,) = [p for p in item["ports"] if port["targetPort"] in (p.get("name"), p["containerPort"])]
-    assert target["containerPort"] == int(env_value(objects, mcplocal, item, "MCPLOCAL_PORT") or 3200) == 3200
-    assert env_value(objects, mcplocal, item, "MCPLOCAL_HOST") == "0.0.0.0"
+    assert (
+        target["containerPort"]
+        == int(env_value(objects, mcplocal, item, "MCPLOCAL_HTTP_PORT") or 3200)
+        == 3200
+    )
+    assert env_value(objects, mcplocal, item, "MCPLOCAL_HTTP_HOST") == "0.0.0.0"
 
 
 def pod_labels(objects: list[Obj], deployment: str) -> dict[str, str]:
@@ -305,7 +309,7 @@ def test_every_config_map_and_secret_a_pod_names_is_rendered(objects: list[Obj])
 
 def test_every_mcpctl_variable_set_is_a_setting_the_code_reads(objects: list[Obj]) -> None:
     read = {f"MCPD_{name.upper()}" for name in Settings.model_fields}
-    read |= {f"MCPLOCAL_{name.upper()}" for name in GatewaySettings.model_fields}
+    read |= GatewaySettings.environment_names()
     read |= PENDING_SETTINGS
     names = {var["name"] for name in ("mcpd", "mcplocal") for var in container(objects, name).get("env", [])}
     for config in (o for o in objects if o["kind"] in ("ConfigMap", "Secret")):

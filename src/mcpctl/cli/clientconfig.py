@@ -25,6 +25,7 @@ from mcpctl.cli.clientfiles import (
     read_config_file,
     write_config_file,
 )
+from mcpctl.cli.completion import complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError, usage_error
 from mcpctl.cli.localtokens import local_token_name, provision, token_file, whoami
@@ -89,7 +90,13 @@ def config() -> None:
 
 
 @config.command("claude")
-@click.option("-p", "--project", required=True, help="The project the client should reach.")
+@click.option(
+    "-p",
+    "--project",
+    required=True,
+    help="The project the client should reach.",
+    shell_complete=complete_project,
+)
 @click.option(
     "--client",
     type=click.Choice(list(CLIENTS)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from mcpctl.cli.completion import complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.create import create
 from mcpctl.cli.errors import usage_error
@@ -19,7 +20,9 @@ from mcpctl.cli.printers import format_response
 
 @create.command("mcptoken")
 @click.argument("name")
-@click.option("-p", "--project", required=True, help="The project the token is for.")
+@click.option(
+    "-p", "--project", required=True, help="The project the token is for.", shell_complete=complete_project
+)
 @click.option(
     "--rbac",
     type=click.Choice(["empty", "clone"]),

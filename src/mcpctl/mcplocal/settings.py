@@ -195,6 +195,16 @@ class GatewaySettings(BaseSettings):
     def _check_redis_channel(cls, value: str) -> str:
         return invalidation.check_channel_prefix(value) or value
 
+    @classmethod
+    def environment_names(cls) -> set[str]:
+        """Every environment variable these settings read: `MCPLOCAL_<FIELD>`, and the documented
+        names and aliases of the fields that have them."""
+        names: set[str] = set()
+        for name, field in cls.model_fields.items():
+            choices = getattr(field.validation_alias, "choices", None)
+            names |= {c for c in choices if isinstance(c, str)} if choices else {f"MCPLOCAL_{name.upper()}"}
+        return names
+
     def session_limits(self) -> SessionLimits:
         return SessionLimits(
             per_token=self.max_sessions_per_token,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mcpctl.cli.completion import complete_project
 from mcpctl.cli.context import AppState, pass_state
 from mcpctl.cli.errors import CliError
 from mcpctl.cli.mcpcall.access import resolve_access
@@ -42,7 +43,13 @@ class EndpointFlags:
 
 
 _FLAGS = (
-    click.option("-p", "--project", required=True, help="The project whose endpoint to use."),
+    click.option(
+        "-p",
+        "--project",
+        required=True,
+        help="The project whose endpoint to use.",
+        shell_complete=complete_project,
+    ),
     click.option(
         "--url",
         metavar="URL",
