@@ -67,8 +67,8 @@ class Machine:
         return self.cli.ok("config", "claude", "-p", PROJECT, "--client", client, *extra)
 
     def token_file(self, client: str) -> Path:
-        """The one token file, named `<client>-<host>` by default."""
-        [path] = (self.home / ".mcpctl" / "tokens" / PROJECT).iterdir()
+        """The one token file, `tokens/<mcpd host-port>/<project>/<client>-<host>-<user>` by default."""
+        [path] = (self.home / ".mcpctl" / "tokens" / f"127-0-0-1-{self.daemon.port}" / PROJECT).iterdir()
         assert path.name.startswith(f"{client}-")
         return path
 

@@ -45,6 +45,8 @@ class FakeMcpd:
         self.active: dict[str, str] = {}  # name → token
         self.revoked: list[str] = []
         self.owners: dict[str, str] = {}  # name → owner, for tokens another user minted
+        self.introspected: list[str] = []
+        self.introspect_owner = ME
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -55,8 +57,10 @@ class FakeMcpd:
             return httpx.Response(200, json={"status": {"owner": self.owners.get(name, ME)}})
         if path == "/api/v1/mcptokens/introspect":
             token = request.headers["Authorization"].removeprefix("Bearer ")
+            self.introspected.append(token)
             ok = token in self.active.values()
-            return httpx.Response(200, json={"ok": True, "project": "monitoring"} if ok else {"ok": False})
+            found = {"ok": True, "project": "monitoring", "owner": self.introspect_owner}
+            return httpx.Response(200, json=found if ok else {"ok": False})
         if request.method == "POST" and path == "/api/v1/mcptokens":
             body = json.loads(request.content)
             self.bodies.append(body)
@@ -86,7 +90,7 @@ def ok(mcpd: FakeMcpd, *args: str) -> Result:
 
 
 def token_file(tmp_path: Path, name: str) -> Path:
-    return tmp_path / "home" / ".mcpctl" / "tokens" / "monitoring" / name
+    return tmp_path / "home" / ".mcpctl" / "tokens" / "mcpd-test-80" / "monitoring" / name
 
 
 def test_mints_an_empty_rbac_token_into_a_private_file_beside_the_cli_config(tmp_path: Path) -> None:
@@ -227,13 +231,16 @@ def test_write_merges_keeps_other_entries_keeps_the_mode_and_backs_up_the_old_fi
     path.write_text(json.dumps(old))
     path.chmod(0o640)
     result = ok(FakeMcpd(), "--config-path", str(path), "--write")
-    assert f"wrote {KEY} to {path} (backup: {path}.bak)\n" in result.stdout
+    [backup] = (tmp_path / "home" / ".mcpctl" / "backups").iterdir()
+    assert f"wrote {KEY} to {path} (backup: {backup})\n" in result.stdout
     data = json.loads(path.read_text())
     assert data["theme"] == "dark"
     assert data["mcpServers"]["other"] == {"command": "x"}
     assert data["mcpServers"][KEY]["args"] == ["stdio", "--project", "monitoring"]
-    assert json.loads(Path(f"{path}.bak").read_text()) == old
-    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(Path(f"{path}.bak").stat().st_mode) == 0o640
+    assert json.loads(backup.read_text()) == old and backup.name.startswith("claude.json.")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup.parent.stat().st_mode) == 0o700
+    assert not list(tmp_path.glob("claude.json.*"))  # nothing beside the file
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
 
@@ -243,7 +250,7 @@ def test_writing_the_same_entry_again_leaves_the_file_alone() -> None:
     before = Path("c.json").read_bytes()
     result = ok(mcpd, "--client", "cursor", "--config-path", "c.json", "--write")
     assert "unchanged" in result.stdout
-    assert Path("c.json").read_bytes() == before and not Path("c.json.bak").exists()
+    assert Path("c.json").read_bytes() == before and not list(Path().glob("**/c.json.*"))
 
 
 def test_new_user_wide_files_are_private_and_new_committed_ones_are_readable(tmp_path: Path) -> None:
@@ -307,7 +314,9 @@ def test_writing_through_a_symlink_updates_its_target(tmp_path: Path) -> None:
     link = tmp_path / "link.json"
     link.symlink_to(target)
     current = read_config_file(link, "mcpServers")
-    write_config_file(current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600)
+    write_config_file(
+        current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600, backup_dir=tmp_path / "b"
+    )
     assert link.is_symlink()
     assert json.loads(target.read_text()) == {"mcpServers": {"a": {}}}
 
@@ -326,7 +335,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(Exception, match="cannot write"):
-        write_config_file(current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600)
+        write_config_file(
+            current, merged(current.data, {"mcpServers": {"a": {}}}), 0o600, backup_dir=tmp_path / "b"
+        )
     assert path.read_text() == '{"keep": true}'
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
@@ -344,3 +355,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(
 def test_default_paths(client: str, platform: str, expected: str) -> None:
     assert str(default_path(client, platform=platform, home=Path("/home/u"))) == expected
     assert client in CLIENTS
+
+
+def test_rewriting_a_committed_file_that_held_a_raw_token_keeps_no_copy_in_the_repository(
+    tmp_path: Path,
+) -> None:
+    # security review: a `.mcp.json` written by an earlier release held the raw token; its backup
+    # must not land beside it (in the repository), and the user is told to revoke that token
+    old = {"mcpServers": {KEY: {"type": "http", "headers": {"Authorization": "Bearer mcpctl_pat_OLDRAW"}}}}
+    Path(".mcp.json").write_text(json.dumps(old))
+    result = ok(FakeMcpd(), "--client", "claude-code", "--write")
+    assert "mcpctl_pat_OLDRAW" not in Path(".mcp.json").read_text()
+    assert sorted(p.name for p in Path().iterdir()) == [".mcp.json", "home"]
+    [backup] = (tmp_path / "home" / ".mcpctl" / "backups").iterdir()
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert "held a raw McpToken" in result.stdout and "mcpctl revoke mcptoken" in result.stdout

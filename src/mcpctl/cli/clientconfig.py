@@ -1,6 +1,6 @@
 """`mcpctl config claude -p P …`: configure an MCP client on this machine (DESIGN §4 Provisioning).
 
-The token lives in this user's `~/.mcpctl/tokens/<project>/<name>` (0600, see localtokens: reused
+The token lives in this user's `~/.mcpctl/tokens/<mcpd>/<project>/<name>` (0600, see localtokens: reused
 while it works, `--force` rotates it). The client's entry refers to it — Claude Desktop through
 `mcplocal stdio`'s token file, Claude Code and Cursor through an environment variable, VS Code
 through a secret input — so no config file holds the raw token. Printed, or with `--write` merged
@@ -129,13 +129,13 @@ def claude(
 ) -> None:
     """Configure an MCP client on this machine to reach PROJECT, with a token of its own.
 
-    The token is kept in ~/.mcpctl/tokens/PROJECT/NAME (0600) and reused while it works; --force
+    The token is kept in ~/.mcpctl/tokens/MCPD/PROJECT/NAME (0600) and reused while it works; --force
     rotates it. No config file gets the raw token: Claude Desktop runs mcplocal with the token
     file, Claude Code and Cursor read an environment variable, VS Code asks for it once.
 
     Without --write, prints the client's snippet (a `claude mcp add` line for claude-code). With
     --write, merges it into the client's config file: other entries are kept, the old file is saved
-    as <file>.bak, the new one is written atomically.
+    in ~/.mcpctl/backups/, the new one is written atomically.
     """
     info = CLIENTS[client]
     check_ttl_flag(ttl)
@@ -151,7 +151,7 @@ def claude(
     name = token_name or local_token_name(client, login.name)
     # built first, so that a config that cannot run (no mcplocal here) gets no token
     content = client_file_content(
-        info, project, state.resolved().mcpd_url, token_file(state.config_path, project, name)
+        info, project, state.resolved().mcpd_url, token_file(state.config_path, api.base_url, project, name)
     )
     local = provision(
         api,
@@ -174,8 +174,15 @@ def claude(
     elif (data := merged(current.data, content)) == current.data:
         say(f"{current.path} unchanged ({key} is up to date)")
     else:
-        backup = write_config_file(current, data, info.new_file_mode)
+        backup = write_config_file(
+            current, data, info.new_file_mode, backup_dir=state.config_path.parent / "backups"
+        )
         say(f"wrote {key} to {current.path}" + (f" (backup: {backup})" if backup is not None else ""))
+        if current.original is not None and b"mcpctl_pat_" in current.original:
+            say(
+                f"warning: the old {current.path.name} held a raw McpToken (kept only in the backup); "
+                f"revoke it: mcpctl get mcptokens -p {project}, then mcpctl revoke mcptoken NAME -p {project}"
+            )
     for line in next_step(info, project, local.path):
         say(line)
 

@@ -1,6 +1,6 @@
 """MCP clients' JSON config files: where they live, whether they are meant to be committed, and
 merging our one server entry (and VS Code's input) in without touching anything else — atomically,
-the old file kept as `<file>.bak`.
+the old file kept in the CLI's own backups directory.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,18 +139,24 @@ def _write_atomic(path: Path, content: bytes, mode: int) -> None:
             os.close(dir_fd)
 
 
-def write_config_file(current: ConfigFile, data: Mapping[str, Any], new_mode: int) -> Path | None:
-    """Write `data` over the file: first a backup of the old one (`<file>.bak`), then the new one.
-    An existing file keeps its mode; a new one gets `new_mode` (its new directory: 0700 when the file
-    is private, else 0755). Returns the backup's path, or None when there was no old file."""
+def write_config_file(
+    current: ConfigFile, data: Mapping[str, Any], new_mode: int, *, backup_dir: Path
+) -> Path | None:
+    """Write `data` over the file: first a backup of the old one, then the new one. The backup goes to
+    `backup_dir` (the CLI's own, 0700; the copy 0600), never beside the file: `.mcp.json` and
+    `.vscode/mcp.json` live in a repository, and an old copy there may hold a raw token. An existing
+    file keeps its mode; a new one gets `new_mode` (its new directory: 0700 when the file is private,
+    else 0755). Returns the backup's path, or None when there was no old file."""
     path = current.path
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700 if new_mode & 0o077 == 0 else 0o755, parents=True)
     backup: Path | None = None
     try:
         if current.original is not None:
-            backup = path.with_name(path.name + ".bak")
-            _write_atomic(backup, current.original, current.mode or new_mode)
+            backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            backup = backup_dir / f"{path.name}.{stamp}.bak"
+            _write_atomic(backup, current.original, 0o600)
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         _write_atomic(path, text.encode("utf-8"), current.mode if current.mode is not None else new_mode)
     except OSError as exc:

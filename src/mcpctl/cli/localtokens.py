@@ -1,9 +1,13 @@
-"""Project tokens kept on the client machine: `~/.mcpctl/tokens/<project>/<name>` (0600, dirs 0700).
+"""Project tokens kept on the client machine: `~/.mcpctl/tokens/<mcpd>/<project>/<name>` (0600, dirs
+0700), `<mcpd>` naming the mcpd that issued it (its host and port), so that two installations with a
+project of the same name never share, send each other or overwrite one token.
 
 One mechanism for every command that needs an McpToken for itself or for an MCP client
-(`config claude`, `tools`, `call`): a token file that still works is reused; otherwise a token is
-minted (an active one of that name whose file is gone is rotated: revoked, then minted again) and
-written here. Re-running a command never fails on its own earlier token.
+(`config claude`, `tools`, `call`): a token file that still works — at that mcpd, for that project,
+owned by the login — is reused; otherwise a token is minted (an active one of that name whose file is
+gone is rotated: revoked, then minted again, only when the login owns it) and written here. Re-running
+a command never fails on its own earlier token. Directories someone else owns or may write, and
+symbolic links, are refused: a token planted there would make the CLI act as someone else.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from mcpctl.cli.client import ApiClient, api_path
-from mcpctl.cli.errors import CliError, ServerError
+from mcpctl.cli.errors import CliError, ServerError, usage_error
 from mcpctl.cli.mcptokens import create_body, mint_token
+from mcpctl.core.errors import InvalidError
+from mcpctl.core.names import check_name
 from mcpctl.core.tokens import looks_like_token, slug
 
 Outcome = Literal["reused", "created", "rotated"]
@@ -29,8 +37,22 @@ def tokens_dir(config_file: Path) -> Path:
     return config_file.expanduser().parent / "tokens"
 
 
-def token_file(config_file: Path, project: str, name: str) -> Path:
-    return tokens_dir(config_file) / project / name
+def mcpd_key(mcpd_url: str) -> str:
+    """The directory of one mcpd's tokens: its host and port as a slug (`127-0-0-1-3000`)."""
+    parts = urlsplit(mcpd_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return slug(f"{parts.hostname or 'mcpd'}-{port}")
+
+
+def token_file(config_file: Path, mcpd_url: str, project: str, name: str) -> Path:
+    """Where the token `name` of `project` at that mcpd is kept; names must be DNS labels (so no
+    path can be made of them)."""
+    try:
+        check_name(project, what="project")
+        check_name(name, what="token name")
+    except InvalidError as exc:
+        raise usage_error(exc.message) from exc
+    return tokens_dir(config_file) / mcpd_key(mcpd_url) / project / name
 
 
 @dataclass(frozen=True)
@@ -40,22 +62,59 @@ class LocalToken:
     outcome: Outcome
 
 
-def read_token_file(path: Path) -> str | None:
-    """The token the file holds, or None when there is no usable one."""
+def _private_dir(directory: Path) -> None:
+    """Make `directory` (0700) or insist that it is a real directory of this user that no one else
+    may write."""
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        info = directory.lstat()
+    except FileNotFoundError:
+        directory.mkdir(mode=0o700)
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        raise CliError(f"refusing to keep tokens in {directory}: not a directory (a symbolic link?)")
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise CliError(
+            f"refusing to keep tokens in {directory}: it belongs to someone else or others may write "
+            "it (make it yours and 0700, or set MCPCTL_CONFIG to a private directory)"
+        )
+
+
+def _prepare(path: Path, config_file: Path) -> None:
+    """The token directories from the store's root down to the file's, each checked or made."""
+    root = tokens_dir(config_file)
+    root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = root
+    _private_dir(directory)
+    for part in path.parent.relative_to(root).parts:
+        directory = directory / part
+        _private_dir(directory)
+
+
+def read_token_file(path: Path) -> str | None:
+    """The token the file holds, or None when there is no usable one. Never follows a symbolic
+    link; a file others may read is made 0600 again; one someone else owns is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CliError(f"cannot read {path}: {exc.strerror} (a symbolic link is refused)") from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if info.st_uid != os.getuid() or not stat.S_ISREG(info.st_mode):
+            raise CliError(f"refusing {path}: not a file of yours")
+        if info.st_mode & 0o077:  # copied in by hand, say
+            os.fchmod(fh.fileno(), 0o600)
+        try:
+            value = fh.read(4096).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return None
     return value if looks_like_token(value) else None
 
 
 def write_token_file(path: Path, token: str) -> None:
-    """Atomically: a 0600 temp file in the same 0700 directory, fsync, rename."""
-    for directory in (path.parent.parent.parent, path.parent.parent, path.parent):
-        if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True)
+    """Atomically: a 0600 temp file in the same 0700 directory, fsync, rename (over a symbolic link,
+    never through it)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -69,16 +128,14 @@ def write_token_file(path: Path, token: str) -> None:
         raise
 
 
-def _keep_private(path: Path) -> None:
-    """A reused file that others may read (copied in by hand, say) is made 0600 again."""
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-
-
-def still_valid(client: ApiClient, token: str, project: str) -> bool:
-    """Whether mcpd still takes `token` for `project` (introspection authenticates with the token)."""
+def still_valid(client: ApiClient, token: str, project: str, login: Login) -> bool:
+    """Whether mcpd still takes `token` for `project`, and it is the login's own (introspection
+    authenticates with the token; `client` is bound to the mcpd the file is kept for)."""
     answer = client.json("GET", api_path("mcptokens", "introspect"), bearer=token)
-    return isinstance(answer, dict) and answer.get("ok") is True and answer.get("project") == project
+    if not isinstance(answer, dict) or answer.get("ok") is not True or answer.get("project") != project:
+        return False
+    owner = answer.get("owner")
+    return isinstance(owner, str) and owner.lower() == login.email.lower()
 
 
 @dataclass(frozen=True)
@@ -127,10 +184,10 @@ def provision(
     """A working token named `name` for `project`, in its local file: reused when it still works
     (unless `rotate`), else minted (`--rbac empty`: it reaches what its owner may run, nothing more).
     An active token of that name is rotated only when `login` owns it; another user's is left alone."""
-    path = token_file(config_file, project, name)
+    path = token_file(config_file, client.base_url, project, name)
+    _prepare(path, config_file)
     existing = read_token_file(path)
-    if existing is not None and not rotate and still_valid(client, existing, project):
-        _keep_private(path)
+    if existing is not None and not rotate and still_valid(client, existing, project, login):
         return LocalToken(existing, path, "reused")
     body = create_body(name, project, rbac="empty", ttl=ttl, description=description)
     try:
