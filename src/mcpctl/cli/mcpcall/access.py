@@ -4,8 +4,9 @@ URL: `<mcpd url>/projects/<P>/mcp` (the mcpd the CLI resolves), or `--url` — a
 base URL such as a `mcplocal serve` (`http://127.0.0.1:3200`) to which `/projects/<P>/mcp` is added.
 
 Token: `--token`, else `$MCPCTL_TOKEN` when it is an McpToken, else one for the login (a non-token
-`$MCPCTL_TOKEN` is a login too): `mcpctl-cli-<host>-<user>`, kept in `~/.mcpctl/tokens/<mcpd>/<P>/` and reused while
-it works (localtokens). It is minted `--rbac empty`, so it reaches exactly what the user may run.
+`$MCPCTL_TOKEN` is a login too): `mcpctl-cli-<host>-<user>`, kept in `~/.mcpctl/tokens/<mcpd>/<P>/`
+and reused while it works (localtokens). It is minted `--rbac empty`, so it reaches exactly what the
+user may run.
 """
 
 from __future__ import annotations
