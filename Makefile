@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# .venv with everything (tests, linters, bench tooling) and, for `make run`, with what running needs:
+# mcpctl and the example servers (the `examples` extra). The full install satisfies both.
+STAMP  := $(VENV)/.installed-$(SUM)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
@@ -17,6 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*
+	touch $@ $(RUN_STAMP)
+
+# No pip upgrade here: the venv's own pip installs the project, and a newcomer's first start is faster.
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[examples]'
+	rm -f $(VENV)/.installed-run-*
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -27,10 +38,12 @@ $(HAPROXY):
 	$(SUDO) sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy)'
 
-## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir.
-## Servers installed by the project (mcp-server-time in .venv, npm ones in node_modules) are on mcpd's PATH,
-## so `mcpctl create server time --command mcp-server-time` works without activating the venv.
-run: $(STAMP)
+## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir, after
+## installing (once) only what running needs: mcpctl and the example servers, not the test toolchain.
+## Servers installed by the project (mcp-server-time and mcp-server-git in .venv, npm ones in node_modules
+## after `make test` or `npm ci`) are on mcpd's PATH, so `mcpctl create server time --command
+## mcp-server-time` works without activating the venv.
+run: $(RUN_STAMP)
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
