@@ -14,7 +14,7 @@ NODE_STAMP := node_modules/.installed
 HAPROXY := /usr/sbin/haproxy
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context
+.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context newcomer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ bench: $(STAMP)
 ## bench/context_tasks.yaml, and the content pipeline's first-answer bytes and page latencies. A measurement.
 bench-context: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench.context $(BENCH_ARGS)
+
+## make newcomer: seconds from `git clone` of this checkout's HEAD to a listed tool, doing what the README
+## says with a fresh HOME (bench/newcomer.py; README "First steps" has the number). A measurement, not a
+## test: it installs from the package index and needs no .venv. NEWCOMER_ARGS e.g. --rev REV, --keep.
+newcomer:
+	$(PYTHON) -m bench.newcomer $(NEWCOMER_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests conformance bench
