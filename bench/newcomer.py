@@ -83,7 +83,6 @@ def _script(steps: list[str], port: int) -> str:
 
 
 def measure(source: str, rev: str, work: Path) -> int:
-    steps = first_tool_list(README.read_text())
     home, clone = work / "home", work / "mcpctl"
     home.mkdir()
     port = _free_port()
@@ -100,6 +99,7 @@ def measure(source: str, rev: str, work: Path) -> int:
     subprocess.run(["git", "clone", "--quiet", source, str(clone)], env=env, check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", rev], env=env, check=True)
     timings.append((f"git clone {source} ({rev[:12]})", time.monotonic() - started))
+    steps = first_tool_list((clone / README.relative_to(ROOT)).read_text())  # the clone's README
 
     mark = time.monotonic()
     log_path = work / "make-run.log"
