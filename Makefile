@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 
 # No pip upgrade here: the venv's own pip installs the project, and a newcomer's first start is faster.
 $(RUN_STAMP): pyproject.toml
+	@echo "installing mcpctl and the example servers into $(VENV) (the first time only: about a minute)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[examples]'
 	rm -f $(VENV)/.installed-run-*
