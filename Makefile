@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# .venv with everything (tests, linters, bench tooling) and, for `make run`, with what running needs:
+# mcpctl and the example servers (the `examples` extra). The full install satisfies both.
+STAMP  := $(VENV)/.installed-$(SUM)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
@@ -10,13 +14,21 @@ NODE_STAMP := node_modules/.installed
 HAPROXY := /usr/sbin/haproxy
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context
+.PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context newcomer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*
+	touch $@ $(RUN_STAMP)
+
+# No pip upgrade here: the venv's own pip installs the project, and a newcomer's first start is faster.
+$(RUN_STAMP): pyproject.toml
+	@echo "installing mcpctl and the example servers into $(VENV) (the first time only: about a minute)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[examples]'
+	rm -f $(VENV)/.installed-run-*
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -27,10 +39,12 @@ $(HAPROXY):
 	$(SUDO) sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy)'
 
-## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir.
-## Servers installed by the project (mcp-server-time in .venv, npm ones in node_modules) are on mcpd's PATH,
-## so `mcpctl create server time --command mcp-server-time` works without activating the venv.
-run: $(STAMP)
+## make run: start mcpd on 127.0.0.1:3000 with the embedded SQLite database under the data dir, after
+## installing (once) only what running needs: mcpctl and the example servers, not the test toolchain.
+## Servers installed by the project (mcp-server-time and mcp-server-git in .venv, npm ones in node_modules
+## after `make test` or `npm ci`) are on mcpd's PATH, so `mcpctl create server time --command
+## mcp-server-time` works without activating the venv.
+run: $(RUN_STAMP)
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
@@ -63,6 +77,12 @@ bench: $(STAMP)
 ## bench/context_tasks.yaml, and the content pipeline's first-answer bytes and page latencies. A measurement.
 bench-context: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench.context $(BENCH_ARGS)
+
+## make newcomer: seconds from `git clone` of this checkout's HEAD to a listed tool, doing what the README
+## says with a fresh HOME (bench/newcomer.py; README "First steps" has the number). A measurement, not a
+## test: it installs from the package index and needs no .venv. NEWCOMER_ARGS e.g. --rev REV, --keep.
+newcomer:
+	$(PYTHON) -m bench.newcomer $(NEWCOMER_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests conformance bench

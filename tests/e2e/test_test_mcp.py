@@ -5,8 +5,6 @@ never answers, and mcpd's token-authenticated per-server proxy (valid, revoked a
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,18 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import MCPCTL, Mcpd, _clean_env, _cli_maker, free_port, login_admin
 from tests.e2e.upstreams import (
     FIXTURE,
     PYTHON,
-    ROOT,
     everything_http,
     proxy_url,
-    upstream_env,
-    wait_for,
     wait_running,
 )
 from tests.processes import wait_listening
@@ -291,76 +285,3 @@ def test_mcpd_proxy_with_a_valid_revoked_and_no_token(daemon: Mcpd, tmp_path: Pa
         assert "auth failure in connect (exit 1)" in run.stdout.splitlines()[-1]
     op.ok("delete", "project", "tested-proj")
     op.ok("delete", "server", "tested")
-
-
-# ---- the smoke test of `make run` ------------------------------------------------------------------------
-
-
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-@contextmanager
-def make_run(base: Path) -> Iterator[Mcpd]:
-    """`make run` (mcpd with the defaults of a first start) on a free port and a fresh data dir; stopped
-    with SIGTERM to its whole process group, which must then be empty."""
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is not installed")
-    plan = subprocess.run(
-        [make, "-s", "-n", "-C", str(ROOT), "run"], capture_output=True, text=True, check=True
-    )
-    commands = plan.stdout.strip().splitlines()  # one command: mcpd (with PATH set for its servers)
-    if len(commands) != 1 or commands[0].split()[-1].rsplit("/", 1)[-1] != "mcpd":
-        pytest.skip(f"make run would do more than start mcpd (run `make test` first):\n{plan.stdout}")
-    daemon = Mcpd("sqlite", data_dir=base / "data", stderr_path=base / "make-run.log")
-    env = {
-        **_clean_env(),
-        **upstream_env(),
-        "MCPD_PORT": str(daemon.port),
-        "MCPD_DATA_DIR": str(daemon.data_dir),
-    }
-    with daemon.stderr_path.open("wb") as log:
-        process = subprocess.Popen(
-            [make, "-s", "-C", str(ROOT), "run"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_for("make run to serve /readyz", lambda: _ready(daemon.url), timeout=30)
-            yield daemon
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-                wait_for("mcpd and its children to exit", lambda: _group_gone(process.pid), timeout=15)
-            finally:
-                if not _group_gone(process.pid):
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def test_make_run_smoke(tmp_path: Path) -> None:
-    """What `make run` starts answers MCP through its per-server proxy, as `mcpctl test mcp` sees it."""
-    with make_run(tmp_path) as daemon:
-        op = login_admin(_cli_maker(daemon, tmp_path)())
-        op.ok("create", "server", "smoke", "--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE))
-        op.ok("create", "project", "smoke-proj", "--server", "smoke")
-        token = op.json("create", "mcptoken", "smoke", "-p", "smoke-proj")["token"]
-        wait_running(op, "smoke", 1)
-        run = mcpctl_test(
-            proxy_url(op, "smoke", "smoke-proj"), "--tool", "add", "--expect-tools", "echo,add",
-            env={"MCPCTL_TOKEN": token},
-        )  # fmt: skip
-        assert run.code == 0, run.stdout + run.stderr
-        assert run.line("health").startswith("PASS") and run.line("auth").startswith("PASS")
