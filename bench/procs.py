@@ -138,25 +138,55 @@ def start_mcpd(procs: Processes, **extra_env: str) -> tuple[str, Cli, int]:
 
 def start_gateway(procs: Processes, replicas: int = 1) -> Served:
     """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
+    return start_gateways(procs, replicas)[0]
+
+
+def start_gateways(procs: Processes, replicas: int = 1, http_upstream: str | None = None) -> list[Served]:
+    """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it; with
+    `http_upstream` (a fixture's MCP URL) also http server `fx` in project `bench-http`. The
+    projects' endpoints, in that order."""
     base, cli, pid = start_mcpd(procs)
     server = ["--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE), "--replicas", str(replicas)]
-    cli("create", "server", "fx", *server)
-    cli("create", "project", "bench", "--server", "fx")
-    token = cli.json("create", "mcptoken", "bench", "-p", "bench")["token"]
+    served = [_project(cli, base, pid, "bench", "fx", server)]
     wait_running(cli, "fx", replicas)
-    return Served(f"{base}/projects/bench/mcp", token, pid)
+    if http_upstream is not None:
+        served.append(
+            _project(cli, base, pid, "bench-http", "fxh", ["--transport", "http", "--url", http_upstream])
+        )
+    return served
+
+
+def _project(cli: Cli, base: str, pid: int, project: str, server: str, spec: list[str]) -> Served:
+    cli("create", "server", server, *spec)
+    cli("create", "project", project, "--server", server)
+    token = cli.json("create", "mcptoken", project, "-p", project)["token"]
+    return Served(f"{base}/projects/{project}/mcp", token, pid)
 
 
 def start_split(procs: Processes, gateway: Served) -> Served:
     """`mcplocal serve` in front of the gateway's mcpd: the same project and token over the
     data-plane link."""
+    return start_splits(procs, gateway)[0]
+
+
+def start_splits(procs: Processes, *gateways: Served) -> list[Served]:
+    """One `mcplocal serve` in front of the gateways' mcpd: the same projects and tokens over the
+    data-plane link, in the order given."""
     port = free_port()
-    mcpd_url = gateway.url.split("/projects/", 1)[0]
+    mcpd_url, _ = gateways[0].url.split("/projects/", 1)
     env = clean_env()
     argv = [MCPLOCAL, "serve", "--mcpd-url", mcpd_url, "--port", str(port), "--log-level", "warning"]
     process = procs.start("mcplocal", argv, env)
     procs.wait_listening("mcplocal", process, port)
-    return Served(f"http://127.0.0.1:{port}/projects/bench/mcp", gateway.token, process.pid, (gateway.pid,))
+    return [
+        Served(
+            f"http://127.0.0.1:{port}/projects/{g.url.split('/projects/', 1)[1]}",
+            g.token,
+            process.pid,
+            (g.pid,),
+        )
+        for g in gateways
+    ]
 
 
 def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:
@@ -178,3 +208,35 @@ def wait_running(cli: Cli, server: str, count: int) -> None:
             return
         time.sleep(0.2)
     raise SetupError(f"{count} instance(s) of {server} not RUNNING and healthy within {STARTUP_SECONDS:g}s")
+
+
+def start_http_upstream(procs: Processes, counter: Path) -> Served:
+    """The fixture serving Streamable HTTP as a gateway's http upstream, counting the connections
+    it accepts into `counter` (bench/upstream.py)."""
+    port = free_port()
+    argv = [PYTHON, str(ROOT / "bench" / "upstream.py"), str(counter), "--", "http", "--port", str(port)]
+    process = procs.start("upstream-http", argv, clean_env())
+    procs.wait_listening("upstream-http", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
+
+
+def start_mcp_proxy(procs: Processes, program: Path) -> Served:
+    """mcp-proxy (PyPI) bridging the stdio fixture to Streamable HTTP at /mcp, stateful (sessions)."""
+    port = free_port()
+    argv = [str(program), "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
+    argv += ["--pass-environment", PYTHON, str(FIXTURE)]
+    process = procs.start("mcp-proxy", argv, clean_env())
+    procs.wait_listening("mcp-proxy", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
+
+
+def start_supergateway(procs: Processes, program: Path) -> Served:
+    """supergateway (npm) bridging the stdio fixture to Streamable HTTP at /mcp. `--stateful`: its
+    stateless mode spawns a fixture per POST, which would measure Python's start-up, not the bridge;
+    stateful spawns one per session."""
+    port = free_port()
+    argv = [str(program), "--stdio", f"{PYTHON} {FIXTURE}", "--outputTransport", "streamableHttp"]
+    argv += ["--stateful", "--port", str(port), "--logLevel", "none"]
+    process = procs.start("supergateway", argv, clean_env())
+    procs.wait_listening("supergateway", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)

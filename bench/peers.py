@@ -1,0 +1,381 @@
+"""`make bench-peers`: mcpctl against the fixture upstream directly and against two peer gateways,
+in one run, with the same upstream, tool and payload (issue 16, docs/performance.md).
+
+    python -m bench.peers [--targets direct,mcp-proxy,...] [--concurrency 1,8,32] [--seconds 5]
+                          [--generators wrk,wire] [--count 20000] [--json]
+
+Targets, all on 127.0.0.1 (bench/procs.py starts them):
+    direct          the fixture (tests/fixtures/mcp_fixture_server.py) serving Streamable HTTP itself
+    mcp-proxy       mcp-proxy (PyPI, pinned in the Makefile) bridging the stdio fixture, stateful
+    supergateway    supergateway (npm, pinned) bridging the stdio fixture, `--stateful`
+    embedded-stdio  mcpd's project endpoint, the fixture as a supervised stdio server
+    embedded-http   mcpd's project endpoint, the fixture over http (its own process)
+    split-stdio     `mcplocal serve` in front of mcpd, stdio upstream
+    split-http      `mcplocal serve` in front of mcpd, http upstream
+
+Before anything is measured every target must answer `echo` with the text it was given. Then, per
+concurrency c and target (in that order, so drift hits every target alike), each generator runs a
+window of `--seconds`: wrk (bench/wrkload.py: one session, c connections) and the project's `wire`
+client (bench/load.py: c sessions, a keep-alive connection each, bounded by --count too). In each
+window: calls (answered 200 with the echoed text), errors, req/s, p50/p99, the CPU seconds of each
+process of the target (bench/cpu.py RoleMeter: gateway processes and the upstream fixture apart), the
+connections the http upstream accepted (bench/upstream.py), and the share of the machine the other
+processes took. A measurement: the issue's targets print as MET / MISS, the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import anyio
+from conformance.suites import SetupError
+from tests.processes import descendants
+
+from bench import peers_report as report
+from bench.cpu import RoleMeter
+from bench.load import CallFailed, Target, run_level
+from bench.procs import (
+    ROOT,
+    Processes,
+    Served,
+    start_direct,
+    start_gateways,
+    start_http_upstream,
+    start_mcp_proxy,
+    start_splits,
+    start_supergateway,
+)
+from bench.upstream import read_count
+from bench.wrkload import WrkFailed, close, open_checked, run_wrk
+
+BENCH_DIR = ROOT / ".bench"
+WARMUP = 64
+
+
+@dataclass(frozen=True)
+class Options:
+    targets: list[str]
+    concurrency: list[int]
+    seconds: float
+    count: int
+    generators: list[str]
+    json: bool
+    mcp_proxy: Path
+    supergateway: Path
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--targets", default=",".join(report.TARGETS), help="comma-separated (default: all)")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per window (default 5)")
+    parser.add_argument("--count", type=int, default=20000, help="wire client: calls per window at most")
+    parser.add_argument("--generators", default="wrk,wire", help="wrk and/or wire (default both)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help="where make installed the peers")
+    args = parser.parse_args(argv)
+    targets = [t for t in args.targets.split(",") if t]
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    generators = [g for g in args.generators.split(",") if g]
+    if unknown := set(targets) - set(report.TARGETS):
+        parser.error(f"unknown targets {sorted(unknown)}; known: {', '.join(report.TARGETS)}")
+    if not generators or set(generators) - {"wrk", "wire"}:
+        parser.error("--generators: wrk, wire or both")
+    if not targets or not levels or min(levels) < 1 or args.count < 1 or args.seconds <= 0:
+        parser.error("targets, concurrency, count and seconds must be given and positive")
+    return Options(
+        targets=[t for t in report.TARGETS if t in targets],
+        concurrency=levels,
+        seconds=args.seconds,
+        count=args.count,
+        generators=generators,
+        json=args.json,
+        mcp_proxy=_installed(args.bench_dir, "mcp-proxy-*/bin/mcp-proxy"),
+        supergateway=_installed(args.bench_dir, "node/node_modules/.bin/supergateway"),
+    )
+
+
+def _installed(bench_dir: Path, pattern: str) -> Path:
+    found = sorted(bench_dir.glob(pattern))
+    return found[-1] if found else bench_dir / pattern
+
+
+@dataclass
+class Endpoint:
+    """A target under load: where to call, which processes are the gateway (by role) and which is
+    the upstream (a pid for http; None: the fixture processes below the gateway), and the file
+    where the http upstream counts its connections."""
+
+    name: str
+    target: Target
+    gateway: list[tuple[str, int]]
+    upstream: int | None = None
+    counter: Path | None = None
+    rows: list[report.Row] = field(default_factory=list)
+
+    def roles(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        fixtures: set[int] = set()
+        for role, pid in self.gateway:
+            below = descendants(pid)
+            mine = {p for p in below if _is_fixture(p)}
+            found[role] = [pid, *sorted(below - mine)]
+            fixtures |= mine
+        found[report.UPSTREAM] = [self.upstream] if self.upstream is not None else sorted(fixtures)
+        return found
+
+
+def _is_fixture(pid: int) -> bool:
+    try:
+        return b"mcp_fixture_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def start(procs: Processes, options: Options) -> list[Endpoint]:
+    """Only the processes the chosen targets need."""
+    wanted = set(options.targets)
+    found: dict[str, Endpoint] = {}
+    if "direct" in wanted:
+        direct = start_direct(procs)
+        found["direct"] = Endpoint("direct", _target("direct", direct, "echo"), [], direct.pid)
+    for name, starter, program in (
+        ("mcp-proxy", start_mcp_proxy, options.mcp_proxy),
+        ("supergateway", start_supergateway, options.supergateway),
+    ):
+        if name in wanted:
+            if not program.exists():
+                raise SetupError(f"{program} is not installed: run `make bench-peers`")
+            peer = starter(procs, program)
+            found[name] = Endpoint(name, _target(name, peer, "echo"), [(name, peer.pid)])
+    if wanted & set(report.MCPCTL):
+        counter = procs.workdir / "upstream-connections"
+        http = start_http_upstream(procs, counter) if wanted & {"embedded-http", "split-http"} else None
+        gateways = start_gateways(procs, http_upstream=http.url if http else None)
+        splits = start_splits(procs, *gateways) if wanted & {"split-stdio", "split-http"} else []
+        modes: list[tuple[str, list[Served]]] = [("embedded", gateways), ("split", splits)]
+        for mode, endpoints in modes:
+            for kind, endpoint in zip(("stdio", "http"), endpoints, strict=False):
+                name = f"{mode}-{kind}"
+                roles = [("mcplocal", endpoint.pid), ("mcpd", endpoint.others[0])] if mode == "split" else []
+                upstream = http.pid if kind == "http" and http else None
+                found[name] = Endpoint(
+                    name,
+                    _target(name, endpoint, "fx__echo" if kind == "stdio" else "fxh__echo"),
+                    roles or [("mcpd", endpoint.pid)],
+                    upstream,
+                    counter if kind == "http" else None,
+                )
+    return [found[name] for name in options.targets]
+
+
+def _target(name: str, served: Served, tool: str) -> Target:
+    return Target(name, served.url, served.token, tool)
+
+
+async def _check(endpoint: Endpoint) -> None:
+    try:
+        await close(await open_checked(endpoint.target))
+    except (CallFailed, OSError) as exc:
+        raise SetupError(f"{endpoint.name} does not answer echo correctly: {exc}") from exc
+
+
+class _Window(contextlib.AbstractContextManager["_Window"]):
+    """Around one measured window: the CPU of each role and the connections the upstream accepted."""
+
+    def __init__(self, endpoint: Endpoint, generator: str, concurrency: int):
+        self.endpoint, self.generator, self.concurrency = endpoint, generator, concurrency
+        self.meter = RoleMeter(endpoint.roles)
+        self.accepted: int | None = None
+
+    def __enter__(self) -> _Window:
+        counter = self.endpoint.counter
+        self.before = read_count(counter) if counter else 0
+        self.meter.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.meter.__exit__(*exc)
+        counter = self.endpoint.counter
+        self.accepted = read_count(counter) - self.before if counter else None
+
+    def row(
+        self, calls: int, errors: int, first: str | None, seconds: float, p50: float, p99: float
+    ) -> report.Row:
+        meter = self.meter
+        return report.Row(
+            target=self.endpoint.name,
+            generator=self.generator,
+            concurrency=self.concurrency,
+            calls=calls,
+            errors=errors,
+            first_error=first,
+            seconds=seconds,
+            p50_ms=p50,
+            p99_ms=p99,
+            cpu={role: round(s, 3) for role, s in meter.seconds.items()},
+            generator_percent=meter.percent(meter.generator),
+            other_percent=meter.percent(meter.other),
+            new_connections=self.accepted,
+        )
+
+
+def _measure_wrk(endpoint: Endpoint, concurrency: int, seconds: float) -> report.Row:
+    session = asyncio.run(open_checked(endpoint.target))
+    try:
+        window = _Window(endpoint, "wrk", concurrency)
+        done = run_wrk(
+            endpoint.target, session.headers.get("Mcp-Session-Id", ""), concurrency, seconds, window
+        )
+    finally:
+        asyncio.run(close(session))
+    return window.row(done.good, done.errors, done.first_error, done.seconds, done.p50_ms, done.p99_ms)
+
+
+def _measure_wire(endpoint: Endpoint, concurrency: int, options: Options) -> report.Row:
+    window = _Window(endpoint, "wire", concurrency)
+    level = anyio.run(
+        lambda: run_level(
+            endpoint.target,
+            "legacy",
+            "wire",
+            concurrency,
+            count=options.count,
+            seconds=options.seconds,
+            warmup=WARMUP,
+            window=window,
+        )
+    )
+    return window.row(
+        level.calls,
+        level.errors,
+        level.first_error,
+        level.elapsed,
+        level.percentile(0.5),
+        level.percentile(0.99),
+    )
+
+
+def measure(endpoints: list[Endpoint], options: Options) -> list[report.Row]:
+    rows = []
+    for concurrency in options.concurrency:
+        for endpoint in endpoints:
+            for generator in options.generators:
+                try:
+                    if generator == "wrk":
+                        row = _measure_wrk(endpoint, concurrency, options.seconds)
+                    else:
+                        row = _measure_wire(endpoint, concurrency, options)
+                except Exception as exc:  # a broken window is a result; the other targets still run
+                    row = report.failed(endpoint.name, generator, concurrency, _first(exc))
+                rows.append(row)
+                print(f"  {report.progress(row)}", file=sys.stderr)
+    return rows
+
+
+def _first(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _version(program: Path) -> str:
+    try:
+        done = subprocess.run(
+            [str(program), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError:
+        return "not installed"
+    return (done.stdout.strip() or done.stderr.strip()).splitlines()[-1] if done.returncode == 0 else "?"
+
+
+def _config(options: Options, loadavg: tuple[float, float, float]) -> dict[str, Any]:
+    wanted = set(options.targets)
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}",
+        "python": platform.python_version(),
+        "loadavg": [round(v, 2) for v in loadavg],
+        "mcp-proxy": _version(options.mcp_proxy) if "mcp-proxy" in wanted else None,
+        "supergateway": _version(options.supergateway) if "supergateway" in wanted else None,
+        "seconds": options.seconds,
+        "count": options.count,
+        "concurrency": options.concurrency,
+        "generators": options.generators,
+        "tool": "echo",
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def render(config: dict[str, Any], rows: list[report.Row], checks: list[dict[str, Any]]) -> str:
+    others = [r.other_percent for r in rows]
+    lines = [
+        f"make bench-peers, {config['date']}; {config['machine']}; Python {config['python']}",
+        f"load average at start {' '.join(map(str, config['loadavg']))}; other processes took "
+        f"{min(others, default=0)}-{max(others, default=0)}% of a core "
+        f"(mean {round(sum(others) / len(others)) if others else 0}%) during the windows",
+        f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
+        f"{config['seconds']:g} s per window; gateway CPU = the target's processes but the upstream fixture",
+        "",
+    ]
+    for generator in config["generators"]:
+        lines += [*report.summary(rows, generator), ""]
+    lines += [*report.details(rows), "", *report.verdicts(checks)]
+    return "\n".join(lines)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through the `finally` that stops every child
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    loadavg = os.getloadavg()
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
+    with tempfile.TemporaryDirectory(prefix="mcpctl-bench-peers-") as workdir:
+        procs = Processes(Path(workdir))
+        try:
+            endpoints = start(procs, options)
+            for endpoint in endpoints:
+                asyncio.run(_check(endpoint))
+            rows = measure(endpoints, options)
+        except (SetupError, WrkFailed) as exc:
+            print(f"bench-peers: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench-peers: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            procs.close()
+    config = _config(options, loadavg)
+    primary = "wrk" if "wrk" in options.generators else "wire"
+    checks = report.targets(rows, primary)
+    output = report.to_json(config, rows, checks) if options.json else None
+    print(json.dumps(output, indent=2) if output is not None else render(config, rows, checks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
