@@ -94,7 +94,11 @@ def ratio(a: float, b: float) -> float:
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
+    """`value` to at most `digits` decimals without trailing zeros; "-" when not measured."""
+    if value is None or math.isnan(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _range(values: list[float], digits: int = 2) -> str:
