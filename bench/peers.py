@@ -2,7 +2,7 @@
 in one run, with the same upstream, tool and payload (issue 16, docs/performance.md).
 
     python -m bench.peers [--targets direct,mcp-proxy,...] [--concurrency 1,8,32] [--seconds 5]
-                          [--generators wrk,wire] [--count 20000] [--json]
+                          [--generators wrk,wire] [--count 20000] [--json] [--save FILE]
 
 Targets, all on 127.0.0.1 (bench/procs.py starts them):
     direct          the fixture (tests/fixtures/mcp_fixture_server.py) serving Streamable HTTP itself
@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -74,6 +75,7 @@ class Options:
     count: int
     generators: list[str]
     json: bool
+    save: Path | None
     mcp_proxy: Path
     supergateway: Path
 
@@ -86,6 +88,7 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--count", type=int, default=20000, help="wire client: calls per window at most")
     parser.add_argument("--generators", default="wrk,wire", help="wrk and/or wire (default both)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
     parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help="where make installed the peers")
     args = parser.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
@@ -104,6 +107,7 @@ def parse(argv: list[str] | None = None) -> Options:
         count=args.count,
         generators=generators,
         json=args.json,
+        save=args.save,
         mcp_proxy=_installed(args.bench_dir, "mcp-proxy-*/bin/mcp-proxy"),
         supergateway=_installed(args.bench_dir, "node/node_modules/.bin/supergateway"),
     )
@@ -300,7 +304,8 @@ def _version(program: Path) -> str:
         )
     except OSError:
         return "not installed"
-    return (done.stdout.strip() or done.stderr.strip()).splitlines()[-1] if done.returncode == 0 else "?"
+    words = (done.stdout.strip() or done.stderr.strip()).split()
+    return words[-1] if done.returncode == 0 and words else "?"  # "mcp-proxy 0.13.0", "4.0.0"
 
 
 def _config(options: Options, loadavg: tuple[float, float, float]) -> dict[str, Any]:
@@ -310,8 +315,8 @@ def _config(options: Options, loadavg: tuple[float, float, float]) -> dict[str, 
         "machine": f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}",
         "python": platform.python_version(),
         "loadavg": [round(v, 2) for v in loadavg],
-        "mcp-proxy": _version(options.mcp_proxy) if "mcp-proxy" in wanted else None,
-        "supergateway": _version(options.supergateway) if "supergateway" in wanted else None,
+        "mcp-proxy": _version(options.mcp_proxy) if "mcp-proxy" in wanted else "-",
+        "supergateway": _version(options.supergateway) if "supergateway" in wanted else "-",
         "seconds": options.seconds,
         "count": options.count,
         "concurrency": options.concurrency,
@@ -332,7 +337,8 @@ def render(config: dict[str, Any], rows: list[report.Row], checks: list[dict[str
     others = [r.other_percent for r in rows]
     lines = [
         f"make bench-peers, {config['date']}; {config['machine']}; Python {config['python']}",
-        f"load average at start {' '.join(map(str, config['loadavg']))}; other processes took "
+        f"{config['runSeconds']} s in all ({config['setupSeconds']} s to start the targets); load average "
+        f"at start {' '.join(map(str, config['loadavg']))}; other processes took "
         f"{min(others, default=0)}-{max(others, default=0)}% of a core "
         f"(mean {round(sum(others) / len(others)) if others else 0}%) during the windows",
         f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
@@ -351,7 +357,7 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
-    loadavg = os.getloadavg()
+    loadavg, began = os.getloadavg(), time.monotonic()
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGHUP, _stop_on_signal)
     with tempfile.TemporaryDirectory(prefix="mcpctl-bench-peers-") as workdir:
@@ -360,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             endpoints = start(procs, options)
             for endpoint in endpoints:
                 asyncio.run(_check(endpoint))
+            setup = time.monotonic() - began
+            print(f"  {len(endpoints)} targets up and answering echo after {setup:.0f} s", file=sys.stderr)
             rows = measure(endpoints, options)
         except (SetupError, WrkFailed) as exc:
             print(f"bench-peers: {exc}", file=sys.stderr)
@@ -369,11 +377,15 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         finally:
             procs.close()
-    config = _config(options, loadavg)
-    primary = "wrk" if "wrk" in options.generators else "wire"
-    checks = report.targets(rows, primary)
-    output = report.to_json(config, rows, checks) if options.json else None
-    print(json.dumps(output, indent=2) if output is not None else render(config, rows, checks))
+    config = _config(options, loadavg) | {
+        "setupSeconds": round(setup),
+        "runSeconds": round(time.monotonic() - began),
+    }
+    checks = report.targets(rows, "wrk" if "wrk" in options.generators else "wire")
+    document = report.to_json(config, rows, checks)
+    if options.save is not None:
+        options.save.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2) if options.json else render(config, rows, checks))
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 UPSTREAM = "upstream"  # the role of the fixture's own processes
@@ -249,10 +249,21 @@ def to_json(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]
         "config": config,
         "rows": [
             {
-                **asdict(r),
+                "target": r.target,
+                "generator": r.generator,
+                "concurrency": r.concurrency,
+                "calls": r.calls,
+                "errors": r.errors,
+                "firstError": r.first_error,
+                "seconds": round(r.seconds, 3),
                 "rps": round(r.rps, 1),
-                "gatewayCpuMsPerCall": clean(round(r.gateway_ms, 3)),
+                "p50Ms": clean(round(r.p50_ms, 3)),
+                "p99Ms": clean(round(r.p99_ms, 3)),
+                "cpuSeconds": r.cpu,
                 "cpuMsPerCall": {role: clean(round(r.ms_per_call(role), 3)) for role in r.cpu},
+                "gatewayCpuMsPerCall": clean(round(r.gateway_ms, 3)),
+                "cpuPercent": {"generator": r.generator_percent, "other": r.other_percent},
+                "newUpstreamConnections": r.new_connections,
                 "connectionsPerCall": clean(r.connections_per_call),
             }
             for r in rows

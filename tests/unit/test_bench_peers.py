@@ -131,3 +131,12 @@ def test_the_upstream_count_file_reads_as_zero_until_written(tmp_path: Path) -> 
     assert read_count(counter) == 0
     counter.write_bytes(b"%12d\n" % 17)
     assert read_count(counter) == 17
+
+
+def test_the_json_report_is_strict_json_with_per_process_cpu() -> None:
+    broken = report.failed("split-http", "wrk", 8, "boom")
+    document = report.to_json({"seconds": 1.0}, [*measured(), broken], [])
+    text = json.dumps(document, allow_nan=False)  # NaN would not be JSON
+    first = json.loads(text)["rows"][0]
+    assert first["cpuMsPerCall"] == {"upstream": 1.25} and first["gatewayCpuMsPerCall"] is None
+    assert json.loads(text)["rows"][-1]["firstError"] == "boom"
