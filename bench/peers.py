@@ -29,17 +29,15 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import anyio
@@ -59,6 +57,7 @@ from bench.procs import (
     start_mcp_proxy,
     start_splits,
     start_supergateway,
+    with_processes,
 )
 from bench.upstream import read_count
 from bench.wrkload import WrkFailed, close, open_checked, run_wrk
@@ -351,34 +350,17 @@ def render(config: dict[str, Any], rows: list[report.Row], checks: list[dict[str
     return "\n".join(lines)
 
 
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the `finally` that stops every child
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     loadavg, began = os.getloadavg(), time.monotonic()
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    signal.signal(signal.SIGHUP, _stop_on_signal)
-    with tempfile.TemporaryDirectory(prefix="mcpctl-bench-peers-") as workdir:
-        procs = Processes(Path(workdir))
-        try:
-            endpoints = start(procs, options)
-            for endpoint in endpoints:
-                asyncio.run(_check(endpoint))
-            setup = time.monotonic() - began
-            print(f"  {len(endpoints)} targets up and answering echo after {setup:.0f} s", file=sys.stderr)
-            rows = measure(endpoints, options)
-        except (SetupError, WrkFailed) as exc:
-            print(f"bench-peers: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("bench-peers: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            procs.close()
+    measured = with_processes(
+        "bench-peers", functools.partial(_start_and_measure, options=options), WrkFailed
+    )
+    if isinstance(measured, int):
+        return measured
+    setup, rows = measured
     config = _config(options, loadavg) | {
-        "setupSeconds": round(setup),
+        "setupSeconds": round(setup - began),
         "runSeconds": round(time.monotonic() - began),
     }
     checks = report.targets(rows, "wrk" if "wrk" in options.generators else "wire")
@@ -387,6 +369,17 @@ def main(argv: list[str] | None = None) -> int:
         options.save.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document, indent=2) if options.json else render(config, rows, checks))
     return 0
+
+
+def _start_and_measure(procs: Processes, options: Options) -> tuple[float, list[report.Row]]:
+    """(when every target was up and answering, the rows)."""
+    began = time.monotonic()
+    endpoints = start(procs, options)
+    for endpoint in endpoints:
+        asyncio.run(_check(endpoint))
+    up = time.monotonic()
+    print(f"  {len(endpoints)} targets up and answering echo after {up - began:.0f} s", file=sys.stderr)
+    return up, measure(endpoints, options)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 import yaml
 from conformance.gateway import Cli
@@ -35,6 +38,7 @@ MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0
 CLI_SECONDS = 30.0
+T = TypeVar("T")
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
@@ -94,6 +98,31 @@ class Processes:
                 process.wait(timeout=STOP_SECONDS)
             for pid in strays:  # e.g. supervised upstreams in sessions of their own
                 _kill(pid, signal.SIGKILL)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through the `finally` that stops every child
+
+
+def with_processes(tool: str, body: Callable[[Processes], T], *failures: type[Exception]) -> T | int:
+    """`body(procs)` in a temporary directory; every child is stopped afterwards, also on SIGTERM,
+    SIGHUP or Ctrl-C. A SetupError (or one of `failures`) or an interruption is reported on stderr
+    and comes back as the exit status (1, 130) instead of `body`'s result."""
+    caught: tuple[type[Exception], ...] = (SetupError, *failures)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
+    with tempfile.TemporaryDirectory(prefix=f"mcpctl-{tool}-") as workdir:
+        procs = Processes(Path(workdir))
+        try:
+            return body(procs)
+        except caught as exc:
+            print(f"{tool}: setup failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{tool}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            procs.close()
 
 
 @dataclass(frozen=True)
