@@ -36,29 +36,17 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-from conformance.suites import SetupError
-from tests.processes import descendants
 
 from bench import peers_report as report
 from bench.cpu import RoleMeter
-from bench.load import CallFailed, Target, run_level
-from bench.procs import (
-    ROOT,
-    Processes,
-    Served,
-    start_direct,
-    start_gateways,
-    start_http_upstream,
-    start_mcp_proxy,
-    start_splits,
-    start_supergateway,
-    with_processes,
-)
+from bench.load import run_level
+from bench.peers_targets import Endpoint, check, start
+from bench.procs import ROOT, Processes, with_processes
 from bench.upstream import read_count
 from bench.wrkload import WrkFailed, close, open_checked, run_wrk
 
@@ -115,86 +103,6 @@ def parse(argv: list[str] | None = None) -> Options:
 def _installed(bench_dir: Path, pattern: str) -> Path:
     found = sorted(bench_dir.glob(pattern))
     return found[-1] if found else bench_dir / pattern
-
-
-@dataclass
-class Endpoint:
-    """A target under load: where to call, which processes are the gateway (by role) and which is
-    the upstream (a pid for http; None: the fixture processes below the gateway), and the file
-    where the http upstream counts its connections."""
-
-    name: str
-    target: Target
-    gateway: list[tuple[str, int]]
-    upstream: int | None = None
-    counter: Path | None = None
-    rows: list[report.Row] = field(default_factory=list)
-
-    def roles(self) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {}
-        fixtures: set[int] = set()
-        for role, pid in self.gateway:
-            below = descendants(pid)
-            mine = {p for p in below if _is_fixture(p)}
-            found[role] = [pid, *sorted(below - mine)]
-            fixtures |= mine
-        found[report.UPSTREAM] = [self.upstream] if self.upstream is not None else sorted(fixtures)
-        return found
-
-
-def _is_fixture(pid: int) -> bool:
-    try:
-        return b"mcp_fixture_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def start(procs: Processes, options: Options) -> list[Endpoint]:
-    """Only the processes the chosen targets need."""
-    wanted = set(options.targets)
-    found: dict[str, Endpoint] = {}
-    if "direct" in wanted:
-        direct = start_direct(procs)
-        found["direct"] = Endpoint("direct", _target("direct", direct, "echo"), [], direct.pid)
-    for name, starter, program in (
-        ("mcp-proxy", start_mcp_proxy, options.mcp_proxy),
-        ("supergateway", start_supergateway, options.supergateway),
-    ):
-        if name in wanted:
-            if not program.exists():
-                raise SetupError(f"{program} is not installed: run `make bench-peers`")
-            peer = starter(procs, program)
-            found[name] = Endpoint(name, _target(name, peer, "echo"), [(name, peer.pid)])
-    if wanted & set(report.MCPCTL):
-        counter = procs.workdir / "upstream-connections"
-        http = start_http_upstream(procs, counter) if wanted & {"embedded-http", "split-http"} else None
-        gateways = start_gateways(procs, http_upstream=http.url if http else None)
-        splits = start_splits(procs, *gateways) if wanted & {"split-stdio", "split-http"} else []
-        modes: list[tuple[str, list[Served]]] = [("embedded", gateways), ("split", splits)]
-        for mode, endpoints in modes:
-            for kind, endpoint in zip(("stdio", "http"), endpoints, strict=False):
-                name = f"{mode}-{kind}"
-                roles = [("mcplocal", endpoint.pid), ("mcpd", endpoint.others[0])] if mode == "split" else []
-                upstream = http.pid if kind == "http" and http else None
-                found[name] = Endpoint(
-                    name,
-                    _target(name, endpoint, "fx__echo" if kind == "stdio" else "fxh__echo"),
-                    roles or [("mcpd", endpoint.pid)],
-                    upstream,
-                    counter if kind == "http" else None,
-                )
-    return [found[name] for name in options.targets]
-
-
-def _target(name: str, served: Served, tool: str) -> Target:
-    return Target(name, served.url, served.token, tool)
-
-
-async def _check(endpoint: Endpoint) -> None:
-    try:
-        await close(await open_checked(endpoint.target))
-    except (CallFailed, OSError) as exc:
-        raise SetupError(f"{endpoint.name} does not answer echo correctly: {exc}") from exc
 
 
 class _Window(contextlib.AbstractContextManager["_Window"]):
@@ -332,24 +240,6 @@ def _cpu_model() -> str:
     return "?"
 
 
-def render(config: dict[str, Any], rows: list[report.Row], checks: list[dict[str, Any]]) -> str:
-    others = [r.other_percent for r in rows]
-    lines = [
-        f"make bench-peers, {config['date']}; {config['machine']}; Python {config['python']}",
-        f"{config['runSeconds']} s in all ({config['setupSeconds']} s to start the targets); load average "
-        f"at start {' '.join(map(str, config['loadavg']))}; other processes took "
-        f"{min(others, default=0)}-{max(others, default=0)}% of a core "
-        f"(mean {round(sum(others) / len(others)) if others else 0}%) during the windows",
-        f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
-        f"{config['seconds']:g} s per window; gateway CPU = the target's processes but the upstream fixture",
-        "",
-    ]
-    for generator in config["generators"]:
-        lines += [*report.summary(rows, generator), ""]
-    lines += [*report.details(rows), "", *report.verdicts(checks)]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     loadavg, began = os.getloadavg(), time.monotonic()
@@ -367,16 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     document = report.to_json(config, rows, checks)
     if options.save is not None:
         options.save.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps(document, indent=2) if options.json else render(config, rows, checks))
+    print(json.dumps(document, indent=2) if options.json else report.render(config, rows, checks))
     return 0
 
 
 def _start_and_measure(procs: Processes, options: Options) -> tuple[float, list[report.Row]]:
     """(when every target was up and answering, the rows)."""
     began = time.monotonic()
-    endpoints = start(procs, options)
+    endpoints = start(procs, options.targets, options.mcp_proxy, options.supergateway)
     for endpoint in endpoints:
-        asyncio.run(_check(endpoint))
+        asyncio.run(check(endpoint))
     up = time.monotonic()
     print(f"  {len(endpoints)} targets up and answering echo after {up - began:.0f} s", file=sys.stderr)
     return up, measure(endpoints, options)

@@ -234,6 +234,24 @@ def targets(rows: list[Row], generator: str) -> list[dict[str, Any]]:
     return checks + [{"name": name, "value": None, "ok": None} for name in UNMEASURED]
 
 
+def render(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]]) -> str:
+    others = [r.other_percent for r in rows]
+    lines = [
+        f"make bench-peers, {config['date']}; {config['machine']}; Python {config['python']}",
+        f"{config['runSeconds']} s in all ({config['setupSeconds']} s to start the targets); load average "
+        f"at start {' '.join(map(str, config['loadavg']))}; other processes took "
+        f"{min(others, default=0)}-{max(others, default=0)}% of a core "
+        f"(mean {round(sum(others) / len(others)) if others else 0}%) during the windows",
+        f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
+        f"{config['seconds']:g} s per window; gateway CPU = the target's processes but the upstream fixture",
+        "",
+    ]
+    for generator in config["generators"]:
+        lines += [*summary(rows, generator), ""]
+    lines += [*details(rows), "", *verdicts(checks)]
+    return "\n".join(lines)
+
+
 def verdicts(checks: list[dict[str, Any]]) -> list[str]:
     word = {True: "MET", False: "MISS", None: "not measured"}
     return [
