@@ -20,7 +20,8 @@ client (bench/load.py: c sessions, a keep-alive connection each, bounded by --co
 window: calls (answered 200 with the echoed text), errors, req/s, p50/p99, the CPU seconds of each
 process of the target (bench/cpu.py RoleMeter: gateway processes and the upstream fixture apart), the
 connections the http upstream accepted (bench/upstream.py), and the share of the machine the other
-processes took. A measurement: the issue's targets print as MET / MISS, the exit status is 0.
+processes took. Last, the cold start of mcplocal, mcpd and the peers: each restarted on its warm data
+until its first correct echo. A measurement: the issue's targets print as MET / MISS, exit status 0.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import anyio
 from bench import peers_report as report
 from bench.cpu import RoleMeter
 from bench.load import run_level
-from bench.peers_targets import Endpoint, check, start
+from bench.peers_targets import Endpoint, check, cold_starts, start
 from bench.procs import ROOT, Processes, with_processes
 from bench.upstream import read_count
 from bench.wrkload import WrkFailed, close, open_checked, run_wrk
@@ -248,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if isinstance(measured, int):
         return measured
-    setup, rows = measured
+    setup, rows, cold = measured
     config = _config(options, loadavg) | {
         "setupSeconds": round(setup - began),
         "runSeconds": round(time.monotonic() - began),
+        "coldStartSeconds": cold,
     }
-    checks = report.targets(rows, "wrk" if "wrk" in options.generators else "wire")
+    checks = report.targets(rows, "wrk" if "wrk" in options.generators else "wire", cold)
     document = report.to_json(config, rows, checks)
     if options.save is not None:
         options.save.write_text(json.dumps(document, indent=2) + "\n")
@@ -261,15 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_and_measure(procs: Processes, options: Options) -> tuple[float, list[report.Row]]:
-    """(when every target was up and answering, the rows)."""
+def _start_and_measure(
+    procs: Processes, options: Options
+) -> tuple[float, list[report.Row], dict[str, float]]:
+    """(when every target was up and answering, the rows, the cold starts)."""
     began = time.monotonic()
     endpoints = start(procs, options.targets, options.mcp_proxy, options.supergateway)
     for endpoint in endpoints:
         asyncio.run(check(endpoint))
     up = time.monotonic()
     print(f"  {len(endpoints)} targets up and answering echo after {up - began:.0f} s", file=sys.stderr)
-    return up, measure(endpoints, options)
+    rows = measure(endpoints, options)
+    return up, rows, cold_starts(procs, endpoints)
 
 
 if __name__ == "__main__":

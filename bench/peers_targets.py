@@ -4,6 +4,8 @@ processes by name, and the upstream fixture apart."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +106,35 @@ async def check(endpoint: Endpoint) -> None:
         await close(await open_checked(endpoint.target))
     except (CallFailed, OSError) as exc:
         raise SetupError(f"{endpoint.name} does not answer echo correctly: {exc}") from exc
+
+
+COLD_TARGETS = ("split-stdio", "embedded-stdio", "mcp-proxy", "supergateway")  # mcplocal before mcpd
+COLD_SECONDS = 60.0
+
+
+def cold_starts(procs: Processes, endpoints: list[Endpoint]) -> dict[str, float]:
+    """Seconds from starting each target's front process again (mcplocal, mcpd, the peer; data and
+    install warm) to its first correct echo; after the measurements, since it restarts them."""
+    by_name = {e.name: e for e in endpoints}
+    found = {}
+    for name in COLD_TARGETS:
+        if (endpoint := by_name.get(name)) is not None:
+            began = time.monotonic()
+            procs.restart(endpoint.gateway[0][1])
+            found[name] = round(_first_echo(endpoint.target, began + COLD_SECONDS) - began, 2)
+    return found
+
+
+def _first_echo(target: Target, deadline: float) -> float:
+    """When the target first answered echo correctly (SetupError at the deadline)."""
+    while True:
+        try:
+            session = asyncio.run(open_checked(target, calls=1))
+        except (CallFailed, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise SetupError(f"{target.name} did not answer echo after a restart: {exc}") from exc
+            time.sleep(0.02)
+            continue
+        answered = time.monotonic()
+        asyncio.run(close(session))
+        return answered

@@ -57,6 +57,7 @@ class Processes:
 
     workdir: Path
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    launches: dict[int, tuple[str, list[str], dict[str, str]]] = field(default_factory=dict)  # by pid
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -67,6 +68,7 @@ class Processes:
         finally:
             log.close()
         self.children.append(process)
+        self.launches[process.pid] = (name, argv, env)
         return process
 
     def wait_listening(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
@@ -84,20 +86,33 @@ class Processes:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def restart(self, pid: int) -> subprocess.Popen[bytes]:
+        """Stop the child `pid` and what it started, then start it again the same way (a cold
+        start on a warm install: same data, same port)."""
+        process = next(p for p in self.children if p.pid == pid)
+        self.children.remove(process)
+        _stop(process)
+        name, argv, env = self.launches[pid]
+        return self.start(name, argv, env)
+
     def close(self) -> None:
         children, self.children = self.children, []
         for process in reversed(children):
-            if process.poll() is not None:
-                continue
-            strays = descendants(process.pid)
-            _killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                _killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_SECONDS)
-            for pid in strays:  # e.g. supervised upstreams in sessions of their own
-                _kill(pid, signal.SIGKILL)
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    strays = descendants(process.pid)
+    _killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        _killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_SECONDS)
+    for pid in strays:  # e.g. supervised upstreams in sessions of their own
+        _kill(pid, signal.SIGKILL)
 
 
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -116,6 +116,15 @@ def test_targets_take_the_worst_concurrency_and_the_ratios_at_the_named_one() ->
     assert {c["name"] for c in report.targets([], "wrk")} >= set(report.UNMEASURED)
 
 
+def test_cold_start_is_the_slowest_of_mcpctl_and_ignores_the_peers() -> None:
+    cold = {"split-stdio": 1.3, "embedded-stdio": 0.8, "mcp-proxy": 5.0}
+    found = {c["name"]: (c["value"], c["ok"]) for c in report.targets([], "wrk", cold)}
+    assert found["mcpctl cold start to the first tools/call, worst of mcpd and mcplocal, s <= 1"] == (
+        1.3,
+        False,
+    )
+
+
 def test_summary_gives_req_s_ratios_to_direct_and_to_each_peer() -> None:
     lines = report.summary(measured(), "wrk")
     embedded = next(line for line in lines if line.startswith(f"| {report.LABELS['embedded-stdio']} |"))
