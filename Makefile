@@ -84,6 +84,35 @@ bench-context: $(STAMP) $(NODE_STAMP)
 newcomer:
 	$(PYTHON) -m bench.newcomer $(NEWCOMER_ARGS)
 
+## make bench-peers: the peer comparison of issue 16 in one run: the fixture directly, mcp-proxy and
+## supergateway (stdio bridges), mcpctl embedded and split (`mcplocal serve`), each with a stdio and an
+## http upstream; wrk (C, bench/wrk/mcp.lua) and the project's own client at concurrency 1, 8, 32: req/s,
+## p50/p99, CPU per call per process, ratios, new upstream connections per call, the issue's targets.
+## The peers and wrk are pinned and installed under .bench/ (and apt), never into .venv or node_modules.
+## BENCH_ARGS e.g. --targets direct,embedded-stdio --concurrency 8 --seconds 3 --json. See docs/performance.md.
+BENCH_DIR := .bench
+MCP_PROXY_VERSION := 0.13.0
+SUPERGATEWAY_VERSION := 4.0.0
+WRK := /usr/bin/wrk
+MCP_PROXY := $(BENCH_DIR)/mcp-proxy-$(MCP_PROXY_VERSION)/bin/mcp-proxy
+SUPERGATEWAY := $(BENCH_DIR)/node/node_modules/supergateway/.installed-$(SUPERGATEWAY_VERSION)
+.PHONY: bench-peers
+bench-peers: $(STAMP) $(WRK) $(MCP_PROXY) $(SUPERGATEWAY)
+	$(BIN)/python -m bench.peers --bench-dir $(BENCH_DIR) $(BENCH_ARGS)
+
+$(WRK):
+	$(SUDO) sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)'
+
+# Its own venv: mcp-proxy pins its own `mcp`, which must not meet ours.
+$(MCP_PROXY):
+	$(PYTHON) -m venv $(BENCH_DIR)/mcp-proxy-$(MCP_PROXY_VERSION)
+	$(BENCH_DIR)/mcp-proxy-$(MCP_PROXY_VERSION)/bin/python -m pip install --quiet 'mcp-proxy==$(MCP_PROXY_VERSION)'
+
+$(SUPERGATEWAY):
+	npm install --prefix $(BENCH_DIR)/node --no-audit --no-fund --no-save 'supergateway@$(SUPERGATEWAY_VERSION)'
+	touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests conformance bench
 	$(BIN)/ruff format --check src tests conformance bench

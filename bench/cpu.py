@@ -5,7 +5,9 @@ of one core. A busy "other" means the numbers of that level were shared with som
 from __future__ import annotations
 
 import os
+import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +62,40 @@ class CpuMeter:
         other = max(0.0, busy - generator - server)
         percents = (round(100 * v / wall) for v in (generator, server, other))
         return Usage(*percents, server_seconds=server)
+
+
+def _children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # children already waited for: e.g. wrk
+    return usage.ru_utime + usage.ru_stime
+
+
+class RoleMeter:
+    """CPU seconds per role (e.g. mcplocal, mcpd, upstream: lists of pids, found on entry) over a
+    window, plus the load generator (this process and the children it waited for in the window,
+    i.e. wrk) and everything else on the machine. A context manager; `seconds` etc. after."""
+
+    def __init__(self, find_roles: Callable[[], dict[str, list[int]]]):
+        self.find_roles = find_roles  # called on entry: the processes as they are then
+        self.roles: dict[str, list[int]] = {}
+        self.seconds: dict[str, float] = {}
+        self.generator = self.other = self.wall = 0.0
+
+    def _sample(self) -> tuple[float, float, dict[str, float]]:
+        own = _process_seconds(os.getpid()) + _children_seconds()
+        return own, _busy_seconds(), {r: sum(map(_process_seconds, pids)) for r, pids in self.roles.items()}
+
+    def __enter__(self) -> RoleMeter:
+        self.roles = self.find_roles()
+        self.started, self.start = time.perf_counter(), self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.started
+        own, busy, roles = self._sample()
+        self.generator, busy = own - self.start[0], busy - self.start[1]
+        self.seconds = {r: roles[r] - self.start[2][r] for r in roles}
+        self.other = max(0.0, busy - self.generator - sum(self.seconds.values()))
+
+    def percent(self, seconds: float) -> int:
+        """CPU seconds over the window, in percent of one core."""
+        return round(100 * seconds / self.wall) if self.wall > 0 else 0

@@ -78,7 +78,7 @@ class WireTransport:
     """HTTP/1.1 on one keep-alive connection, written and parsed here: a request is a write and a
     few buffered reads, so the load generator spends its CPU on sending load, not on an HTTP stack.
     Enough HTTP for what uvicorn answers (Content-Length or chunked bodies); reconnects when the
-    server closes."""
+    server closes (after an answer, or an idle connection)."""
 
     def __init__(self, url: str):
         parts = urlsplit(url)
@@ -89,6 +89,8 @@ class WireTransport:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, headers: dict[str, str], body: bytes = b"") -> Reply:
+        if self.reader is not None and self.reader.at_eof():  # closed while idle (Node: after 5 s)
+            await self.aclose()
         if self.reader is None or self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.reader, self.writer
@@ -269,10 +271,19 @@ class Level:
 
 
 async def run_level(
-    target: Target, era: str, kind: str, concurrency: int, *, count: int, seconds: float, warmup: int
+    target: Target,
+    era: str,
+    kind: str,
+    concurrency: int,
+    *,
+    count: int,
+    seconds: float,
+    warmup: int,
+    window: contextlib.AbstractContextManager[Any] | None = None,
 ) -> Level:
     """Open `concurrency` sessions, warm each up, then call until `count` calls were issued or
-    `seconds` passed, whichever comes first (calls in flight at the deadline are finished)."""
+    `seconds` passed, whichever comes first (calls in flight at the deadline are finished).
+    `window` is entered around the measured calls only (e.g. a CPU meter: not the handshakes)."""
     level = Level(target.name, concurrency)
     async with AsyncExitStack() as stack:
         sessions = [await open_session(stack, target, era, kind) for _ in range(concurrency)]
@@ -291,11 +302,11 @@ async def run_level(
             issued += 1
             return True
 
-        with anyio.fail_after(seconds + CALL_SECONDS):
+        with anyio.fail_after(seconds + CALL_SECONDS), window or contextlib.nullcontext():
             async with anyio.create_task_group() as group:
                 for worker, session in enumerate(sessions):
                     group.start_soon(_worker, session.call, f"w{worker}", more, level)
-        level.elapsed = time.perf_counter() - start
+            level.elapsed = time.perf_counter() - start
     return level
 
 

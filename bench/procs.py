@@ -15,10 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 import yaml
 from conformance.gateway import Cli
@@ -35,6 +38,7 @@ MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0
 CLI_SECONDS = 30.0
+T = TypeVar("T")
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
@@ -53,6 +57,7 @@ class Processes:
 
     workdir: Path
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    launches: dict[int, tuple[str, list[str], dict[str, str]]] = field(default_factory=dict)  # by pid
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -63,6 +68,7 @@ class Processes:
         finally:
             log.close()
         self.children.append(process)
+        self.launches[process.pid] = (name, argv, env)
         return process
 
     def wait_listening(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
@@ -80,20 +86,58 @@ class Processes:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def restart(self, pid: int) -> subprocess.Popen[bytes]:
+        """Stop the child `pid` and what it started, then start it again the same way (a cold
+        start on a warm install: same data, same port)."""
+        process = next(p for p in self.children if p.pid == pid)
+        self.children.remove(process)
+        _stop(process)
+        name, argv, env = self.launches[pid]
+        return self.start(name, argv, env)
+
     def close(self) -> None:
         children, self.children = self.children, []
         for process in reversed(children):
-            if process.poll() is not None:
-                continue
-            strays = descendants(process.pid)
-            _killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                _killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_SECONDS)
-            for pid in strays:  # e.g. supervised upstreams in sessions of their own
-                _kill(pid, signal.SIGKILL)
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    strays = descendants(process.pid)
+    _killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        _killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_SECONDS)
+    for pid in strays:  # e.g. supervised upstreams in sessions of their own
+        _kill(pid, signal.SIGKILL)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through the `finally` that stops every child
+
+
+def with_processes(tool: str, body: Callable[[Processes], T], *failures: type[Exception]) -> T | int:
+    """`body(procs)` in a temporary directory; every child is stopped afterwards, also on SIGTERM,
+    SIGHUP or Ctrl-C. A SetupError (or one of `failures`) or an interruption is reported on stderr
+    and comes back as the exit status (1, 130) instead of `body`'s result."""
+    caught: tuple[type[Exception], ...] = (SetupError, *failures)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
+    with tempfile.TemporaryDirectory(prefix=f"mcpctl-{tool}-") as workdir:
+        procs = Processes(Path(workdir))
+        try:
+            return body(procs)
+        except caught as exc:
+            print(f"{tool}: setup failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{tool}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            procs.close()
 
 
 @dataclass(frozen=True)
@@ -138,25 +182,55 @@ def start_mcpd(procs: Processes, **extra_env: str) -> tuple[str, Cli, int]:
 
 def start_gateway(procs: Processes, replicas: int = 1) -> Served:
     """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it."""
+    return start_gateways(procs, replicas)[0]
+
+
+def start_gateways(procs: Processes, replicas: int = 1, http_upstream: str | None = None) -> list[Served]:
+    """mcpd with the fixture as stdio server `fx` in project `bench`, and an McpToken for it; with
+    `http_upstream` (a fixture's MCP URL) also http server `fx` in project `bench-http`. The
+    projects' endpoints, in that order."""
     base, cli, pid = start_mcpd(procs)
     server = ["--transport", "stdio", "--command", PYTHON, "--arg", str(FIXTURE), "--replicas", str(replicas)]
-    cli("create", "server", "fx", *server)
-    cli("create", "project", "bench", "--server", "fx")
-    token = cli.json("create", "mcptoken", "bench", "-p", "bench")["token"]
+    served = [_project(cli, base, pid, "bench", "fx", server)]
     wait_running(cli, "fx", replicas)
-    return Served(f"{base}/projects/bench/mcp", token, pid)
+    if http_upstream is not None:
+        served.append(
+            _project(cli, base, pid, "bench-http", "fxh", ["--transport", "http", "--url", http_upstream])
+        )
+    return served
+
+
+def _project(cli: Cli, base: str, pid: int, project: str, server: str, spec: list[str]) -> Served:
+    cli("create", "server", server, *spec)
+    cli("create", "project", project, "--server", server)
+    token = cli.json("create", "mcptoken", project, "-p", project)["token"]
+    return Served(f"{base}/projects/{project}/mcp", token, pid)
 
 
 def start_split(procs: Processes, gateway: Served) -> Served:
     """`mcplocal serve` in front of the gateway's mcpd: the same project and token over the
     data-plane link."""
+    return start_splits(procs, gateway)[0]
+
+
+def start_splits(procs: Processes, *gateways: Served) -> list[Served]:
+    """One `mcplocal serve` in front of the gateways' mcpd: the same projects and tokens over the
+    data-plane link, in the order given."""
     port = free_port()
-    mcpd_url = gateway.url.split("/projects/", 1)[0]
+    mcpd_url, _ = gateways[0].url.split("/projects/", 1)
     env = clean_env()
     argv = [MCPLOCAL, "serve", "--mcpd-url", mcpd_url, "--port", str(port), "--log-level", "warning"]
     process = procs.start("mcplocal", argv, env)
     procs.wait_listening("mcplocal", process, port)
-    return Served(f"http://127.0.0.1:{port}/projects/bench/mcp", gateway.token, process.pid, (gateway.pid,))
+    return [
+        Served(
+            f"http://127.0.0.1:{port}/projects/{g.url.split('/projects/', 1)[1]}",
+            g.token,
+            process.pid,
+            (g.pid,),
+        )
+        for g in gateways
+    ]
 
 
 def _wait_file(path: Path, process: subprocess.Popen[bytes]) -> None:
@@ -178,3 +252,35 @@ def wait_running(cli: Cli, server: str, count: int) -> None:
             return
         time.sleep(0.2)
     raise SetupError(f"{count} instance(s) of {server} not RUNNING and healthy within {STARTUP_SECONDS:g}s")
+
+
+def start_http_upstream(procs: Processes, counter: Path) -> Served:
+    """The fixture serving Streamable HTTP as a gateway's http upstream, counting the connections
+    it accepts into `counter` (bench/upstream.py)."""
+    port = free_port()
+    argv = [PYTHON, str(ROOT / "bench" / "upstream.py"), str(counter), "--", "http", "--port", str(port)]
+    process = procs.start("upstream-http", argv, clean_env())
+    procs.wait_listening("upstream-http", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
+
+
+def start_mcp_proxy(procs: Processes, program: Path) -> Served:
+    """mcp-proxy (PyPI) bridging the stdio fixture to Streamable HTTP at /mcp, stateful (sessions)."""
+    port = free_port()
+    argv = [str(program), "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
+    argv += ["--pass-environment", PYTHON, str(FIXTURE)]
+    process = procs.start("mcp-proxy", argv, clean_env())
+    procs.wait_listening("mcp-proxy", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)
+
+
+def start_supergateway(procs: Processes, program: Path) -> Served:
+    """supergateway (npm) bridging the stdio fixture to Streamable HTTP at /mcp. `--stateful`: its
+    stateless mode spawns a fixture per POST, which would measure Python's start-up, not the bridge;
+    stateful spawns one per session."""
+    port = free_port()
+    argv = [str(program), "--stdio", f"{PYTHON} {FIXTURE}", "--outputTransport", "streamableHttp"]
+    argv += ["--stateful", "--port", str(port), "--logLevel", "none"]
+    process = procs.start("supergateway", argv, clean_env())
+    procs.wait_listening("supergateway", process, port)
+    return Served(f"http://127.0.0.1:{port}/mcp", None, process.pid)

@@ -39,23 +39,31 @@ speedscope; sampling slows mcpd, so those levels' numbers are not comparable.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import anyio
 
 from bench.cpu import CpuMeter, Usage
 from bench.load import Level, Target, run_level
-from bench.procs import BIN, Processes, Served, SetupError, start_direct, start_gateway, start_split
+from bench.procs import (
+    BIN,
+    Processes,
+    Served,
+    SetupError,
+    start_direct,
+    start_gateway,
+    start_split,
+    with_processes,
+)
 from bench.report import compare, render, to_json
 
 
@@ -102,29 +110,12 @@ def parse(argv: list[str] | None = None) -> Options:
     )
 
 
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the `finally` that stops every child
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     loadavg = os.getloadavg()[0]
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    signal.signal(signal.SIGHUP, _stop_on_signal)
-    with tempfile.TemporaryDirectory(prefix="mcpctl-bench-") as workdir:
-        procs = Processes(Path(workdir))
-        try:
-            direct, gateway = start_direct(procs), start_gateway(procs)
-            split = start_split(procs, gateway) if options.split else None
-            levels = _measure(options, direct, gateway, split)
-        except SetupError as exc:
-            print(f"bench: setup failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("bench: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            procs.close()
+    levels = with_processes("bench", functools.partial(_start_and_measure, options=options))
+    if isinstance(levels, int):
+        return levels
     comparisons = compare(levels)
     config = _config(options, loadavg)
     print(
@@ -133,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         else render(config, levels, comparisons)
     )
     return 0
+
+
+def _start_and_measure(procs: Processes, options: Options) -> list[tuple[Level, Usage]]:
+    direct, gateway = start_direct(procs), start_gateway(procs)
+    split = start_split(procs, gateway) if options.split else None
+    return _measure(options, direct, gateway, split)
 
 
 def _measure(
