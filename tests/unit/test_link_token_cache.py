@@ -76,7 +76,7 @@ class Plane:
         return Upstream(self)
 
     def watch(self, callback: Any) -> None:
-        pass
+        self.heard = callback  # the hub's listener for upstream notifications outside requests
 
 
 class Socket:
@@ -207,24 +207,53 @@ async def test_a_narrowed_reach_or_a_server_taken_out_of_the_project_applies_to_
         plane.answer = accepted({"fx"})  # fy left the project, or the owner's bindings narrowed
         hub.configuration_changed()
         await peer.expect(t=wire.CHANGED)
-        assert refused(await peer.call("fy"))  # the held check is stale: authenticate again
-        assert refused(await peer.call("fx"))
+        # refused as stale, or (mcpd has checked it again by now) outside the new reach
+        assert (await peer.call("fy"))["t"] == wire.FAILURE
         assert (await peer.auth())["introspection"]["reach"] == ["fx"]
         narrowed = await peer.call("fy")
         assert narrowed["t"] == wire.FAILURE and not refused(narrowed)
         assert (await peer.call("fx"))["t"] == wire.ANSWER
 
 
-async def test_a_deleted_project_s_token_is_refused_once_the_change_is_heard() -> None:
+async def test_a_deleted_project_s_token_ends_once_the_change_is_heard_without_a_call() -> None:
     plane = Plane(accepted({"fx"}))
     async with linked(plane) as (hub, peer):
         await peer.auth()
         assert (await peer.call("fx"))["t"] == wire.ANSWER
         plane.answer = Introspection(False, "unknown")  # its tokens went with the project
         hub.configuration_changed()
+        assert (await peer.expect(t=wire.ENDED))["token"] == SHA  # mcpd checked it again itself
         assert refused(await peer.call("fx"))
         assert (await peer.auth())["introspection"]["ok"] is False
         assert refused(await peer.call("fx"))
+
+
+async def test_after_a_change_a_held_token_hears_events_only_within_its_new_reach() -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    changed = {"method": "notifications/tools/list_changed"}
+
+    async def heard(server: str) -> bool:
+        await plane.heard(server, changed)
+        await peer.call("fx")  # frames are in order: an event sent before this answer is in
+        events = [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+        peer.socket.frames.clear()
+        return any(f["server"] == server for f in events)
+
+    async with linked(plane) as (hub, peer):
+        await peer.auth()
+        assert await heard("fy")
+        plane.answer = accepted({"fx"})  # fy left the project: its notifications are not this token's
+        plane.gate = asyncio.Event()
+        plane.checking.clear()
+        hub.configuration_changed()
+        with anyio.fail_after(5):
+            await plane.checking.wait()  # mcpd checks the held token again, without a call
+        await plane.heard("fy", changed)  # while that check runs, the stale reach hears nothing
+        plane.gate.set()
+        await peer.auth()  # frames are in order: a stale event would have come before this answer
+        assert not [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+        assert not await heard("fy")
+        assert await heard("fx")
 
 
 async def test_a_held_token_is_refused_from_its_expiry_on() -> None:
