@@ -17,9 +17,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcpctl.mcpd.supervisor.connection import Connection
-from mcpctl.mcpd.supervisor.instance import HealthConfig, ServerConfig, SupervisorTuning
-from mcpctl.mcpd.supervisor.runtime import ServerRuntime
+from mcpctl.mcpd.supervisor.instance import HealthConfig, ServerConfig
+from tests.integration.npm_upstreams import started
 from tests.processes import clean_env, free_port, wait_listening
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +26,6 @@ pytestmark = pytest.mark.anyio
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mcp_fixture_server.py"
 CALLS = 400
 CONCURRENCY = 8
-FAST = SupervisorTuning(stop_grace_seconds=1.0, backoff_initial_seconds=0.2, backoff_max_seconds=0.5)
 
 
 @dataclass
@@ -84,32 +82,16 @@ async def relayed(upstream: int) -> AsyncIterator[Relay]:
         yield relay
 
 
-@asynccontextmanager
-async def connected(url: str) -> AsyncIterator[tuple[ServerRuntime, Connection]]:
-    config = ServerConfig(
-        name="fh",
-        transport="http",
-        url=url,
-        health=HealthConfig(interval_seconds=60),
-        init_seconds=20,
-        call_seconds=10,
-    )
-    runtime = ServerRuntime(config, FAST)
-    runtime.start()
-    try:
-        with anyio.fail_after(20):
-            replica = await runtime.pick(20)
-        assert replica.connection is not None
-        yield runtime, replica.connection
-    finally:
-        with anyio.fail_after(15):
-            await runtime.stop()
-
-
 async def test_calls_to_an_http_upstream_reuse_kept_alive_connections_and_leave_none_open() -> None:
     with fixture_over_http() as port:
         async with relayed(port) as relay:
-            async with connected(f"http://127.0.0.1:{relay.port}/mcp") as (_, connection):
+            upstream = ServerConfig(
+                name="fh",
+                transport="http",
+                url=f"http://127.0.0.1:{relay.port}/mcp",
+                health=HealthConfig(interval_seconds=60),
+            )
+            async with started(upstream) as connection:
 
                 async def echo(text: str) -> None:
                     answer = await connection.request(
