@@ -6,10 +6,11 @@ cancellation, the 2026-07-28 pass-through, upstream failures — and hears what 
 
 Tokens. A token is authenticated on a link (`auth`) and held by hash for `token_seconds` (the
 introspection TTL), so a revocation made on another mcpd replica applies here within that time; a
-configuration change makes every token authenticate again before its next call; a revocation here
-drops it at once, cancels its calls in flight and tells the link (`ended`). A check that was under
-way while any of that happened is done again, never stored stale. Each call is authorized against the
-token's reach in memory: no database work on the hot path.
+configuration change makes every token authenticate again before its next call, and mcpd checks
+every held token again at once (until then it hears no events; one that stopped working ends); a
+revocation here drops it at once, cancels its calls in flight and tells the link (`ended`). A check
+that was under way while any of that happened is done again, never stored stale. Each call is
+authorized against the token's reach in memory: no database work on the hot path.
 
 Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frames go to the link's
 own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
