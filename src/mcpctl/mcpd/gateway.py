@@ -30,7 +30,6 @@ from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
 from mcpctl.mcpd.supervisor.connection import UpstreamError
 from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
-from mcpctl.mcplocal.asynclib import asyncio_thread
 from mcpctl.mcplocal.audit import AuditQueue
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, TokenGate, loopback_hosts, loopback_origins
@@ -361,9 +360,8 @@ class Gateway:
     async def running(self) -> AsyncIterator[None]:
         self.audit.start()
         try:
-            with asyncio_thread():  # mcpd's loop runs on this thread (uvicorn, under mcpd's lifespan)
-                async with self.app.sessions.run():
-                    yield
+            async with self.app.sessions.run():
+                yield
         finally:
             await self.links.close_all()
             await self.endpoint.close()

@@ -32,7 +32,6 @@ from starlette.routing import Route
 
 from mcpctl.core import invalidation
 from mcpctl.core.urlsecrets import redact_access_logs
-from mcpctl.mcplocal.asynclib import asyncio_thread
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.input_rounds import InputRounds
@@ -119,9 +118,8 @@ def build_app(settings: GatewaySettings) -> Starlette:
         if bus is not None:
             bus.start(publish=False)  # mcpd publishes; mcplocal only listens
         try:
-            with asyncio_thread():  # uvicorn's loop runs on this thread
-                async with mcp_app.sessions.run():
-                    yield
+            async with mcp_app.sessions.run():
+                yield
         finally:
             if bus is not None:
                 await bus.close()
