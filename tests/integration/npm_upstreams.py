@@ -1,5 +1,5 @@
 """The npm test upstreams (installed by `make test` into node_modules) run by the supervisor's own
-runtime, for tests of mcpd's one shared connection to an instance."""
+runtime, for tests of mcpd's one shared connection to an instance (`started`: any server's)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,13 @@ async def connected(name: str, command: str, *args: str) -> AsyncIterator[Connec
         init_seconds=20,
         call_seconds=10,
     )
+    async with started(config) as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def started(config: ServerConfig) -> AsyncIterator[Connection]:
+    """The connection to a running instance of `config` (stopped after)."""
     runtime = ServerRuntime(config, FAST)
     runtime.start()
     try:

@@ -6,10 +6,11 @@ cancellation, the 2026-07-28 pass-through, upstream failures — and hears what 
 
 Tokens. A token is authenticated on a link (`auth`) and held by hash for `token_seconds` (the
 introspection TTL), so a revocation made on another mcpd replica applies here within that time; a
-configuration change makes every token authenticate again before its next call; a revocation here
-drops it at once, cancels its calls in flight and tells the link (`ended`). A check that was under
-way while any of that happened is done again, never stored stale. Each call is authorized against the
-token's reach in memory: no database work on the hot path.
+configuration change makes every token authenticate again before its next call, and mcpd checks
+every held token again at once (until then it hears no events; one that stopped working ends); a
+revocation here drops it at once, cancels its calls in flight and tells the link (`ended`). A check
+that was under way while any of that happened is done again, never stored stale. Each call is
+authorized against the token's reach in memory: no database work on the hot path.
 
 Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frames go to the link's
 own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
@@ -106,6 +107,9 @@ class Socket(Protocol):
 class _Held:
     caller: Caller
     fresh_until: float  # monotonic; calls need a fresh authentication, events use the last one
+    # a configuration change made the check stale (its reach may have narrowed): no events until
+    # it is checked again (mcpd does so at once, `LinkHub._recheck`)
+    changed: bool = False
 
 
 @dataclass(eq=False)  # one per socket: hashed by identity
@@ -185,7 +189,18 @@ class _Link:
         return held.caller
 
     def reaches(self, server: str) -> bool:
-        return any(held.caller.may_use(server) and not _expired(held.caller) for held in self.tokens.values())
+        return any(
+            not held.changed and held.caller.may_use(server) and not _expired(held.caller)
+            for held in self.tokens.values()
+        )
+
+    def end(self, sha: str) -> None:
+        """The token no longer works here: dropped, its calls cancelled, mcplocal told."""
+        if self.tokens.pop(sha, None) is not None:
+            self.post({"t": wire.ENDED, "token": sha})
+        for task, owner in list(self.calls.values()):
+            if owner == sha:
+                task.cancel()
 
 
 class LinkHub:
@@ -211,6 +226,8 @@ class LinkHub:
             max_keys=10_000,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._rechecking: asyncio.Task[None] | None = None
+        self._recheck_again = False
         plane.watch(self._on_server_event)
 
     # ---- what every link hears ---------------------------------------------------------------------
@@ -220,21 +237,50 @@ class LinkHub:
         self.generation += 1
         ended = set(token_shas)
         for link in list(self.links):
-            for sha in ended & link.tokens.keys():
-                del link.tokens[sha]
-                link.post({"t": wire.ENDED, "token": sha})
-            for task, sha in list(link.calls.values()):
-                if sha in ended:
-                    task.cancel()
+            for sha in ended & (link.tokens.keys() | {sha for _, sha in link.calls.values()}):
+                link.end(sha)
 
     def configuration_changed(self) -> None:
-        """Reach and bindings may have changed: every token authenticates again before its next call
-        (until then, events still go by the reach it had)."""
+        """Reach and bindings may have changed: every token authenticates again before its next call,
+        and hears no events until it has; mcpd checks every held token again at once, so a token
+        that stopped working (a deleted project, a disabled owner) ends without waiting for a call,
+        and one whose reach narrowed hears events by its new reach."""
         self.generation += 1
         for link in list(self.links):
             for held in link.tokens.values():
                 held.fresh_until = 0.0
+                held.changed = True
             link.post({"t": wire.CHANGED})
+        if self._rechecking is not None and not self._rechecking.done():
+            self._recheck_again = True
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing is linked
+            self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
+            self._rechecking.add_done_callback(_retrieve)
+
+    async def _recheck(self) -> None:
+        """Check every token held stale by a change again, one at a time (a change is rare; a
+        call's own authentication may get there first)."""
+        self._recheck_again = True
+        while self._recheck_again:
+            self._recheck_again = False
+            for link in list(self.links):
+                for sha, held in list(link.tokens.items()):
+                    if held.changed and not link.closed:
+                        await self._refresh(link, sha, held)
+
+    async def _refresh(self, link: _Link, sha: str, held: _Held) -> None:
+        try:
+            answer = await self._introspect(held.caller.bearer)
+        except ControlPlaneUnavailable:
+            return  # stays stale: calls authenticate first, events wait
+        if link.tokens.get(sha) is not held:
+            return  # authenticated again (or ended) meanwhile
+        if answer.ok and answer.principal is not None:
+            caller = Caller(answer.principal, held.caller.bearer)
+            link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
+        else:
+            link.end(sha)
 
     async def _on_server_event(self, server: str, message: Message) -> None:
         """Never waits for a link (posted to outboxes): an upstream's reader is never held up."""
@@ -256,6 +302,8 @@ class LinkHub:
             self._loop.call_soon_threadsafe(self._close_all)
 
     def _close_all(self) -> None:
+        if self._rechecking is not None:
+            self._rechecking.cancel()
         for link in list(self.links):
             link.shut(wire.GOING_AWAY, "mcpd is shutting down")
 

@@ -37,6 +37,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from mcpctl.mcpd.supervisor.groups import GroupLedger
+from mcpctl.mcpd.supervisor.keepalive import keepalive_client
 from mcpctl.mcpd.supervisor.ring import LineRing
 
 logger = logging.getLogger(__name__)
@@ -374,7 +375,7 @@ class HttpLink:
                     await self._pump(read, write)
             else:
                 async with (
-                    httpx2.AsyncClient(headers=self.headers, timeout=timeout) as client,
+                    keepalive_client(headers=self.headers, timeout=timeout) as client,
                     streamable_http_client(self.url, http_client=client) as (read, write),
                 ):
                     await self._pump(read, write)

@@ -65,6 +65,7 @@ from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 import mcpctl
 from mcpctl.mcpd.supervisor.connection import Notify, UpstreamGone, UpstreamTimeout
 from mcpctl.mcpd.supervisor.instance import ServerConfig
+from mcpctl.mcpd.supervisor.keepalive import keepalive_client
 from mcpctl.mcpd.supervisor.links import describe_exception
 from mcpctl.mcpd.supervisor.listening import UpstreamListener
 
@@ -145,7 +146,7 @@ class ModernChannel:
         heard: Heard | None = None,
     ):
         self.name, self.url, self.headers, self.heard = name, url, dict(headers), heard
-        self._http = httpx2.AsyncClient(
+        self._http = keepalive_client(
             # no read limit of its own: every exchange runs under the caller's call deadline
             headers=self.headers,
             timeout=httpx2.Timeout(connect_timeout, read=None),

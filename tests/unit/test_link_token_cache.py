@@ -1,0 +1,268 @@
+"""The token checks mcpd's end of the data-plane link keeps in memory (mcpd/link.py) never outlive
+what they were checked against: a revocation, a configuration change (a narrowed reach, a server out
+of its project, a deleted project) or an expiry stops the token's next call at once — also when it
+raced the check — and a call in flight of a revoked token is cancelled. No processes, no database: a
+control plane whose answers the test sets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from mcpctl.core import link_protocol as wire
+from mcpctl.core import tokens
+from mcpctl.core.policy import Principal
+from mcpctl.mcpd.link import LinkHub, LinkLimits
+from mcpctl.mcplocal.ports import Caller, Introspection, Message
+
+pytestmark = pytest.mark.anyio
+
+BEARER = tokens.generate()
+SHA = hashlib.sha256(BEARER.encode()).hexdigest()
+ECHO = {"name": "echo", "arguments": {"text": "hi"}}
+
+
+def accepted(reach: set[str], expires_at: datetime | None = None) -> Introspection:
+    principal = Principal(
+        kind="token",
+        token_name="t",
+        token_sha=SHA,
+        project="p",
+        owner="o@example.com",
+        token_expires_at=expires_at,
+        reach=frozenset(reach),
+    )
+    return Introspection(True, principal=principal, expires_at=expires_at)
+
+
+class Upstream:
+    def __init__(self, plane: Plane):
+        self.plane = plane
+
+    async def request(self, method: str, params: Any, **_: Any) -> Message:
+        self.plane.started.set()
+        await self.plane.release.wait()
+        return {"result": {"content": [{"type": "text", "text": "hi"}]}}
+
+
+class Plane:
+    """A control plane whose introspection answer is `answer`; `gate`, when set, holds each check
+    until the test opens it; upstream calls wait for `release`."""
+
+    def __init__(self, answer: Introspection):
+        self.answer = answer
+        self.gate: asyncio.Event | None = None
+        self.checking = asyncio.Event()
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def introspect(self, bearer: str) -> Introspection:
+        answer = self.answer
+        self.checking.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return answer  # what the database said when the check read it
+
+    def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> Upstream:
+        return Upstream(self)
+
+    def watch(self, callback: Any) -> None:
+        self.heard = callback  # the hub's listener for upstream notifications outside requests
+
+
+class Socket:
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+        self.frames: list[dict[str, Any]] = []
+        self.arrived = asyncio.Condition()
+
+    async def receive_text(self) -> str:
+        return await self.inbox.get()
+
+    async def send_text(self, data: str) -> None:
+        async with self.arrived:
+            self.frames.append(json.loads(data))
+            self.arrived.notify_all()
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        pass
+
+
+class Peer:
+    def __init__(self, socket: Socket):
+        self.socket = socket
+        self.ids = iter(range(1, 10_000))
+
+    async def expect(self, **fields: Any) -> dict[str, Any]:
+        with anyio.fail_after(5):
+            async with self.socket.arrived:
+                while True:
+                    for frame in self.socket.frames:
+                        if all(frame.get(k) == v for k, v in fields.items()):
+                            self.socket.frames.remove(frame)
+                            return frame
+                    await self.socket.arrived.wait()
+
+    async def auth(self) -> dict[str, Any]:
+        ask = next(self.ids)
+        await self.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": BEARER}))
+        return await self.expect(t=wire.AUTHED, ask=ask)
+
+    async def send_call(self, server: str) -> int:
+        call_id = next(self.ids)
+        frame = {"t": wire.CALL, "id": call_id, "token": SHA, "server": server, "method": "tools/call"}
+        await self.socket.inbox.put(json.dumps({**frame, "params": ECHO}))
+        return call_id
+
+    async def call(self, server: str) -> dict[str, Any]:
+        call_id = await self.send_call(server)
+        with anyio.fail_after(5):
+            while True:
+                frame = await self.expect(id=call_id)
+                if frame["t"] in (wire.ANSWER, wire.FAILURE):
+                    return frame
+
+
+@asynccontextmanager
+async def linked(plane: Plane) -> AsyncIterator[tuple[LinkHub, Peer]]:
+    hub = LinkHub(plane, audit=lambda record: None, limits=LinkLimits(token_seconds=3600))  # type: ignore[arg-type]
+    socket = Socket()
+    serving = asyncio.create_task(hub.serve(socket, "127.0.0.1"))
+    try:
+        yield hub, Peer(socket)
+    finally:
+        serving.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(serving, return_exceptions=True)
+
+
+def refused(frame: dict[str, Any]) -> bool:
+    return frame["t"] == wire.FAILURE and frame.get("reason") == wire.TOKEN_NOT_AUTHENTICATED
+
+
+async def test_a_revocation_stops_a_held_token_at_once_and_cancels_its_call_in_flight() -> None:
+    plane = Plane(accepted({"fx"}))
+    async with linked(plane) as (hub, peer):
+        assert (await peer.auth())["introspection"]["ok"] is True
+        assert (await peer.call("fx"))["t"] == wire.ANSWER
+        plane.release.clear()
+        plane.started.clear()
+        in_flight = await peer.send_call("fx")
+        with anyio.fail_after(5):
+            await plane.started.wait()
+        plane.answer = Introspection(False, "revoked")
+        hub.tokens_ended([SHA])
+        assert (await peer.expect(t=wire.ENDED))["token"] == SHA
+        assert refused(await peer.call("fx"))
+        plane.release.set()
+        (link,) = hub.links
+        with anyio.fail_after(5):  # the call in flight was cancelled: it is never answered
+            while link.calls:
+                await anyio.sleep(0.01)
+        assert not [f for f in peer.socket.frames if f.get("id") == in_flight and f["t"] == wire.ANSWER]
+        assert (await peer.auth())["introspection"] == {"ok": False, "reason": "revoked"}
+
+
+@pytest.mark.parametrize("event", ["revoked", "configuration changed"])
+async def test_a_check_raced_by_a_revocation_or_a_change_is_done_again_never_held_stale(event: str) -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    plane.gate = asyncio.Event()
+    async with linked(plane) as (hub, peer):
+        ask = next(peer.ids)
+        await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": BEARER}))
+        with anyio.fail_after(5):
+            await plane.checking.wait()  # the check has read the database: reach fx and fy
+        # the change lands while the check is under way; the database says so from now on
+        if event == "revoked":
+            plane.answer = Introspection(False, "revoked")
+            hub.tokens_ended([SHA])
+        else:
+            plane.answer = accepted({"fx"})
+            hub.configuration_changed()
+        plane.gate.set()
+        authed = (await peer.expect(t=wire.AUTHED, ask=ask))["introspection"]
+        if event == "revoked":
+            assert authed == {"ok": False, "reason": "revoked"}
+            assert refused(await peer.call("fx"))
+        else:
+            assert authed["reach"] == ["fx"]
+            assert (await peer.call("fy"))["t"] == wire.FAILURE
+            assert (await peer.call("fx"))["t"] == wire.ANSWER
+
+
+async def test_a_narrowed_reach_or_a_server_taken_out_of_the_project_applies_to_the_next_call() -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    async with linked(plane) as (hub, peer):
+        await peer.auth()
+        assert (await peer.call("fy"))["t"] == wire.ANSWER
+        plane.answer = accepted({"fx"})  # fy left the project, or the owner's bindings narrowed
+        hub.configuration_changed()
+        await peer.expect(t=wire.CHANGED)
+        # refused as stale, or (mcpd has checked it again by now) outside the new reach
+        assert (await peer.call("fy"))["t"] == wire.FAILURE
+        assert (await peer.auth())["introspection"]["reach"] == ["fx"]
+        narrowed = await peer.call("fy")
+        assert narrowed["t"] == wire.FAILURE and not refused(narrowed)
+        assert (await peer.call("fx"))["t"] == wire.ANSWER
+
+
+async def test_a_deleted_project_s_token_ends_once_the_change_is_heard_without_a_call() -> None:
+    plane = Plane(accepted({"fx"}))
+    async with linked(plane) as (hub, peer):
+        await peer.auth()
+        assert (await peer.call("fx"))["t"] == wire.ANSWER
+        plane.answer = Introspection(False, "unknown")  # its tokens went with the project
+        hub.configuration_changed()
+        assert (await peer.expect(t=wire.ENDED))["token"] == SHA  # mcpd checked it again itself
+        assert refused(await peer.call("fx"))
+        assert (await peer.auth())["introspection"]["ok"] is False
+        assert refused(await peer.call("fx"))
+
+
+async def test_after_a_change_a_held_token_hears_events_only_within_its_new_reach() -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    changed = {"method": "notifications/tools/list_changed"}
+
+    async def heard(server: str) -> bool:
+        await plane.heard(server, changed)
+        await peer.call("fx")  # frames are in order: an event sent before this answer is in
+        events = [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+        peer.socket.frames.clear()
+        return any(f["server"] == server for f in events)
+
+    async with linked(plane) as (hub, peer):
+        await peer.auth()
+        assert await heard("fy")
+        plane.answer = accepted({"fx"})  # fy left the project: its notifications are not this token's
+        plane.gate = asyncio.Event()
+        plane.checking.clear()
+        hub.configuration_changed()
+        with anyio.fail_after(5):
+            await plane.checking.wait()  # mcpd checks the held token again, without a call
+        await plane.heard("fy", changed)  # while that check runs, the stale reach hears nothing
+        plane.gate.set()
+        await peer.auth()  # frames are in order: a stale event would have come before this answer
+        assert not [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+        assert not await heard("fy")
+        assert await heard("fx")
+
+
+async def test_a_held_token_is_refused_from_its_expiry_on() -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=0.3)
+    plane = Plane(accepted({"fx"}, expires))
+    async with linked(plane) as (_, peer):
+        await peer.auth()
+        assert (await peer.call("fx"))["t"] == wire.ANSWER
+        with anyio.fail_after(5):
+            while datetime.now(UTC) < expires:
+                await anyio.sleep(0.05)
+        assert refused(await peer.call("fx"))  # held for an hour, expired now: no check needed
