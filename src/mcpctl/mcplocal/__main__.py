@@ -241,6 +241,8 @@ def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: s
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        loop="uvloop",  # the event loop and the HTTP parser in C: CPU per call (docs/mcplocal.md)
+        http="httptools",
     )
 
 
