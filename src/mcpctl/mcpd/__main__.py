@@ -83,6 +83,9 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
         access_log=settings.log_level == "debug",
         server_header=False,
         timeout_graceful_shutdown=10,
+        # the event loop and the HTTP parser in C: the project endpoint's CPU per call (docs/mcplocal.md)
+        loop="uvloop",
+        http="httptools",
         # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
         ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from mcpctl.core import invalidation
 from mcpctl.core.urlsecrets import redact_access_logs
+from mcpctl.mcplocal import serving
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.input_rounds import InputRounds
@@ -119,7 +120,8 @@ def build_app(settings: GatewaySettings) -> Starlette:
             bus.start(publish=False)  # mcpd publishes; mcplocal only listens
         try:
             async with mcp_app.sessions.run():
-                yield
+                with serving.settled():  # the collector and anyio's backend sniffing: serving.py
+                    yield
         finally:
             if bus is not None:
                 await bus.close()
@@ -241,6 +243,8 @@ def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: s
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        loop="uvloop",  # the event loop and the HTTP parser in C: CPU per call (docs/mcplocal.md)
+        http="httptools",
     )
 
 

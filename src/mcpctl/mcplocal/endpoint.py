@@ -179,6 +179,11 @@ class Endpoint:
         # level is never pushed to them); registered directly to avoid the SDK's deprecation warning
         # for 2026.
         self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        # The SDK's default OpenTelemetry span per message: mcpctl installs no tracer, and the span and
+        # its context attach were ~4% of mcpd's loop per call at c=8 (docs/mcplocal.md "Performance").
+        self.server.middleware = [
+            m for m in self.server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"
+        ]
 
     # ---- helpers -------------------------------------------------------------------------------
 

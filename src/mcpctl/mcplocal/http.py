@@ -38,6 +38,7 @@ from mcpctl.core.tokens import PREFIX as TOKEN_PREFIX
 from mcpctl.core.tokens import looks_like_token
 from mcpctl.core.ttlcache import TtlCache
 from mcpctl.core.urlsecrets import token_in_query
+from mcpctl.mcplocal import replies
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
@@ -171,6 +172,7 @@ class ProjectMcpApp:
         """`session_store`: legacy sessions' records shared by every replica (DESIGN §11), so that
         any replica serves any session; without it a session lives and dies with its replica."""
         self.endpoint, self.gate = endpoint, gate
+        replies.install()  # a reply alone goes out as JSON, SSE only when something else comes
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=list(allowed_hosts),

@@ -1,0 +1,128 @@
+"""A POST's answer on the project endpoint: `application/json` when the reply is all there is, an SSE
+stream only when something else comes first (progress, a log message, a sampling or elicitation
+request of the upstream) or the reply takes longer than `STREAM_AFTER_SECONDS`.
+
+The SDK's Streamable HTTP transport answers every POST with an SSE stream unless the whole session
+is in JSON-response mode, which loses the request-scoped back-channel (server-to-client requests
+fail, notifications are dropped). Deciding per request from what the transport emits keeps the SDK's
+semantics for every message and spares the common call sse-starlette's machinery (four tasks, a
+rendezvous stream per event, a chunked body): measured in docs/mcplocal.md "Performance". The SDK
+builds its SSE responses through `mcp.server.streamable_http.EventSourceResponse`; `install()` puts
+`ReplyOrStream` there (GET streams and replays still get sse-starlette's response).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+from mcp.server import streamable_http
+from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
+
+STREAM_AFTER_SECONDS = 1.0  # a slow reply gets its stream (headers, pings) as the SDK would send it
+_HOP_HEADERS = {"content-type", "cache-control", "connection"}
+
+Event = dict[str, Any]
+Sender = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ReplyOrStream:
+    """Takes `EventSourceResponse`'s arguments as the SDK passes them (the event stream, the
+    coroutine that feeds it, the headers)."""
+
+    def __init__(
+        self,
+        content: ObjectReceiveStream[Event],
+        *,
+        data_sender_callable: Sender | None = None,
+        headers: Mapping[str, str] | None = None,
+        **options: Any,
+    ):
+        self.content, self.sender = content, data_sender_callable
+        self.headers, self.options = dict(headers or {}), options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "POST" or self.sender is None:
+            await self._stream((), scope, receive, send, self.sender)
+            return
+        first: Event | None = None
+        ended = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.sender)
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            with anyio.move_on_after(STREAM_AFTER_SECONDS):
+                try:
+                    first = await self.content.receive()
+                except anyio.EndOfStream:
+                    ended = True
+            if first is not None and _is_reply(first):
+                await self._reply(first["data"], send)
+                group.cancel_scope.cancel()  # the sender is done; the disconnect watch is not needed
+                return
+            # something else first: the stream, with the sender still feeding it
+            await self._stream(() if first is None else (first,), scope, receive, send, None, ended)
+            group.cancel_scope.cancel()
+
+    async def _reply(self, data: str, send: Send) -> None:
+        body = data.encode()
+        headers = [
+            (k.lower().encode(), v.encode()) for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _stream(
+        self,
+        pending: tuple[Event, ...],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        sender: Sender | None,
+        ended: bool = False,
+    ) -> None:
+        content = _chain(pending, None if ended else self.content)
+        response = EventSourceResponse(
+            content, headers=self.headers, data_sender_callable=sender, **self.options
+        )
+        await response(scope, receive, send)
+
+
+async def _chain(pending: tuple[Event, ...], rest: ObjectReceiveStream[Event] | None) -> AsyncIterator[Event]:
+    for event in pending:
+        yield event
+    if rest is not None:
+        async for event in rest:
+            yield event
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+def _is_reply(event: Event) -> bool:
+    """A JSON-RPC response or error with no event id (an id is for resuming a stream: kept as SSE)."""
+    if (
+        event.get("event") != "message"
+        or event.get("id") is not None
+        or not isinstance(event.get("data"), str)
+    ):
+        return False
+    try:
+        message = json.loads(event["data"])
+    except ValueError:
+        return False
+    return (
+        isinstance(message, dict) and "method" not in message and ("result" in message or "error" in message)
+    )
+
+
+def install() -> None:
+    """Make the SDK's Streamable HTTP transport answer POSTs through `ReplyOrStream` (idempotent)."""
+    streamable_http.EventSourceResponse = ReplyOrStream  # type: ignore[attr-defined,assignment]

@@ -1,0 +1,36 @@
+"""What a long-running server's event loop thread settles once it is up (mcpd, `mcplocal serve`).
+
+- The garbage collector: everything startup made (modules, settings, the app) lives as long as the
+  process; `gc.freeze()` takes it out of the collector's sight, so a full collection walks only what
+  requests made (a full collection of a started mcpd took 0.6 s on a loaded 2-core machine: p99).
+- The async library: anyio asks sniffio which library runs on every primitive it creates, and
+  sniffio, when the thread does not say, looks for the current asyncio task each time (~8% of
+  mcpd's loop per call at c=8). This thread runs asyncio only, for as long as it serves: say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def settled() -> Iterator[None]:
+    """Around the serving part of a lifespan (after startup, until shutdown), in the loop's thread."""
+    gc.collect()
+    gc.freeze()
+    thread_local: Any
+    try:
+        from sniffio import thread_local
+    except ModuleNotFoundError:  # anyio then asks asyncio itself, which is cheap
+        thread_local = threading.local()
+    previous = getattr(thread_local, "name", None)
+    thread_local.name = "asyncio"
+    try:
+        yield
+    finally:
+        thread_local.name = previous
+        gc.unfreeze()
