@@ -7,7 +7,9 @@ SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # mcpctl and the example servers (the `examples` extra). The full install satisfies both.
 STAMP  := $(VENV)/.installed-$(SUM)
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: the e2e modules mostly wait on real processes (a run at -n 2 kept 0.9 of
+# the 2 cores busy), so a third worker overlaps the waits; --dist loadfile keeps a module on one worker.
+PYTEST_WORKERS ?= 3
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
 # A real load balancer for the loopback-cluster e2e (tests/e2e/test_loopback_cluster.py): Debian's HAProxy.

@@ -173,9 +173,11 @@ def test_config_claude_write_merges_into_an_existing_config(admin: Cli, project:
     assert Path(entry["command"]).is_absolute() and entry["args"] == ["stdio", "--project", project]
     token_file = Path(entry["env"]["MCPCTL_TOKEN_FILE"])
     assert token_file.read_text().strip().startswith("mcpctl_pat_")
-    backup = json.loads((tmp_path / "claude_desktop_config.json.bak").read_text())
+    # the CLI's own backups directory, never beside the file
+    [backup_file] = (admin.config.parent / "backups").glob("claude_desktop_config.json.*.bak")
+    backup = json.loads(backup_file.read_text())
     assert backup == {"mcpServers": {"other": {"command": "other-server"}}, "theme": "dark"}
-    assert sorted(os.listdir(tmp_path)) == ["claude_desktop_config.json", "claude_desktop_config.json.bak"]
+    assert sorted(os.listdir(tmp_path)) == ["claude_desktop_config.json"]
 
 
 def test_malformed_and_unknown_tokens_are_unauthorized(admin: Cli, project: str, mcpd: Mcpd) -> None:
