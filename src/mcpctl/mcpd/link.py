@@ -7,10 +7,12 @@ cancellation, the 2026-07-28 pass-through, upstream failures — and hears what 
 Tokens. A token is authenticated on a link (`auth`) and held by hash for `token_seconds` (the
 introspection TTL), so a revocation made on another mcpd replica applies here within that time; a
 configuration change makes every token authenticate again before its next call, and mcpd checks
-every held token again at once (until then it hears no events; one that stopped working ends); a
-revocation here drops it at once, cancels its calls in flight and tells the link (`ended`). A check
-that was under way while any of that happened is done again, never stored stale. Each call is
-authorized against the token's reach in memory: no database work on the hot path.
+every held token again itself (until then it hears no events; one that stopped working ends) — each
+distinct token once per pass, a few at a time, one pass at a time, a burst of changes coalesced into
+one more pass, a pass the database failed retried with backoff; a revocation here drops it at
+once, cancels its calls in flight and tells the link (`ended`).
+A check that was under way while any of that happened is done again, never stored stale. Each call
+is authorized against the token's reach in memory: no database work on the hot path.
 
 Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frames go to the link's
 own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
@@ -83,6 +85,18 @@ class LinkLimits:
     max_tokens_per_link: int = 100_000
     refused_burst: int = 100  # refused tokens per address, refilled over the window
     refused_window_seconds: float = 60.0
+    # mcpd's own re-check of held tokens after configuration changes (`LinkHub._recheck`)
+    recheck_concurrency: int = 8  # token checks at once
+    recheck_debounce_seconds: float = 0.1  # changes during a pass: one more pass, this long after
+    recheck_backoff_seconds: float = 1.0  # a pass that could not check every token: again after 1, 2, 4 … s
+    recheck_backoff_max_seconds: float = 30.0
+
+
+class LinkPlane(ControlPlane, Protocol):
+    """The control plane, whose checks may leave the token's `lastUsedAt` alone (`touch=False`): mcpd's
+    own re-check is not a use of the token."""
+
+    async def introspect(self, bearer: str, *, touch: bool = True) -> Introspection: ...
 
 
 class Holds(Protocol):
@@ -189,10 +203,7 @@ class _Link:
         return held.caller
 
     def reaches(self, server: str) -> bool:
-        return any(
-            not held.changed and held.caller.may_use(server) and not _expired(held.caller)
-            for held in self.tokens.values()
-        )
+        return any(_hears(held, server) for held in self.tokens.values())
 
     def end(self, sha: str) -> None:
         """The token no longer works here: dropped, its calls cancelled, mcplocal told."""
@@ -208,7 +219,7 @@ class LinkHub:
 
     def __init__(
         self,
-        plane: ControlPlane,
+        plane: LinkPlane,
         audit: Callable[[AuditRecord], None],
         durable: Callable[[], Awaitable[None]] | None = None,
         limits: LinkLimits | None = None,
@@ -228,6 +239,7 @@ class LinkHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rechecking: asyncio.Task[None] | None = None
         self._recheck_again = False
+        self._recheck_woken: asyncio.Future[None] | None = None  # a backoff's wait, cut short by a change
         plane.watch(self._on_server_event)
 
     # ---- what every link hears ---------------------------------------------------------------------
@@ -242,7 +254,7 @@ class LinkHub:
 
     def configuration_changed(self) -> None:
         """Reach and bindings may have changed: every token authenticates again before its next call,
-        and hears no events until it has; mcpd checks every held token again at once, so a token
+        and hears no events until it has; mcpd checks every held token again itself, so a token
         that stopped working (a deleted project, a disabled owner) ends without waiting for a call,
         and one whose reach narrowed hears events by its new reach."""
         self.generation += 1
@@ -252,35 +264,86 @@ class LinkHub:
                 held.changed = True
             link.post({"t": wire.CHANGED})
         if self._rechecking is not None and not self._rechecking.done():
+            # one pass at a time: changes during it make one more pass, after a short pause, however
+            # many they are (every REST write is a change: a burst must not cost a pass each)
             self._recheck_again = True
+            if self._recheck_woken is not None and not self._recheck_woken.done():
+                self._recheck_woken.set_result(None)  # waiting out a backoff: a change is worth a try
             return
         with contextlib.suppress(RuntimeError):  # no running loop: nothing is linked
             self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
             self._rechecking.add_done_callback(_retrieve)
 
     async def _recheck(self) -> None:
-        """Check every token held stale by a change again, one at a time (a change is rare; a
-        call's own authentication may get there first)."""
-        self._recheck_again = True
-        while self._recheck_again:
+        """Passes over every token held stale by a change until none is: a change (or a revocation)
+        during a pass makes one more pass after `recheck_debounce_seconds`; a pass that could not
+        check some token (the database failed) makes another after a backoff (1, 2, 4 … s, capped),
+        so no token stays deaf to events until it happens to call."""
+        limits = self.limits
+        failures = 0
+        while True:
             self._recheck_again = False
-            for link in list(self.links):
-                for sha, held in list(link.tokens.items()):
-                    if held.changed and not link.closed:
-                        await self._refresh(link, sha, held)
+            await self._recheck_pass()
+            if self._recheck_again:
+                await asyncio.sleep(limits.recheck_debounce_seconds)
+                continue
+            if not any(
+                held.changed for link in self.links if not link.closed for held in link.tokens.values()
+            ):
+                return
+            failures += 1
+            delay = min(
+                limits.recheck_backoff_max_seconds, limits.recheck_backoff_seconds * 2 ** (failures - 1)
+            )
+            self._recheck_woken = asyncio.get_running_loop().create_future()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._recheck_woken), delay)
+            finally:
+                self._recheck_woken = None
+            if self._recheck_again:
+                await asyncio.sleep(limits.recheck_debounce_seconds)
 
-    async def _refresh(self, link: _Link, sha: str, held: _Held) -> None:
+    async def _recheck_pass(self) -> None:
+        """Each distinct stale token checked once (however many links hold it), a few at a time, and
+        the answer applied on every link holding it."""
+        stale: dict[str, list[tuple[_Link, _Held]]] = {}
+        for link in list(self.links):
+            if not link.closed:
+                for sha, held in link.tokens.items():
+                    if held.changed:
+                        stale.setdefault(sha, []).append((link, held))
+        if not stale:
+            return
+        room = asyncio.Semaphore(max(1, self.limits.recheck_concurrency))
+
+        async def check(sha: str, holding: list[tuple[_Link, _Held]]) -> None:
+            async with room:
+                try:
+                    await self._refresh(sha, holding)
+                except Exception:  # boundary: it stays stale, the next pass tries again
+                    logger.exception("data-plane link: re-checking a token failed")
+
+        await asyncio.gather(*(check(sha, holding) for sha, holding in stale.items()))
+
+    async def _refresh(self, sha: str, holding: list[tuple[_Link, _Held]]) -> None:
+        generation = self.generation
         try:
-            answer = await self._introspect(held.caller.bearer)
+            # not a use of the token: its lastUsedAt stays what its calls made it
+            answer = await self.plane.introspect(holding[0][1].caller.bearer, touch=False)
         except ControlPlaneUnavailable:
-            return  # stays stale: calls authenticate first, events wait
-        if link.tokens.get(sha) is not held:
-            return  # authenticated again (or ended) meanwhile
-        if answer.ok and answer.principal is not None:
-            caller = Caller(answer.principal, held.caller.bearer)
-            link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
-        else:
-            link.end(sha)
+            return  # stays stale (calls authenticate first, events wait); the pass is done again
+        if generation != self.generation:
+            self._recheck_again = True  # changed or revoked while it was checked: checked again
+            return
+        fresh_until = time.monotonic() + self.limits.token_seconds
+        for link, held in holding:
+            if link.tokens.get(sha) is not held:
+                continue  # authenticated again (or ended) meanwhile
+            if answer.ok and answer.principal is not None:
+                link.tokens[sha] = _Held(Caller(answer.principal, held.caller.bearer), fresh_until)
+            else:
+                link.end(sha)
 
     async def _on_server_event(self, server: str, message: Message) -> None:
         """Never waits for a link (posted to outboxes): an upstream's reader is never held up."""
@@ -597,6 +660,11 @@ def _updated_uri(message: Message) -> str | None:
     params = message.get("params")
     uri = params.get("uri") if isinstance(params, dict) else None
     return uri if isinstance(uri, str) else ""
+
+
+def _hears(held: _Held, server: str) -> bool:
+    """Whether the token hears `server`'s events: checked since the last change, in reach, unexpired."""
+    return not held.changed and held.caller.may_use(server) and not _expired(held.caller)
 
 
 def _expired(caller: Caller) -> bool:
