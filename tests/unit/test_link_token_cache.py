@@ -355,3 +355,41 @@ async def test_a_token_the_database_failed_to_check_is_checked_again_with_backof
         await until(lambda: link.reaches("fx"))  # without a call
         assert plane.checks == 3
         assert [f for f in peer.socket.frames if f["t"] == wire.ENDED] == []
+
+
+@pytest.mark.parametrize("how", ["ended", "narrowed"])
+async def test_resource_updates_reach_only_a_token_that_subscribed_and_still_reaches_the_server(
+    how: str,
+) -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    holds = Holds()
+    updated = {"method": "notifications/resources/updated", "params": {"uri": "r://a"}}
+
+    async with linked(plane, holds=holds) as (hub, [peer]):
+
+        async def heard() -> bool:
+            """Whether the update reached the link: frames are in order, so one sent before the
+            answer to a later token check is in by then."""
+            await plane.heard("fx", updated)
+            await peer.auth(tokens.generate())
+            events = [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+            peer.socket.frames.clear()
+            return any(f["message"] == updated for f in events)
+
+        await peer.auth()
+        assert (await peer.call("fx", "resources/subscribe", {"uri": "r://a"}))["t"] == wire.ANSWER
+        assert len(holds.held) == 1
+        assert await heard()
+        (link,) = hub.links
+        if how == "ended":
+            plane.answer = Introspection(False, "revoked")
+            hub.tokens_ended([SHA])
+            await peer.expect(t=wire.ENDED, token=SHA)
+            assert holds.held == set() and holds.released  # upstream unsubscribes what only it held
+            plane.answer = accepted({"fx", "fy"})  # (the other tokens `heard` presents)
+        else:
+            plane.answer = accepted({"fy"})  # fx left the project
+            hub.configuration_changed()
+            await until(lambda: not link.tokens[SHA].changed)  # mcpd checked it again, no call
+            assert link.reaches("fy") and not link.reaches("fx")
+        assert not await heard()

@@ -10,7 +10,7 @@ configuration change makes every token authenticate again before its next call, 
 every held token again itself (until then it hears no events; one that stopped working ends) — each
 distinct token once per pass, a few at a time, one pass at a time, a burst of changes coalesced into
 one more pass, a pass the database failed retried with backoff; a revocation here drops it at
-once, cancels its calls in flight and tells the link (`ended`).
+once, cancels its calls in flight, releases its resource subscriptions and tells the link (`ended`).
 A check that was under way while any of that happened is done again, never stored stale. Each call
 is authorized against the token's reach in memory: no database work on the hot path.
 
@@ -134,7 +134,10 @@ class _Link:
     tokens: dict[str, _Held] = field(default_factory=dict)  # token sha → its authentication
     calls: dict[int, tuple[asyncio.Task[None], str]] = field(default_factory=dict)  # id → (task, sha)
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
-    subscribed: set[tuple[str, str]] = field(default_factory=set)  # (server, uri) it subscribed
+    holds: Holds | None = None
+    # token sha → the (server, uri) it subscribed on this link: `updated` goes only to a token that
+    # subscribed and still reaches the server; the token's counted subscriptions end with it
+    subscribed: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     holders: set[str] = field(default_factory=set)  # its holders of counted subscriptions
     outbox: collections.deque[str] = field(default_factory=collections.deque)
     outbox_bytes: int = 0
@@ -199,19 +202,43 @@ class _Link:
             return None
         if _expired(held.caller):
             del self.tokens[sha]
+            self.unsubscribe(sha)
             return None
         return held.caller
 
     def reaches(self, server: str) -> bool:
         return any(_hears(held, server) for held in self.tokens.values())
 
+    def hears_update(self, server: str, uri: str) -> bool:
+        """Whether a token that subscribed `uri` of `server` here still reaches the server."""
+        for sha, subscribed in self.subscribed.items():
+            held = self.tokens.get(sha)
+            if (server, uri) in subscribed and held is not None and _hears(held, server):
+                return True
+        return False
+
+    def holder(self, sha: str) -> str:
+        """The token's holder of counted subscriptions on this link (`Holds`)."""
+        return f"link:{id(self):x}:{sha[:16]}"
+
+    def unsubscribe(self, sha: str) -> None:
+        """The token's subscriptions here end: upstream unsubscribes what only it held."""
+        self.subscribed.pop(sha, None)
+        holder = self.holder(sha)
+        if holder in self.holders:
+            self.holders.discard(holder)
+            if self.holds is not None:
+                self.holds.release(holder)
+
     def end(self, sha: str) -> None:
-        """The token no longer works here: dropped, its calls cancelled, mcplocal told."""
+        """The token no longer works here: dropped, its calls cancelled, its subscriptions ended,
+        mcplocal told."""
         if self.tokens.pop(sha, None) is not None:
             self.post({"t": wire.ENDED, "token": sha})
         for task, owner in list(self.calls.values()):
             if owner == sha:
                 task.cancel()
+        self.unsubscribe(sha)
 
 
 class LinkHub:
@@ -352,10 +379,7 @@ class LinkHub:
         frame = {"t": wire.EVENT, "server": server, "message": message}
         updated = _updated_uri(message)
         for link in list(self.links):
-            if updated is not None:
-                if (server, updated) in link.subscribed:
-                    link.post(frame)
-            elif link.reaches(server):
+            if link.hears_update(server, updated) if updated is not None else link.reaches(server):
                 link.post(frame)
 
     def close_all_soon(self) -> None:
@@ -388,7 +412,7 @@ class LinkHub:
     async def serve(self, socket: Socket, address: str | None) -> None:
         """Read the link's frames until it closes; then cancel what it still has running."""
         self._loop = asyncio.get_running_loop()
-        link = _Link(socket, address, self.limits)
+        link = _Link(socket, address, self.limits, holds=self.holds)
         self.links.add(link)
         writer = asyncio.create_task(link.write())
 
@@ -537,7 +561,7 @@ class LinkHub:
             link.post({"t": wire.NOTE, "id": call_id, "message": message})
 
         if method in (SUBSCRIBE, UNSUBSCRIBE) and self.holds is not None:
-            await self._hold(link, call_id, caller, server, method, params)
+            await self._hold(link, call_id, str(frame.get("token")), caller, server, method, params)
             return
         relay = _asker(link, call_id) if frame.get("relay") else None
         started = time.perf_counter()
@@ -566,6 +590,7 @@ class LinkHub:
         self,
         link: _Link,
         call_id: int,
+        sha: str,
         caller: Caller,
         server: str,
         method: str,
@@ -578,7 +603,7 @@ class LinkHub:
         if not isinstance(uri, str):
             _fail(link, call_id, "resources/subscribe needs a uri", code=-32602)
             return
-        holder = f"link:{id(link):x}:{caller.token_sha[:16]}"
+        holder = link.holder(sha)
         on = method == SUBSCRIBE
         try:
             await self.holds.hold(caller, server, uri, holder, on=on)
@@ -589,7 +614,12 @@ class LinkHub:
             link.post({"t": wire.ANSWER, "id": call_id, "message": {"error": error}})
             return
         link.holders.add(holder)
-        (link.subscribed.add if on else link.subscribed.discard)((server, uri))
+        if sha not in link.tokens:  # it ended while upstream was asked: what it held goes with it
+            link.unsubscribe(sha)
+            _fail(link, call_id, "the token is not authenticated on this link", wire.TOKEN_NOT_AUTHENTICATED)
+            return
+        subscribed = link.subscribed.setdefault(sha, set())
+        (subscribed.add if on else subscribed.discard)((server, uri))
         link.post({"t": wire.ANSWER, "id": call_id, "message": {"result": {}}})
 
     def _record(
