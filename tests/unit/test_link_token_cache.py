@@ -327,8 +327,11 @@ async def test_a_burst_of_changes_costs_a_check_per_token_per_pass_and_events_re
         plane.delay = 0.002
         plane.checks = plane.touched = 0
 
+        def settled() -> bool:
+            return all(not held.changed for link in links for held in link.tokens.values())
+
         hub.configuration_changed()  # one change: one check per distinct token, not per link
-        await until(lambda: all(link.reaches("fx") for link in links))
+        await until(settled)
         assert plane.checks == 10
 
         plane.checks = 0
@@ -339,6 +342,7 @@ async def test_a_burst_of_changes_costs_a_check_per_token_per_pass_and_events_re
         burst = asyncio.get_running_loop().time() - started
         resumed = await until(lambda: all(link.reaches("fx") for link in links))
         assert resumed < 1.0  # a pass after the burst's last change (debounced), not one per change
+        await until(settled)
         passes = burst / LinkLimits().recheck_debounce_seconds + 3
         assert plane.checks <= passes * 10, (plane.checks, burst)  # not 200 changes x 20 held entries
         assert plane.touched == 0  # a background check is no use of the token
