@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -180,7 +180,7 @@ async def linked(
             await asyncio.gather(*serving, return_exceptions=True)
 
 
-async def until(condition: Any, seconds: float = 5) -> float:
+async def until(condition: Callable[[], bool], seconds: float = 5) -> float:
     """Wait until `condition()` holds; how long that took."""
     started = asyncio.get_running_loop().time()
     with anyio.fail_after(seconds):
