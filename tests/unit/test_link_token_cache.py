@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from mcpctl.core import link_protocol as wire
 from mcpctl.core import tokens
 from mcpctl.core.policy import Principal
 from mcpctl.mcpd.link import LinkHub, LinkLimits
-from mcpctl.mcplocal.ports import Caller, Introspection, Message
+from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable, Introspection, Message
 
 pytestmark = pytest.mark.anyio
 
@@ -64,12 +65,26 @@ class Plane:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
         self.release.set()
+        self.checks = 0
+        self.touched = 0  # checks that recorded a use of the token (lastUsedAt)
+        self.delay = 0.0  # how long each check takes
+        self.failing = 0  # the next checks that find the database down
 
-    async def introspect(self, bearer: str) -> Introspection:
+    async def introspect(self, bearer: str, *, touch: bool = True) -> Introspection:
         answer = self.answer
+        self.checks += 1
+        self.touched += touch
         self.checking.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.failing:
+            self.failing -= 1
+            raise ControlPlaneUnavailable("database: OperationalError")
         if self.gate is not None:
             await self.gate.wait()
+        if answer.principal is not None and bearer != BEARER:  # another token, with the same reach
+            sha = hashlib.sha256(bearer.encode()).hexdigest()
+            answer = replace(answer, principal=replace(answer.principal, token_sha=sha))
         return answer  # what the database said when the check read it
 
     def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> Upstream:
@@ -112,19 +127,19 @@ class Peer:
                             return frame
                     await self.socket.arrived.wait()
 
-    async def auth(self) -> dict[str, Any]:
+    async def auth(self, bearer: str = BEARER) -> dict[str, Any]:
         ask = next(self.ids)
-        await self.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": BEARER}))
+        await self.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": bearer}))
         return await self.expect(t=wire.AUTHED, ask=ask)
 
-    async def send_call(self, server: str) -> int:
+    async def send_call(self, server: str, method: str = "tools/call", params: Any = ECHO) -> int:
         call_id = next(self.ids)
-        frame = {"t": wire.CALL, "id": call_id, "token": SHA, "server": server, "method": "tools/call"}
-        await self.socket.inbox.put(json.dumps({**frame, "params": ECHO}))
+        frame = {"t": wire.CALL, "id": call_id, "token": SHA, "server": server, "method": method}
+        await self.socket.inbox.put(json.dumps({**frame, "params": params}))
         return call_id
 
-    async def call(self, server: str) -> dict[str, Any]:
-        call_id = await self.send_call(server)
+    async def call(self, server: str, method: str = "tools/call", params: Any = ECHO) -> dict[str, Any]:
+        call_id = await self.send_call(server, method, params)
         with anyio.fail_after(5):
             while True:
                 frame = await self.expect(id=call_id)
@@ -132,17 +147,46 @@ class Peer:
                     return frame
 
 
+class Holds:
+    """The counted subscriptions (`Router.hold`): who holds what, and who was released."""
+
+    def __init__(self) -> None:
+        self.held: set[tuple[str, str, str]] = set()  # (holder, server, uri)
+        self.released: list[str] = []
+
+    async def hold(self, caller: Caller, server: str, uri: str, holder: str, *, on: bool) -> None:
+        (self.held.add if on else self.held.discard)((holder, server, uri))
+
+    def release(self, holder: str) -> None:
+        self.released.append(holder)
+        self.held = {h for h in self.held if h[0] != holder}
+
+
 @asynccontextmanager
-async def linked(plane: Plane) -> AsyncIterator[tuple[LinkHub, Peer]]:
-    hub = LinkHub(plane, audit=lambda record: None, limits=LinkLimits(token_seconds=3600))  # type: ignore[arg-type]
-    socket = Socket()
-    serving = asyncio.create_task(hub.serve(socket, "127.0.0.1"))
+async def linked(
+    plane: Plane, links: int = 1, holds: Holds | None = None, **limits: Any
+) -> AsyncIterator[tuple[LinkHub, list[Peer]]]:
+    """A hub with `links` links open, and their peers."""
+    limits = {"token_seconds": 3600, **limits}
+    hub = LinkHub(plane, audit=lambda record: None, limits=LinkLimits(**limits), holds=holds)  # type: ignore[arg-type]
+    sockets = [Socket() for _ in range(links)]
+    serving = [asyncio.create_task(hub.serve(socket, "127.0.0.1")) for socket in sockets]
     try:
-        yield hub, Peer(socket)
+        yield hub, [Peer(socket) for socket in sockets]
     finally:
-        serving.cancel()
+        for task in serving:
+            task.cancel()
         with anyio.CancelScope(shield=True):
-            await asyncio.gather(serving, return_exceptions=True)
+            await asyncio.gather(*serving, return_exceptions=True)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 5) -> float:
+    """Wait until `condition()` holds; how long that took."""
+    started = asyncio.get_running_loop().time()
+    with anyio.fail_after(seconds):
+        while not condition():
+            await anyio.sleep(0.005)
+    return asyncio.get_running_loop().time() - started
 
 
 def refused(frame: dict[str, Any]) -> bool:
@@ -151,7 +195,7 @@ def refused(frame: dict[str, Any]) -> bool:
 
 async def test_a_revocation_stops_a_held_token_at_once_and_cancels_its_call_in_flight() -> None:
     plane = Plane(accepted({"fx"}))
-    async with linked(plane) as (hub, peer):
+    async with linked(plane) as (hub, [peer]):
         assert (await peer.auth())["introspection"]["ok"] is True
         assert (await peer.call("fx"))["t"] == wire.ANSWER
         plane.release.clear()
@@ -176,7 +220,7 @@ async def test_a_revocation_stops_a_held_token_at_once_and_cancels_its_call_in_f
 async def test_a_check_raced_by_a_revocation_or_a_change_is_done_again_never_held_stale(event: str) -> None:
     plane = Plane(accepted({"fx", "fy"}))
     plane.gate = asyncio.Event()
-    async with linked(plane) as (hub, peer):
+    async with linked(plane) as (hub, [peer]):
         ask = next(peer.ids)
         await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": BEARER}))
         with anyio.fail_after(5):
@@ -201,7 +245,7 @@ async def test_a_check_raced_by_a_revocation_or_a_change_is_done_again_never_hel
 
 async def test_a_narrowed_reach_or_a_server_taken_out_of_the_project_applies_to_the_next_call() -> None:
     plane = Plane(accepted({"fx", "fy"}))
-    async with linked(plane) as (hub, peer):
+    async with linked(plane) as (hub, [peer]):
         await peer.auth()
         assert (await peer.call("fy"))["t"] == wire.ANSWER
         plane.answer = accepted({"fx"})  # fy left the project, or the owner's bindings narrowed
@@ -217,7 +261,7 @@ async def test_a_narrowed_reach_or_a_server_taken_out_of_the_project_applies_to_
 
 async def test_a_deleted_project_s_token_ends_once_the_change_is_heard_without_a_call() -> None:
     plane = Plane(accepted({"fx"}))
-    async with linked(plane) as (hub, peer):
+    async with linked(plane) as (hub, [peer]):
         await peer.auth()
         assert (await peer.call("fx"))["t"] == wire.ANSWER
         plane.answer = Introspection(False, "unknown")  # its tokens went with the project
@@ -239,7 +283,7 @@ async def test_after_a_change_a_held_token_hears_events_only_within_its_new_reac
         peer.socket.frames.clear()
         return any(f["server"] == server for f in events)
 
-    async with linked(plane) as (hub, peer):
+    async with linked(plane) as (hub, [peer]):
         await peer.auth()
         assert await heard("fy")
         plane.answer = accepted({"fx"})  # fy left the project: its notifications are not this token's
@@ -259,10 +303,97 @@ async def test_after_a_change_a_held_token_hears_events_only_within_its_new_reac
 async def test_a_held_token_is_refused_from_its_expiry_on() -> None:
     expires = datetime.now(UTC) + timedelta(seconds=0.3)
     plane = Plane(accepted({"fx"}, expires))
-    async with linked(plane) as (_, peer):
+    async with linked(plane) as (_, [peer]):
         await peer.auth()
         assert (await peer.call("fx"))["t"] == wire.ANSWER
         with anyio.fail_after(5):
             while datetime.now(UTC) < expires:
                 await anyio.sleep(0.05)
         assert refused(await peer.call("fx"))  # held for an hour, expired now: no check needed
+
+
+async def test_a_burst_of_changes_costs_a_check_per_token_per_pass_and_events_resume_after_it() -> None:
+    """Every REST write is a change. Each distinct token is checked once per pass (however many links
+    hold it), a few at a time; changes during a pass make one more pass, not one each; the events
+    withheld during the burst resume shortly after it; mcpd's own checks leave lastUsedAt alone."""
+    plane = Plane(accepted({"fx"}))
+    bearers = [BEARER, *(tokens.generate() for _ in range(9))]
+    async with linked(plane, links=2) as (hub, peers):
+        for peer in peers:
+            for bearer in bearers:
+                assert (await peer.auth(bearer))["introspection"]["ok"] is True
+        links = list(hub.links)
+        assert all(len(link.tokens) == 10 for link in links)
+        plane.delay = 0.002
+        plane.checks = plane.touched = 0
+
+        def settled() -> bool:
+            return all(not held.changed for link in links for held in link.tokens.values())
+
+        hub.configuration_changed()  # one change: one check per distinct token, not per link
+        await until(settled)
+        assert plane.checks == 10
+
+        plane.checks = 0
+        started = asyncio.get_running_loop().time()
+        for _ in range(200):  # about one change a millisecond, each check takes 2 ms
+            hub.configuration_changed()
+            await asyncio.sleep(0.001)
+        burst = asyncio.get_running_loop().time() - started
+        resumed = await until(lambda: all(link.reaches("fx") for link in links))
+        assert resumed < 1.0  # a pass after the burst's last change (debounced), not one per change
+        await until(settled)
+        passes = burst / LinkLimits().recheck_debounce_seconds + 3
+        assert plane.checks <= passes * 10, (plane.checks, burst)  # not 200 changes x 20 held entries
+        assert plane.touched == 0  # a background check is no use of the token
+
+
+async def test_a_token_the_database_failed_to_check_is_checked_again_with_backoff() -> None:
+    plane = Plane(accepted({"fx"}))
+    async with linked(plane, recheck_backoff_seconds=0.05) as (hub, [peer]):
+        await peer.auth()
+        (link,) = hub.links
+        plane.checks = 0
+        plane.failing = 2  # the database fails the re-check, and the first retry
+        hub.configuration_changed()
+        await until(lambda: link.reaches("fx"))  # without a call
+        assert plane.checks == 3
+        assert [f for f in peer.socket.frames if f["t"] == wire.ENDED] == []
+
+
+@pytest.mark.parametrize("how", ["ended", "narrowed"])
+async def test_resource_updates_reach_only_a_token_that_subscribed_and_still_reaches_the_server(
+    how: str,
+) -> None:
+    plane = Plane(accepted({"fx", "fy"}))
+    holds = Holds()
+    updated = {"method": "notifications/resources/updated", "params": {"uri": "r://a"}}
+
+    async with linked(plane, holds=holds) as (hub, [peer]):
+
+        async def heard() -> bool:
+            """Whether the update reached the link: frames are in order, so one sent before the
+            answer to a later token check is in by then."""
+            await plane.heard("fx", updated)
+            await peer.auth(tokens.generate())
+            events = [f for f in peer.socket.frames if f["t"] == wire.EVENT]
+            peer.socket.frames.clear()
+            return any(f["message"] == updated for f in events)
+
+        await peer.auth()
+        assert (await peer.call("fx", "resources/subscribe", {"uri": "r://a"}))["t"] == wire.ANSWER
+        assert len(holds.held) == 1
+        assert await heard()
+        (link,) = hub.links
+        if how == "ended":
+            plane.answer = Introspection(False, "revoked")
+            hub.tokens_ended([SHA])
+            await peer.expect(t=wire.ENDED, token=SHA)
+            assert holds.held == set() and holds.released  # upstream unsubscribes what only it held
+            plane.answer = accepted({"fx", "fy"})  # (the other tokens `heard` presents)
+        else:
+            plane.answer = accepted({"fy"})  # fx left the project
+            hub.configuration_changed()
+            await until(lambda: not link.tokens[SHA].changed)  # mcpd checked it again, no call
+            assert link.reaches("fy") and not link.reaches("fx")
+        assert not await heard()

@@ -187,13 +187,15 @@ class EmbeddedPlane:
         for watcher in list(self._watchers):
             await watcher(server, message)
 
-    async def introspect(self, bearer: str) -> Introspection:
+    async def introspect(self, bearer: str, *, touch: bool = True) -> Introspection:
+        """`touch` False: a check that is no use of the token (mcpd's own re-check of a link's held
+        tokens) leaves its lastUsedAt alone."""
         if not tokens.looks_like_token(bearer):
             return Introspection(False, "malformed")
         try:
             async with self.db.read() as session:
                 result = await authenticate_mcptoken(session, bearer)
-            if result.touch and result.principal.token_id is not None:
+            if touch and result.touch and result.principal.token_id is not None:
                 await record_token_use(self.db, result.principal.token_id)
         except Exception as exc:  # the database is down: say so, do not remember a refusal
             raise ControlPlaneUnavailable(f"database: {type(exc).__name__}") from exc

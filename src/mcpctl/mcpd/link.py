@@ -7,10 +7,12 @@ cancellation, the 2026-07-28 pass-through, upstream failures — and hears what 
 Tokens. A token is authenticated on a link (`auth`) and held by hash for `token_seconds` (the
 introspection TTL), so a revocation made on another mcpd replica applies here within that time; a
 configuration change makes every token authenticate again before its next call, and mcpd checks
-every held token again at once (until then it hears no events; one that stopped working ends); a
-revocation here drops it at once, cancels its calls in flight and tells the link (`ended`). A check
-that was under way while any of that happened is done again, never stored stale. Each call is
-authorized against the token's reach in memory: no database work on the hot path.
+every held token again itself (until then it hears no events; one that stopped working ends) — each
+distinct token once per pass, a few at a time, one pass at a time, a burst of changes coalesced into
+one more pass, a pass the database failed retried with backoff; a revocation here drops it at
+once, cancels its calls in flight, releases its resource subscriptions and tells the link (`ended`).
+A check that was under way while any of that happened is done again, never stored stale. Each call
+is authorized against the token's reach in memory: no database work on the hot path.
 
 Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frames go to the link's
 own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
@@ -83,6 +85,18 @@ class LinkLimits:
     max_tokens_per_link: int = 100_000
     refused_burst: int = 100  # refused tokens per address, refilled over the window
     refused_window_seconds: float = 60.0
+    # mcpd's own re-check of held tokens after configuration changes (`LinkHub._recheck`)
+    recheck_concurrency: int = 8  # token checks at once
+    recheck_debounce_seconds: float = 0.1  # changes during a pass: one more pass, this long after
+    recheck_backoff_seconds: float = 1.0  # a pass that could not check every token: again after 1, 2, 4 … s
+    recheck_backoff_max_seconds: float = 30.0
+
+
+class LinkPlane(ControlPlane, Protocol):
+    """The control plane, whose checks may leave the token's `lastUsedAt` alone (`touch=False`): mcpd's
+    own re-check is not a use of the token."""
+
+    async def introspect(self, bearer: str, *, touch: bool = True) -> Introspection: ...
 
 
 class Holds(Protocol):
@@ -120,7 +134,10 @@ class _Link:
     tokens: dict[str, _Held] = field(default_factory=dict)  # token sha → its authentication
     calls: dict[int, tuple[asyncio.Task[None], str]] = field(default_factory=dict)  # id → (task, sha)
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
-    subscribed: set[tuple[str, str]] = field(default_factory=set)  # (server, uri) it subscribed
+    holds: Holds | None = None
+    # token sha → the (server, uri) it subscribed on this link: `updated` goes only to a token that
+    # subscribed and still reaches the server; the token's counted subscriptions end with it
+    subscribed: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     holders: set[str] = field(default_factory=set)  # its holders of counted subscriptions
     outbox: collections.deque[str] = field(default_factory=collections.deque)
     outbox_bytes: int = 0
@@ -185,22 +202,43 @@ class _Link:
             return None
         if _expired(held.caller):
             del self.tokens[sha]
+            self.unsubscribe(sha)
             return None
         return held.caller
 
     def reaches(self, server: str) -> bool:
-        return any(
-            not held.changed and held.caller.may_use(server) and not _expired(held.caller)
-            for held in self.tokens.values()
-        )
+        return any(_hears(held, server) for held in self.tokens.values())
+
+    def hears_update(self, server: str, uri: str) -> bool:
+        """Whether a token that subscribed `uri` of `server` here still reaches the server."""
+        for sha, subscribed in self.subscribed.items():
+            held = self.tokens.get(sha)
+            if (server, uri) in subscribed and held is not None and _hears(held, server):
+                return True
+        return False
+
+    def holder(self, sha: str) -> str:
+        """The token's holder of counted subscriptions on this link (`Holds`)."""
+        return f"link:{id(self):x}:{sha[:16]}"
+
+    def unsubscribe(self, sha: str) -> None:
+        """The token's subscriptions here end: upstream unsubscribes what only it held."""
+        self.subscribed.pop(sha, None)
+        holder = self.holder(sha)
+        if holder in self.holders:
+            self.holders.discard(holder)
+            if self.holds is not None:
+                self.holds.release(holder)
 
     def end(self, sha: str) -> None:
-        """The token no longer works here: dropped, its calls cancelled, mcplocal told."""
+        """The token no longer works here: dropped, its calls cancelled, its subscriptions ended,
+        mcplocal told."""
         if self.tokens.pop(sha, None) is not None:
             self.post({"t": wire.ENDED, "token": sha})
         for task, owner in list(self.calls.values()):
             if owner == sha:
                 task.cancel()
+        self.unsubscribe(sha)
 
 
 class LinkHub:
@@ -208,7 +246,7 @@ class LinkHub:
 
     def __init__(
         self,
-        plane: ControlPlane,
+        plane: LinkPlane,
         audit: Callable[[AuditRecord], None],
         durable: Callable[[], Awaitable[None]] | None = None,
         limits: LinkLimits | None = None,
@@ -228,6 +266,7 @@ class LinkHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rechecking: asyncio.Task[None] | None = None
         self._recheck_again = False
+        self._recheck_woken: asyncio.Future[None] | None = None  # a backoff's wait, cut short by a change
         plane.watch(self._on_server_event)
 
     # ---- what every link hears ---------------------------------------------------------------------
@@ -242,7 +281,7 @@ class LinkHub:
 
     def configuration_changed(self) -> None:
         """Reach and bindings may have changed: every token authenticates again before its next call,
-        and hears no events until it has; mcpd checks every held token again at once, so a token
+        and hears no events until it has; mcpd checks every held token again itself, so a token
         that stopped working (a deleted project, a disabled owner) ends without waiting for a call,
         and one whose reach narrowed hears events by its new reach."""
         self.generation += 1
@@ -252,35 +291,86 @@ class LinkHub:
                 held.changed = True
             link.post({"t": wire.CHANGED})
         if self._rechecking is not None and not self._rechecking.done():
+            # one pass at a time: changes during it make one more pass, after a short pause, however
+            # many they are (every REST write is a change: a burst must not cost a pass each)
             self._recheck_again = True
+            if self._recheck_woken is not None and not self._recheck_woken.done():
+                self._recheck_woken.set_result(None)  # waiting out a backoff: a change is worth a try
             return
         with contextlib.suppress(RuntimeError):  # no running loop: nothing is linked
             self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
             self._rechecking.add_done_callback(_retrieve)
 
     async def _recheck(self) -> None:
-        """Check every token held stale by a change again, one at a time (a change is rare; a
-        call's own authentication may get there first)."""
-        self._recheck_again = True
-        while self._recheck_again:
+        """Passes over every token held stale by a change until none is: a change (or a revocation)
+        during a pass makes one more pass after `recheck_debounce_seconds`; a pass that could not
+        check some token (the database failed) makes another after a backoff (1, 2, 4 … s, capped),
+        so no token stays deaf to events until it happens to call."""
+        limits = self.limits
+        failures = 0
+        while True:
             self._recheck_again = False
-            for link in list(self.links):
-                for sha, held in list(link.tokens.items()):
-                    if held.changed and not link.closed:
-                        await self._refresh(link, sha, held)
+            await self._recheck_pass()
+            if self._recheck_again:
+                await asyncio.sleep(limits.recheck_debounce_seconds)
+                continue
+            if not any(
+                held.changed for link in self.links if not link.closed for held in link.tokens.values()
+            ):
+                return
+            failures += 1
+            delay = min(
+                limits.recheck_backoff_max_seconds, limits.recheck_backoff_seconds * 2 ** (failures - 1)
+            )
+            self._recheck_woken = asyncio.get_running_loop().create_future()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._recheck_woken), delay)
+            finally:
+                self._recheck_woken = None
+            if self._recheck_again:
+                await asyncio.sleep(limits.recheck_debounce_seconds)
 
-    async def _refresh(self, link: _Link, sha: str, held: _Held) -> None:
+    async def _recheck_pass(self) -> None:
+        """Each distinct stale token checked once (however many links hold it), a few at a time, and
+        the answer applied on every link holding it."""
+        stale: dict[str, list[tuple[_Link, _Held]]] = {}
+        for link in list(self.links):
+            if not link.closed:
+                for sha, held in link.tokens.items():
+                    if held.changed:
+                        stale.setdefault(sha, []).append((link, held))
+        if not stale:
+            return
+        room = asyncio.Semaphore(max(1, self.limits.recheck_concurrency))
+
+        async def check(sha: str, holding: list[tuple[_Link, _Held]]) -> None:
+            async with room:
+                try:
+                    await self._refresh(sha, holding)
+                except Exception:  # boundary: it stays stale, the next pass tries again
+                    logger.exception("data-plane link: re-checking a token failed")
+
+        await asyncio.gather(*(check(sha, holding) for sha, holding in stale.items()))
+
+    async def _refresh(self, sha: str, holding: list[tuple[_Link, _Held]]) -> None:
+        generation = self.generation
         try:
-            answer = await self._introspect(held.caller.bearer)
+            # not a use of the token: its lastUsedAt stays what its calls made it
+            answer = await self.plane.introspect(holding[0][1].caller.bearer, touch=False)
         except ControlPlaneUnavailable:
-            return  # stays stale: calls authenticate first, events wait
-        if link.tokens.get(sha) is not held:
-            return  # authenticated again (or ended) meanwhile
-        if answer.ok and answer.principal is not None:
-            caller = Caller(answer.principal, held.caller.bearer)
-            link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
-        else:
-            link.end(sha)
+            return  # stays stale (calls authenticate first, events wait); the pass is done again
+        if generation != self.generation:
+            self._recheck_again = True  # changed or revoked while it was checked: checked again
+            return
+        fresh_until = time.monotonic() + self.limits.token_seconds
+        for link, held in holding:
+            if link.tokens.get(sha) is not held:
+                continue  # authenticated again (or ended) meanwhile
+            if answer.ok and answer.principal is not None:
+                link.tokens[sha] = _Held(Caller(answer.principal, held.caller.bearer), fresh_until)
+            else:
+                link.end(sha)
 
     async def _on_server_event(self, server: str, message: Message) -> None:
         """Never waits for a link (posted to outboxes): an upstream's reader is never held up."""
@@ -289,10 +379,7 @@ class LinkHub:
         frame = {"t": wire.EVENT, "server": server, "message": message}
         updated = _updated_uri(message)
         for link in list(self.links):
-            if updated is not None:
-                if (server, updated) in link.subscribed:
-                    link.post(frame)
-            elif link.reaches(server):
+            if link.hears_update(server, updated) if updated is not None else link.reaches(server):
                 link.post(frame)
 
     def close_all_soon(self) -> None:
@@ -325,7 +412,7 @@ class LinkHub:
     async def serve(self, socket: Socket, address: str | None) -> None:
         """Read the link's frames until it closes; then cancel what it still has running."""
         self._loop = asyncio.get_running_loop()
-        link = _Link(socket, address, self.limits)
+        link = _Link(socket, address, self.limits, holds=self.holds)
         self.links.add(link)
         writer = asyncio.create_task(link.write())
 
@@ -474,7 +561,7 @@ class LinkHub:
             link.post({"t": wire.NOTE, "id": call_id, "message": message})
 
         if method in (SUBSCRIBE, UNSUBSCRIBE) and self.holds is not None:
-            await self._hold(link, call_id, caller, server, method, params)
+            await self._hold(link, call_id, str(frame.get("token")), caller, server, method, params)
             return
         relay = _asker(link, call_id) if frame.get("relay") else None
         started = time.perf_counter()
@@ -503,6 +590,7 @@ class LinkHub:
         self,
         link: _Link,
         call_id: int,
+        sha: str,
         caller: Caller,
         server: str,
         method: str,
@@ -515,7 +603,7 @@ class LinkHub:
         if not isinstance(uri, str):
             _fail(link, call_id, "resources/subscribe needs a uri", code=-32602)
             return
-        holder = f"link:{id(link):x}:{caller.token_sha[:16]}"
+        holder = link.holder(sha)
         on = method == SUBSCRIBE
         try:
             await self.holds.hold(caller, server, uri, holder, on=on)
@@ -526,7 +614,12 @@ class LinkHub:
             link.post({"t": wire.ANSWER, "id": call_id, "message": {"error": error}})
             return
         link.holders.add(holder)
-        (link.subscribed.add if on else link.subscribed.discard)((server, uri))
+        if sha not in link.tokens:  # it ended while upstream was asked: what it held goes with it
+            link.unsubscribe(sha)
+            _fail(link, call_id, "the token is not authenticated on this link", wire.TOKEN_NOT_AUTHENTICATED)
+            return
+        subscribed = link.subscribed.setdefault(sha, set())
+        (subscribed.add if on else subscribed.discard)((server, uri))
         link.post({"t": wire.ANSWER, "id": call_id, "message": {"result": {}}})
 
     def _record(
@@ -597,6 +690,11 @@ def _updated_uri(message: Message) -> str | None:
     params = message.get("params")
     uri = params.get("uri") if isinstance(params, dict) else None
     return uri if isinstance(uri, str) else ""
+
+
+def _hears(held: _Held, server: str) -> bool:
+    """Whether the token hears `server`'s events: checked since the last change, in reach, unexpired."""
+    return not held.changed and held.caller.may_use(server) and not _expired(held.caller)
 
 
 def _expired(caller: Caller) -> bool:
