@@ -9,6 +9,13 @@ semantics for every message and spares the common call sse-starlette's machinery
 rendezvous stream per event, a chunked body): measured in docs/mcplocal.md "Performance". The SDK
 builds its SSE responses through `mcp.server.streamable_http.EventSourceResponse`; `install()` puts
 `ReplyOrStream` there (GET streams and replays still get sse-starlette's response).
+
+Only sessionless POSTs (the 2026-07-28 era, and a legacy `initialize`) get the JSON answer: a legacy
+session's POSTs keep the SDK's stream, whose headers go out as soon as the request is taken. Through a
+balancer, a replica that dies mid-call then breaks a started stream, and the SDK's client fails that
+one call; with a JSON answer nothing had started, the balancer closed the connection without a
+response, and the SDK's legacy client did not survive that (its session ended; found by the
+loopback cluster's killed-replica test).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ class ReplyOrStream:
         self.headers, self.options = dict(headers or {}), options
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method") != "POST" or self.sender is None:
+        if scope.get("method") != "POST" or self.sender is None or _in_legacy_session(scope):
             await self._stream((), scope, receive, send, self.sender)
             return
         first: Event | None = None
@@ -104,6 +111,10 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
+
+
+def _in_legacy_session(scope: Scope) -> bool:
+    return any(name == b"mcp-session-id" for name, _ in scope.get("headers", ()))
 
 
 def _is_reply(event: Event) -> bool:
