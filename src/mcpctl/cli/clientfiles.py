@@ -5,17 +5,16 @@ the old file kept in the CLI's own backups directory.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mcpctl.cli.atomicfile import write_atomic
 from mcpctl.cli.errors import CliError
 
 
@@ -117,28 +116,6 @@ def _input_id(item: Any) -> Any:
     return item.get("id") if isinstance(item, Mapping) else None
 
 
-def _write_atomic(path: Path, content: bytes, mode: int) -> None:
-    """Temp file in the same directory, fsync, rename over `path`: readers see old or new, whole."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def write_config_file(
     current: ConfigFile, data: Mapping[str, Any], new_mode: int, *, backup_dir: Path
 ) -> Path | None:
@@ -156,9 +133,9 @@ def write_config_file(
             backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             backup = backup_dir / f"{path.name}.{stamp}.bak"
-            _write_atomic(backup, current.original, 0o600)
+            write_atomic(backup, current.original, 0o600)
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        _write_atomic(path, text.encode("utf-8"), current.mode if current.mode is not None else new_mode)
+        write_atomic(path, text.encode("utf-8"), current.mode if current.mode is not None else new_mode)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return backup

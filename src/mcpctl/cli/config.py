@@ -5,15 +5,14 @@ Precedence for each setting: flag > environment (`MCPCTL_MCPD_URL`, `MCPCTL_TOKE
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from mcpctl.cli.atomicfile import write_atomic
 from mcpctl.cli.errors import CliError
 
 DEFAULT_MCPD_URL = "http://127.0.0.1:3000"
@@ -61,24 +60,13 @@ def load_config(path: Path) -> Config:
 
 
 def save_config(path: Path, config: Config) -> None:
-    """Write atomically: a 0600 temp file in the same dir, fsync, rename. A new dir is made 0700."""
+    """Write atomically, 0600. A new dir is made 0700."""
     directory = path.parent
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
         directory.chmod(0o700)
     text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)  # mkstemp: 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,15 @@ symbolic links, are refused: a token planted there would make the CLI act as som
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from mcpctl.cli.atomicfile import write_atomic
 from mcpctl.cli.client import ApiClient, api_path
 from mcpctl.cli.errors import CliError, ServerError, usage_error
 from mcpctl.cli.mcptokens import create_body, mint_token
@@ -113,19 +112,8 @@ def read_token_file(path: Path) -> str | None:
 
 
 def write_token_file(path: Path, token: str) -> None:
-    """Atomically: a 0600 temp file in the same 0700 directory, fsync, rename (over a symbolic link,
-    never through it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(token + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Atomically, 0600 (over a symbolic link, never through it)."""
+    write_atomic(path, (token + "\n").encode("utf-8"), 0o600)
 
 
 def still_valid(client: ApiClient, token: str, project: str, login: Login) -> bool:
