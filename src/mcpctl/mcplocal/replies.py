@@ -21,13 +21,16 @@ loopback cluster's killed-replica test).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 from mcp.server import streamable_http
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.event import ensure_bytes
 from starlette.types import Receive, Scope, Send
 
 STREAM_AFTER_SECONDS = 1.0  # a slow reply gets its stream (headers, pings) as the SDK would send it
@@ -92,11 +95,45 @@ class ReplyOrStream:
         sender: Sender | None,
         ended: bool = False,
     ) -> None:
-        content = _chain(pending, None if ended else self.content)
-        response = EventSourceResponse(
-            content, headers=self.headers, data_sender_callable=sender, **self.options
-        )
-        await response(scope, receive, send)
+        """A POST's SSE stream: the SDK's events as sse-starlette frames them (its headers, separator
+        and pings), written by this task. sse-starlette's response runs five tasks and a lock per
+        stream; a POST's stream needs the sender, a disconnect watch and this loop. A POST's stream
+        ends with its call: on shutdown it is not cut at once but within the server's graceful
+        shutdown (uvicorn's `timeout_graceful_shutdown`)."""
+        if scope.get("method") != "POST":
+            content = _chain(pending, None if ended else self.content)
+            response = EventSourceResponse(
+                content, headers=self.headers, data_sender_callable=sender, **self.options
+            )
+            await response(scope, receive, send)
+            return
+        framing = EventSourceResponse(_chain((), None), headers=self.headers, **self.options)
+        sep, ping = framing.sep, framing.ping_interval
+        async with anyio.create_task_group() as group:
+            if sender is not None:
+                group.start_soon(sender)
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            await send({"type": "http.response.start", "status": 200, "headers": framing.raw_headers})
+            for event in pending:
+                await _send_chunk(send, ensure_bytes(event, sep))
+            while not ended:
+                with anyio.move_on_after(ping or math.inf) as waiting:
+                    try:
+                        event = await self.content.receive()
+                    except anyio.EndOfStream:
+                        break
+                if waiting.cancelled_caught:
+                    await _send_chunk(
+                        send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=sep).encode()
+                    )
+                else:
+                    await _send_chunk(send, ensure_bytes(event, sep))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            group.cancel_scope.cancel()
+
+
+async def _send_chunk(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 async def _chain(pending: tuple[Event, ...], rest: ObjectReceiveStream[Event] | None) -> AsyncIterator[Event]:
