@@ -276,27 +276,30 @@ class EmbeddedPlane:
                     )
                 ).scalars()
             )
-            session.add_all([audit_row(r) for r in records if r.event_id not in stored])
+            rows = [audit_row(r) for r in records if r.event_id not in stored]
+            if rows:  # one executemany (ORM bulk INSERT): no unit of work, no identity map per row
+                await session.execute(sa.insert(tables.AuditEvent), rows)
 
 
-def audit_row(record: AuditRecord) -> tables.AuditEvent:
+def audit_row(record: AuditRecord) -> dict[str, Any]:
+    """An AuditEvent row's values, by attribute name."""
     principal = record.principal
-    return tables.AuditEvent(
-        id=record.event_id,
-        time=record.time,
-        kind=record.kind,
-        user=principal.owner if principal.kind == "token" else principal.email,
-        token_name=principal.token_name,
-        token_sha=principal.token_sha,
-        project=record.project,
-        server=record.server,
-        target=record.target[:500],
-        outcome=record.outcome,
-        duration_ms=record.duration_ms,
-        session_id=(record.session_id or None) and record.session_id[:128],
-        request_id=record.request_id,
-        client_addr=record.client_addr,
-    )
+    return {
+        "id": record.event_id,
+        "time": record.time,
+        "kind": record.kind,
+        "user": principal.owner if principal.kind == "token" else principal.email,
+        "token_name": principal.token_name,
+        "token_sha": principal.token_sha,
+        "project": record.project,
+        "server": record.server,
+        "target": record.target[:500],
+        "outcome": record.outcome,
+        "duration_ms": record.duration_ms,
+        "session_id": (record.session_id or None) and record.session_id[:128],
+        "request_id": record.request_id,
+        "client_addr": record.client_addr,
+    }
 
 
 class Gateway:
