@@ -48,6 +48,7 @@ from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
     ControlPlane,
+    ControlPlaneUnavailable,
     Message,
     Notify,
     ProjectView,
@@ -130,6 +131,13 @@ class _Audited:
     outcome: str = "error"
 
 
+ViewKey = tuple[str, frozenset[str] | None]
+
+
+def _view_key(caller: Caller) -> ViewKey:
+    return caller.project, caller.principal.reach
+
+
 class Router:
     def __init__(self, plane: ControlPlane, settings: RouterSettings, audit: AuditSink | None = None):
         self.plane, self.settings, self._audit = plane, settings, audit
@@ -139,7 +147,12 @@ class Router:
             positive=settings.discovery_positive_seconds,
             negative=settings.discovery_negative_seconds,
         )
-        self.projects: TtlCache[tuple[str, str], ProjectView] = TtlCache(settings.project_ttl_seconds, 1.0)
+        # Per project and reach, not per token: every token of a project with the same reach sees the
+        # same view (split mode: mcpd filters it by that reach), so 10,000 tokens share one entry.
+        # Only "mcpd is unreachable" is remembered (a second): a refusal is the refused token's own.
+        self.projects: TtlCache[ViewKey, ProjectView] = TtlCache(
+            settings.project_ttl_seconds, 1.0, remember=lambda exc: isinstance(exc, ControlPlaneUnavailable)
+        )
         self.audience = Audience()
         self.subscriptions = Subscriptions()
         self._known: dict[str, tuple[str, ...]] = {}
@@ -157,7 +170,23 @@ class Router:
     # ---- the project and its servers -----------------------------------------------------------
 
     async def project(self, caller: Caller) -> ProjectView:
-        return await self.projects.get((caller.project, caller.token_sha), lambda: self.plane.project(caller))
+        fetched = False
+
+        async def fetch() -> ProjectView:
+            nonlocal fetched
+            fetched = True
+            return await self.plane.project(caller)
+
+        try:
+            return await self.projects.get(_view_key(caller), fetch)
+        except ControlPlaneUnavailable:
+            raise
+        except Exception:
+            if fetched:
+                raise
+            # Read with another token of the same reach, which was refused (split mode): this
+            # caller's own token decides for this caller.
+            return await self.plane.project(caller)
 
     async def servers(self, caller: Caller) -> tuple[ProjectView, tuple[str, ...]]:
         view = await self.project(caller)
@@ -308,7 +337,7 @@ class Router:
     def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
         """An exposed tool's inputSchema from what is cached now, without I/O: None when the tool is
         not offered to this caller or its server's listing is not at hand."""
-        view = self.projects.peek((caller.project, caller.token_sha))
+        view = self.projects.peek(_view_key(caller))
         if view is None:
             return None
         servers = tuple(s for s in view.servers if caller.may_use(s))
