@@ -1,8 +1,9 @@
 """`make bench-peers`: mcpctl against the fixture upstream directly and against two peer gateways,
 in one run, with the same upstream, tool and payload (issue 16, docs/performance.md).
 
-    python -m bench.peers [--targets direct,mcp-proxy,...] [--concurrency 1,8,32] [--seconds 5]
-                          [--generators wrk,wire] [--count 20000] [--json] [--save FILE]
+    python -m bench.peers [--targets direct,mcp-proxy,...,scaling] [--concurrency 1,8,32] [--seconds 5]
+                          [--generators wrk,wire] [--count 20000] [--scaling-concurrency 1]
+                          [--json] [--save FILE]
 
 Targets, all on 127.0.0.1 (bench/procs.py starts them):
     direct          the fixture (tests/fixtures/mcp_fixture_server.py) serving Streamable HTTP itself
@@ -12,6 +13,9 @@ Targets, all on 127.0.0.1 (bench/procs.py starts them):
     embedded-http   mcpd's project endpoint, the fixture over http (its own process)
     split-stdio     `mcplocal serve` in front of mcpd, stdio upstream
     split-http      `mcplocal serve` in front of mcpd, http upstream
+    scaling         not a target: the scaling part (bench/peers_scaling.py), an mcpd of its own with
+                    1, 100, 10,000 McpTokens and projects of 1, 10, 50 servers; `--targets scaling`
+                    runs it alone, a --targets list without it skips it
 
 Before anything is measured every target must answer `echo` with the text it was given. Then, per
 concurrency c and target (in that order, so drift hits every target alike), each generator runs a
@@ -21,7 +25,8 @@ window: calls (answered 200 with the echoed text), errors, req/s, p50/p99, the C
 process of the target (bench/cpu.py RoleMeter: gateway processes and the upstream fixture apart), the
 connections the http upstream accepted (bench/upstream.py), and the share of the machine the other
 processes took. Last, the cold start of mcplocal, mcpd and the peers: each restarted on its warm data
-until its first correct echo. A measurement: the issue's targets print as MET / MISS, exit status 0.
+until its first correct echo. Then the scaling part, if chosen: one wrk window of `--seconds` per
+size at `--scaling-concurrency`. A measurement: the issue's targets print as MET / MISS, exit status 0.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 import anyio
 
 from bench import peers_report as report
+from bench import peers_scaling as scaling
 from bench.cpu import RoleMeter
 from bench.load import run_level
 from bench.peers_targets import Endpoint, check, cold_starts, start
@@ -53,6 +59,7 @@ from bench.wrkload import WrkFailed, close, open_checked, run_wrk
 
 BENCH_DIR = ROOT / ".bench"
 WARMUP = 64
+SCALING = "scaling"  # in --targets: the scaling part
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class Options:
     seconds: float
     count: int
     generators: list[str]
+    scaling: bool
+    scaling_concurrency: int
     json: bool
     save: Path | None
     mcp_proxy: Path
@@ -70,11 +79,18 @@ class Options:
 
 def parse(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--targets", default=",".join(report.TARGETS), help="comma-separated (default: all)")
+    parser.add_argument(
+        "--targets",
+        default=",".join([*report.TARGETS, SCALING]),
+        help=f"comma-separated (default: all, and {SCALING}, the scaling part)",
+    )
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per window (default 5)")
     parser.add_argument("--count", type=int, default=20000, help="wire client: calls per window at most")
     parser.add_argument("--generators", default="wrk,wire", help="wrk and/or wire (default both)")
+    parser.add_argument(
+        "--scaling-concurrency", type=int, default=1, help="scaling part: wrk connections (default 1)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
     parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help="where make installed the peers")
@@ -82,18 +98,22 @@ def parse(argv: list[str] | None = None) -> Options:
     targets = [t for t in args.targets.split(",") if t]
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     generators = [g for g in args.generators.split(",") if g]
-    if unknown := set(targets) - set(report.TARGETS):
-        parser.error(f"unknown targets {sorted(unknown)}; known: {', '.join(report.TARGETS)}")
+    if unknown := set(targets) - {*report.TARGETS, SCALING}:
+        parser.error(f"unknown targets {sorted(unknown)}; known: {', '.join([*report.TARGETS, SCALING])}")
     if not generators or set(generators) - {"wrk", "wire"}:
         parser.error("--generators: wrk, wire or both")
     if not targets or not levels or min(levels) < 1 or args.count < 1 or args.seconds <= 0:
         parser.error("targets, concurrency, count and seconds must be given and positive")
+    if args.scaling_concurrency < 1:
+        parser.error("--scaling-concurrency must be positive")
     return Options(
         targets=[t for t in report.TARGETS if t in targets],
         concurrency=levels,
         seconds=args.seconds,
         count=args.count,
         generators=generators,
+        scaling=SCALING in targets,
+        scaling_concurrency=args.scaling_concurrency,
         json=args.json,
         save=args.save,
         mcp_proxy=_installed(args.bench_dir, "mcp-proxy-*/bin/mcp-proxy"),
@@ -249,24 +269,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     if isinstance(measured, int):
         return measured
-    setup, rows, cold = measured
+    setup, rows, cold, points, scaled = measured
     config = _config(options, loadavg) | {
         "setupSeconds": round(setup - began),
         "runSeconds": round(time.monotonic() - began),
         "coldStartSeconds": cold,
     }
-    checks = report.targets(rows, "wrk" if "wrk" in options.generators else "wire", cold)
-    document = report.to_json(config, rows, checks)
+    if options.scaling:
+        config |= {"scalingSeconds": round(scaled), "scalingConcurrency": options.scaling_concurrency}
+    checks = report.targets(
+        rows,
+        "wrk" if "wrk" in options.generators else "wire",
+        cold,
+        scaling.checks(points) if options.scaling else None,
+    )
+    document = report.to_json(config, rows, checks, scaling.to_json(points) if options.scaling else None)
     if options.save is not None:
         options.save.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps(document, indent=2) if options.json else report.render(config, rows, checks))
+    lines = _scaling_lines(points, scaled, options) if options.scaling else None
+    print(json.dumps(document, indent=2) if options.json else report.render(config, rows, checks, lines))
     return 0
+
+
+def _scaling_lines(points: list[scaling.Point], seconds: float, options: Options) -> list[str]:
+    others = [p.other_percent for p in points if p.calls]
+    busy = f"other processes {min(others)}-{max(others)}% of a core; " if others else ""
+    return [
+        f"Scaling part ({seconds:.0f} s; {busy}an mcpd of its own, the fixture as "
+        f"{max(scaling.SERVER_SIZES)} stdio servers; wrk, session-less 2026-07-28 tools/call {scaling.TOOL}, "
+        f"c={options.scaling_concurrency}, {options.seconds:g} s per size; tokens: the bearer rotates over "
+        "all of the project's tokens, each used once before (first use); flat = p50 and mcpd CPU ms/call "
+        f"at the largest size <= {scaling.FLAT:g}x the smallest's):",
+        *scaling.details(points),
+    ]
 
 
 def _start_and_measure(
     procs: Processes, options: Options
-) -> tuple[float, list[report.Row], dict[str, float]]:
-    """(when every target was up and answering, the rows, the cold starts)."""
+) -> tuple[float, list[report.Row], dict[str, float], list[scaling.Point], float]:
+    """(when every target was up and answering, the rows, the cold starts, the scaling part's points
+    and its seconds). The scaling part comes last, with an mcpd of its own."""
     began = time.monotonic()
     endpoints = start(procs, options.targets, options.mcp_proxy, options.supergateway)
     for endpoint in endpoints:
@@ -274,7 +316,13 @@ def _start_and_measure(
     up = time.monotonic()
     print(f"  {len(endpoints)} targets up and answering echo after {up - began:.0f} s", file=sys.stderr)
     rows = measure(endpoints, options)
-    return up, rows, cold_starts(procs, endpoints)
+    cold = cold_starts(procs, endpoints)
+    points: list[scaling.Point] = []
+    scaled = time.monotonic()
+    if options.scaling:
+        plan = scaling.Plan(options.seconds, options.scaling_concurrency)
+        points = scaling.measure(procs, plan, lambda line: print(f"  {line}", file=sys.stderr))
+    return up, rows, cold, points, time.monotonic() - scaled
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ DIRECT = "direct"
 PEERS = ("mcp-proxy", "supergateway")
 MCPCTL = ("embedded-stdio", "embedded-http", "split-stdio", "split-http")
 TARGETS = (DIRECT, *PEERS, *MCPCTL)
-UNMEASURED = ("flat from 1 to 10,000 tokens and 1 to 50 servers",)  # issue 16's, not this harness's
+UNMEASURED = ("flat from 1 to 10,000 tokens and 1 to 50 servers",)  # without the scaling part
 LABELS = {
     DIRECT: "direct upstream (SDK server, HTTP)",
     "mcp-proxy": "mcp-proxy (Python bridge, no auth)",
@@ -182,9 +182,15 @@ def _worst(rows: list[Row], target: str, value: Callable[[Row], float | None]) -
     return max(found) if found else None
 
 
-def targets(rows: list[Row], generator: str, cold: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def targets(
+    rows: list[Row],
+    generator: str,
+    cold: dict[str, float] | None = None,
+    scaling: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Issue 16's "Done when" lines that one run can measure, on `generator`'s rows; `ok` None when a
-    target it needs was not measured. CPU and connection limits hold at every concurrency (worst)."""
+    target it needs was not measured. CPU and connection limits hold at every concurrency (worst).
+    `scaling`: the scaling part's checks (bench/peers_scaling.py), in place of "not measured"."""
     mine = [r for r in rows if r.generator == generator]
     at = _index(mine)
 
@@ -236,31 +242,43 @@ def targets(rows: list[Row], generator: str, cold: dict[str, float] | None = Non
         }
         for name, value, limit, at_most in found
     ]
+    if scaling is not None:
+        return checks + scaling
     return checks + [{"name": name, "value": None, "ok": None} for name in UNMEASURED]
 
 
-def render(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]]) -> str:
+def render(
+    config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]], scaling: list[str] | None = None
+) -> str:
+    """The report; `scaling` is the scaling part's lines (bench/peers_scaling.py `details`)."""
     others = [r.other_percent for r in rows]
     lines = [
         f"make bench-peers, {config['date']}; {config['machine']}; Python {config['python']}",
         f"{config['runSeconds']} s in all ({config['setupSeconds']} s to start the targets); load average "
-        f"at start {' '.join(map(str, config['loadavg']))}; other processes took "
-        f"{min(others, default=0)}-{max(others, default=0)}% of a core "
-        f"(mean {round(sum(others) / len(others)) if others else 0}%) during the windows",
+        f"at start {' '.join(map(str, config['loadavg']))}; "
+        + (
+            f"other processes took {min(others)}-{max(others)}% of a core "
+            f"(mean {round(sum(others) / len(others))}%) during the windows"
+            if others
+            else "no target windows"
+        ),
         f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
         f"{config['seconds']:g} s per window; gateway CPU = the target's processes but the upstream fixture",
         "",
     ]
-    for generator in config["generators"]:
-        lines += [*summary(rows, generator), ""]
+    if rows:
+        for generator in config["generators"]:
+            lines += [*summary(rows, generator), ""]
+        lines += [*details(rows), ""]
     cold = config.get("coldStartSeconds") or {}
-    lines += [*details(rows), ""]
     if cold:
         fronts = {"split-stdio": "mcplocal", "embedded-stdio": "mcpd"}
         starts = ", ".join(
             f"{t} {s:g} s" + (f" ({fronts[t]})" if t in fronts else "") for t, s in cold.items()
         )
         lines += [f"cold start to the first tools/call (restarted, warm install): {starts}", ""]
+    if scaling:
+        lines += [*scaling, ""]
     lines += verdicts(checks)
     return "\n".join(lines)
 
@@ -268,11 +286,18 @@ def render(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]]
 def verdicts(checks: list[dict[str, Any]]) -> list[str]:
     word = {True: "MET", False: "MISS", None: "not measured"}
     return [
-        f"{word[c['ok']]:<12} {c['name']}: {c['value'] if c['value'] is not None else '-'}" for c in checks
+        f"{word[c['ok']]:<12} {c['name']}: {c['value'] if c['value'] is not None else '-'}"
+        + (f" (p50 {c['p50Ratio']}x, CPU {c['cpuRatio']}x)" if "p50Ratio" in c else "")
+        for c in checks
     ]
 
 
-def to_json(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]]) -> dict[str, Any]:
+def to_json(
+    config: dict[str, Any],
+    rows: list[Row],
+    checks: list[dict[str, Any]],
+    scaling: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     def clean(value: Any) -> Any:
         return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -300,4 +325,5 @@ def to_json(config: dict[str, Any], rows: list[Row], checks: list[dict[str, Any]
             for r in rows
         ],
         "targets": checks,
+        **({"scaling": scaling} if scaling is not None else {}),
     }
