@@ -172,6 +172,8 @@ _ROUND_PARAMS = ("inputResponses", "requestState")
 
 
 class EmbeddedPlane:
+    views_per_token = False  # a project's view comes from the database, the same for every token
+
     def __init__(self, db: Database, supervisor: Supervisor | None):
         self.db, self.supervisor = db, supervisor
         # what upstreams say outside requests, on mcpd's connections (the supervisor's listeners,
@@ -335,7 +337,10 @@ class Gateway:
             surface=surface_for(self.router, settings, default_cache_dir=cache_dir),
         )
         self.gate = TokenGate(
-            self.plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000
+            self.plane,
+            settings.token_positive_ttl_ms / 1000,
+            settings.token_negative_ttl_ms / 1000,
+            settings.token_cache_entries,
         )
         public = urlsplit(public_url)
         extra_hosts = [public.netloc] if public.netloc else []

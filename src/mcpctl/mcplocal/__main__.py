@@ -55,7 +55,12 @@ def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGat
     replica publishes (not only the linked one), and once after a Redis outage (the bus, not started)."""
     plane = RemotePlane(settings.mcpd_url)
     router = Router(plane, settings.router_settings())
-    gate = TokenGate(plane, settings.token_positive_ttl_ms / 1000, settings.token_negative_ttl_ms / 1000)
+    gate = TokenGate(
+        plane,
+        settings.token_positive_ttl_ms / 1000,
+        settings.token_negative_ttl_ms / 1000,
+        settings.token_cache_entries,
+    )
     plane.on_token_refused(gate.token_ended)
 
     def changed() -> None:

@@ -91,11 +91,18 @@ class TokenGate:
     never kept as keys): accepted for the positive TTL, refused for the negative TTL; "mcpd is
     unreachable" is not remembered."""
 
-    def __init__(self, plane: ControlPlane, positive_seconds: float, negative_seconds: float):
+    def __init__(
+        self,
+        plane: ControlPlane,
+        positive_seconds: float,
+        negative_seconds: float,
+        max_entries: int = 100_000,
+    ):
         self.plane = plane
         self.cache: TtlCache[str, Introspection] = TtlCache(
             positive_seconds,
             negative_seconds,
+            max_entries=max_entries,
             remember=lambda exc: isinstance(exc, Refused),
             lifetime=_seconds_left,
         )

@@ -42,6 +42,13 @@ class GatewaySettings(BaseSettings):
     token_negative_ttl_ms: int = Field(
         5_000, ge=0, le=3_600_000, description="How long a refused token's introspection is cached."
     )
+    token_cache_entries: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="How many tokens' introspections are cached at most (beyond it the oldest go first; "
+        "tokens in use beyond it are checked again on every call).",
+    )
     discovery_positive_ttl_ms: int = Field(
         60_000,
         ge=0,
