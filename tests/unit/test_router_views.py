@@ -1,42 +1,37 @@
-"""The router's project views are shared by the tokens of a project with the same reach (10,000
-tokens cost one view, not 10,000 reads per TTL), and a refusal stays with the token it concerns."""
+"""The router caches a project's view per what the control plane reads it with: per project when
+the view is the project's (mcpd embedded: 10,000 tokens cost one view, not 10,000 reads per TTL),
+per token when it is read with the caller's token (split mode: that read is also mcpd's re-check of
+the token, and its view is filtered by the token's reach as mcpd has it now)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from mcp.shared.exceptions import MCPError
 
 from mcpctl.core.policy import Principal
-from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable, ProjectView
+from mcpctl.mcplocal.ports import Caller, ProjectView
 from mcpctl.mcplocal.router import Router, RouterSettings
 
 
 class Plane:
-    """The control-plane port as split mode sees it: the view is read with a caller's token,
-    filtered by that token's reach; a revoked token is refused."""
+    """The control-plane port: `views_per_token` as the embedded or the split plane says."""
 
-    def __init__(self) -> None:
+    def __init__(self, views_per_token: bool) -> None:
+        self.views_per_token = views_per_token
         self.reads: list[str] = []
-        self.refused: set[str] = set()
-        self.down = False
-        self.gate = asyncio.Event()
-        self.gate.set()
+        self.reach_now: dict[str, frozenset[str]] = {}  # mcpd's truth, by bearer (split mode)
 
     def watch(self, callback: Any) -> None:
         pass
 
     async def project(self, caller: Caller) -> ProjectView:
         self.reads.append(caller.bearer)
-        await self.gate.wait()
-        if self.down:
-            raise ControlPlaneUnavailable("mcpd is down")
-        if caller.bearer in self.refused:
-            raise MCPError(-32001, "mcpd refused the token")
-        reach = caller.principal.reach or frozenset()
-        return ProjectView(caller.project, tuple(s for s in ("time", "git") if s in reach))
+        servers = ("time", "git")
+        if self.views_per_token:  # as mcpd's endpoint route filters it: by the reach it has now
+            reach = self.reach_now.get(caller.bearer, caller.principal.reach or frozenset())
+            servers = tuple(s for s in servers if s in reach)
+        return ProjectView(caller.project, servers)
 
 
 def caller(bearer: str, reach: frozenset[str]) -> Caller:
@@ -44,50 +39,30 @@ def caller(bearer: str, reach: frozenset[str]) -> Caller:
     return Caller(principal, bearer)
 
 
-def router(plane: Plane) -> Router:
-    return Router(plane, RouterSettings())  # type: ignore[arg-type]
-
-
 BOTH = frozenset({"time", "git"})
 
 
 @pytest.mark.anyio
-async def test_tokens_with_the_same_reach_share_one_view_and_another_reach_gets_its_own() -> None:
-    plane = Plane()
-    r = router(plane)
+async def test_embedded_every_token_of_a_project_shares_its_view_and_the_router_applies_each_reach() -> None:
+    plane = Plane(views_per_token=False)
+    router = Router(plane, RouterSettings())  # type: ignore[arg-type]
     for n in range(100):
-        assert (await r.project(caller(f"t{n}", BOTH))).servers == ("time", "git")
+        _, servers = await router.servers(caller(f"t{n}", BOTH))
+        assert servers == ("time", "git")
+    _, servers = await router.servers(caller("narrow", frozenset({"git"})))
+    assert servers == ("git",)
     assert plane.reads == ["t0"]
-    assert (await r.project(caller("narrow", frozenset({"git"})))).servers == ("git",)
-    assert plane.reads == ["t0", "narrow"]
 
 
 @pytest.mark.anyio
-async def test_a_refused_token_s_failure_is_not_served_to_another_token_of_the_same_reach() -> None:
-    plane = Plane()
-    plane.refused.add("revoked")
-    plane.gate.clear()
-    r = router(plane)
-    revoked = asyncio.create_task(r.project(caller("revoked", BOTH)))
-    await asyncio.sleep(0)  # the revoked token's read is in flight; the valid one waits for it
-    valid = asyncio.create_task(r.project(caller("valid", BOTH)))
-    await asyncio.sleep(0)
-    plane.gate.set()
-    with pytest.raises(MCPError):
-        await revoked
-    assert (await valid).servers == ("time", "git")
-    with pytest.raises(MCPError):  # not remembered: the refused token is refused again, by its own read
-        await r.project(caller("revoked", BOTH))
-    assert plane.reads == ["revoked", "valid", "revoked"]
-
-
-@pytest.mark.anyio
-async def test_mcpd_unreachable_is_remembered_for_every_token_for_a_second() -> None:
-    plane = Plane()
-    plane.down = True
-    r = router(plane)
-    with pytest.raises(ControlPlaneUnavailable):
-        await r.project(caller("a", BOTH))
-    with pytest.raises(ControlPlaneUnavailable):
-        await r.project(caller("b", BOTH))
-    assert plane.reads == ["a"]
+async def test_split_each_token_reads_its_own_view_so_a_stale_reach_never_borrows_another_s() -> None:
+    plane = Plane(views_per_token=True)
+    router = Router(plane, RouterSettings())  # type: ignore[arg-type]
+    broad = caller("broad", BOTH)
+    assert (await router.project(broad)).servers == ("time", "git")
+    assert (await router.project(broad)).servers == ("time", "git")
+    # mcpd narrowed this token to time only; the gateway's cached introspection still says both
+    # (as broad's): its own read says time only, whatever broad's view says
+    plane.reach_now["narrowed"] = frozenset({"time"})
+    assert (await router.project(caller("narrowed", BOTH))).servers == ("time",)
+    assert plane.reads == ["broad", "narrowed"]

@@ -141,6 +141,13 @@ class ControlPlane(Protocol):
 
     async def project(self, caller: Caller) -> ProjectView: ...
 
+    @property
+    def views_per_token(self) -> bool:
+        """Whether `project()` reads with the caller's token, so that its view is that token's
+        (filtered by its reach, refused once it is revoked); else a view is the whole project's,
+        the same for every caller (each caller's reach is applied by the router)."""
+        ...
+
     def upstream(self, caller: Caller | None, server: str, session_id: str | None) -> Upstream:
         """`caller` None: the control plane's own discovery (in-process adapter only)."""
         ...

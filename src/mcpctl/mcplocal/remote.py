@@ -145,6 +145,10 @@ class RemoteUpstream:
 
 
 class RemotePlane:
+    # a view is read with the caller's token: filtered by its reach as mcpd has it now, and refused
+    # (its sessions end) once it is revoked; so it is cached per token
+    views_per_token = True
+
     def __init__(self, mcpd_url: str):
         self.url = mcpd_url.rstrip("/")
         self.http = httpx.AsyncClient(base_url=self.url, timeout=10.0)

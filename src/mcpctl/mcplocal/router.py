@@ -48,7 +48,6 @@ from mcpctl.mcplocal.ports import (
     AuditRecord,
     Caller,
     ControlPlane,
-    ControlPlaneUnavailable,
     Message,
     Notify,
     ProjectView,
@@ -131,13 +130,6 @@ class _Audited:
     outcome: str = "error"
 
 
-ViewKey = tuple[str, frozenset[str] | None]
-
-
-def _view_key(caller: Caller) -> ViewKey:
-    return caller.project, caller.principal.reach
-
-
 class Router:
     def __init__(self, plane: ControlPlane, settings: RouterSettings, audit: AuditSink | None = None):
         self.plane, self.settings, self._audit = plane, settings, audit
@@ -147,11 +139,11 @@ class Router:
             positive=settings.discovery_positive_seconds,
             negative=settings.discovery_negative_seconds,
         )
-        # Per project and reach, not per token: every token of a project with the same reach sees the
-        # same view (split mode: mcpd filters it by that reach), so 10,000 tokens share one entry.
-        # Only "mcpd is unreachable" is remembered (a second): a refusal is the refused token's own.
-        self.projects: TtlCache[ViewKey, ProjectView] = TtlCache(
-            settings.project_ttl_seconds, 1.0, remember=lambda exc: isinstance(exc, ControlPlaneUnavailable)
+        # Cached per what the plane reads them with (`ControlPlane.views_per_token`): per project when
+        # the view is the project's (mcpd embedded: 10,000 tokens share one entry), per token when it
+        # is read with the caller's token (split mode: the read is also that token's re-check by mcpd).
+        self.projects: TtlCache[tuple[str, str | None], ProjectView] = TtlCache(
+            settings.project_ttl_seconds, 1.0
         )
         self.audience = Audience()
         self.subscriptions = Subscriptions()
@@ -170,23 +162,10 @@ class Router:
     # ---- the project and its servers -----------------------------------------------------------
 
     async def project(self, caller: Caller) -> ProjectView:
-        fetched = False
+        return await self.projects.get(self._view_key(caller), lambda: self.plane.project(caller))
 
-        async def fetch() -> ProjectView:
-            nonlocal fetched
-            fetched = True
-            return await self.plane.project(caller)
-
-        try:
-            return await self.projects.get(_view_key(caller), fetch)
-        except ControlPlaneUnavailable:
-            raise
-        except Exception:
-            if fetched:
-                raise
-            # Read with another token of the same reach, which was refused (split mode): this
-            # caller's own token decides for this caller.
-            return await self.plane.project(caller)
+    def _view_key(self, caller: Caller) -> tuple[str, str | None]:
+        return caller.project, caller.token_sha if self.plane.views_per_token else None
 
     async def servers(self, caller: Caller) -> tuple[ProjectView, tuple[str, ...]]:
         view = await self.project(caller)
@@ -337,7 +316,7 @@ class Router:
     def cached_tool_schema(self, caller: Caller, exposed: str) -> dict[str, Any] | None:
         """An exposed tool's inputSchema from what is cached now, without I/O: None when the tool is
         not offered to this caller or its server's listing is not at hand."""
-        view = self.projects.peek(_view_key(caller))
+        view = self.projects.peek(self._view_key(caller))
         if view is None:
             return None
         servers = tuple(s for s in view.servers if caller.may_use(s))
