@@ -50,6 +50,8 @@ class LiveSession:
     seen: float
     level: str | None = None  # set by logging/setLevel; None: every log line
     revealed: bool = False  # the gate proxy model: the whole tool list is shown (begin_session or a call)
+    protocol_version: str | None = None  # as negotiated in initialize
+    capabilities: Any = None  # the client's, declared in initialize (the SDK's ClientCapabilities)
 
     def wants_log(self, params: dict[str, Any] | None) -> bool:
         """Whether a log line passes this session's `logging/setLevel`."""

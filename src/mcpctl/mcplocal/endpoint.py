@@ -153,6 +153,7 @@ class Endpoint:
         # their first request here names its caller
         self.restoring: dict[str, SessionState] = {}
         router.audience.publishers.append(self._publish)
+        self._call_tool = self._interactive("tools/call", self.surface.call_tool)
         self.server = GatewayServer(
             "mcpctl",
             version=mcpctl.__version__,
@@ -164,7 +165,7 @@ class Endpoint:
             on_list_prompts=self._lister("prompts"),
             on_list_resources=self._lister("resources"),
             on_list_resource_templates=self._lister("resourceTemplates"),
-            on_call_tool=self._interactive("tools/call", self.surface.call_tool),
+            on_call_tool=self._call_tool,
             on_get_prompt=self._interactive("prompts/get", self.surface.get_prompt),
             on_read_resource=self._interactive("resources/read", self.surface.read_resource),
             on_completion=self._complete,
@@ -184,6 +185,12 @@ class Endpoint:
         self.server.middleware = [
             m for m in self.server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"
         ]
+
+    async def direct_tool_call(self, ctx: Any) -> dict[str, Any]:
+        """tools/call of a legacy session answered by direct.py, with a context that has what the
+        handler reads of the SDK's (request, session, request_id, protocol_version, params)."""
+        result: dict[str, Any] = await self._call_tool(ctx, None)
+        return result
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -216,7 +223,14 @@ class Endpoint:
             live = self.router.sessions.get(session_id)
             if live is None:
                 live = LiveSession(
-                    session_id, caller.project, caller, _standalone(ctx), set(), time.monotonic()
+                    session_id,
+                    caller.project,
+                    caller,
+                    _standalone(ctx),
+                    set(),
+                    time.monotonic(),
+                    protocol_version=ctx.protocol_version,
+                    capabilities=ctx.session.client_capabilities,
                 )
                 self.router.remember(live)
                 restored = self.restoring.pop(session_id, None)

@@ -39,6 +39,7 @@ from mcpctl.core.tokens import looks_like_token
 from mcpctl.core.ttlcache import TtlCache
 from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal import replies
+from mcpctl.mcplocal.direct import DirectCalls
 from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
@@ -196,6 +197,7 @@ class ProjectMcpApp:
         self.shared = (
             SharedSessions(session_store, self.sessions, endpoint) if session_store is not None else None
         )
+        self.direct = DirectCalls(endpoint, self.sessions, security, max_body_bytes)
         self.exchanges = Exchanges(self.sessions, endpoint.router.forget)
         gate.on_token_ended(self.exchanges.end_token)
         self.openings = OneOpeningAtATime()
@@ -239,7 +241,10 @@ class ProjectMcpApp:
                 respond = self.shared.guard(held, respond)
             with exchange.cancel_scope:
                 async with self.openings.turn(caller.token_sha) if opening else contextlib.nullcontext():
-                    await self.sessions.handle_request(scope, receive, respond)
+                    # a legacy session's plain tools/call is answered directly (direct.py)
+                    rest = await self.direct.handle(scope, receive, respond, caller)
+                    if rest is not None:
+                        await self.sessions.handle_request(scope, rest, respond)
             if held is not None and self.shared is not None:
                 await self.shared.after(held, scope)
             if exchange.cancel_scope.cancelled_caught:  # the token stopped working: its stream ends

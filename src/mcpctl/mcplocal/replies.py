@@ -20,9 +20,10 @@ loopback cluster's killed-replica test).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +64,7 @@ class ReplyOrStream:
         ended = False
         async with anyio.create_task_group() as group:
             group.start_soon(self.sender)
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            group.start_soon(cancel_on_disconnect, receive, group.cancel_scope)
             with anyio.move_on_after(STREAM_AFTER_SECONDS):
                 try:
                     first = await self.content.receive()
@@ -107,29 +108,67 @@ class ReplyOrStream:
             )
             await response(scope, receive, send)
             return
-        framing = EventSourceResponse(_chain((), None), headers=self.headers, **self.options)
-        sep, ping = framing.sep, framing.ping_interval
+        stream = PostStream(send, self.headers, self.options)
         async with anyio.create_task_group() as group:
             if sender is not None:
                 group.start_soon(sender)
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
-            await send({"type": "http.response.start", "status": 200, "headers": framing.raw_headers})
+            group.start_soon(cancel_on_disconnect, receive, group.cancel_scope)
+            await stream.start()
             for event in pending:
-                await _send_chunk(send, ensure_bytes(event, sep))
+                await stream.event(event)
             while not ended:
-                with anyio.move_on_after(ping or math.inf) as waiting:
+                with anyio.move_on_after(stream.ping_seconds) as waiting:
                     try:
                         event = await self.content.receive()
                     except anyio.EndOfStream:
                         break
-                if waiting.cancelled_caught:
-                    await _send_chunk(
-                        send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=sep).encode()
-                    )
-                else:
-                    await _send_chunk(send, ensure_bytes(event, sep))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await (stream.ping() if waiting.cancelled_caught else stream.event(event))
+            await stream.end()
             group.cancel_scope.cancel()
+
+
+class PostStream:
+    """The SSE answer to one POST, framed as sse-starlette frames it (its headers, separator and
+    ping comments), written by the caller's own task."""
+
+    def __init__(
+        self,
+        send: Send,
+        headers: Mapping[str, str],
+        options: Mapping[str, Any] | None = None,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ):
+        self._send = send
+        self._sep, raw_headers, self.ping_seconds = _framing(
+            tuple(headers.items()), tuple((options or {}).items())
+        )
+        self._headers = [*raw_headers, *extra_headers]
+
+    async def start(self) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": self._headers})
+
+    async def event(self, event: Event) -> None:
+        """One event: `{"event": "message", "data": <JSON text>}` (and `id`), as the SDK makes them."""
+        await _send_chunk(self._send, ensure_bytes(event, self._sep))
+
+    async def ping(self) -> None:
+        await _send_chunk(
+            self._send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=self._sep).encode()
+        )
+
+    async def end(self, event: Event | None = None) -> None:
+        """The end of the stream, with its last event if any (one body part)."""
+        body = b"" if event is None else ensure_bytes(event, self._sep)
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+@functools.lru_cache(maxsize=256)
+def _framing(
+    headers: tuple[tuple[str, str], ...], options: tuple[tuple[str, Any], ...]
+) -> tuple[str, list[tuple[bytes, bytes]], float]:
+    """sse-starlette's separator, response headers and ping interval for these headers."""
+    framing = EventSourceResponse(_chain((), None), headers=dict(headers), **dict(options))
+    return framing.sep, list(framing.raw_headers), framing.ping_interval or math.inf
 
 
 async def _send_chunk(send: Send, chunk: bytes) -> None:
@@ -144,7 +183,7 @@ async def _chain(pending: tuple[Event, ...], rest: ObjectReceiveStream[Event] | 
             yield event
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+async def cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
