@@ -215,6 +215,37 @@ def test_notifications_cancelled_ends_a_direct_call_and_the_session_goes_on(op: 
         assert "still here" in json.dumps(rawmcp.answer_of(again))
 
 
+def test_a_session_that_ends_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd) -> None:
+    token = mint(op, "deleted")
+    with httpx.Client(timeout=30) as http:
+        session = rawmcp.open_session(http, url(op), token)
+        rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
+        call = {
+            "jsonrpc": "2.0",
+            "id": "doomed",
+            "method": "tools/call",
+            "params": {"name": "fx__sleep", "arguments": {"seconds": 20}},
+        }
+        ended: dict[str, Any] = {}
+
+        def slow() -> None:
+            began = time.monotonic()
+            with httpx.Client(timeout=30) as own:
+                response = own.post(url(op), json=call, headers=rawmcp.headers(token, session))
+            ended.update(body=response.text, took=time.monotonic() - began)
+
+        caller = threading.Thread(target=slow)
+        caller.start()
+        deadline = time.monotonic() + 10
+        while "doomed" not in direct_ids(daemon) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "doomed" in direct_ids(daemon)
+        deleted = http.delete(url(op), headers=rawmcp.headers(token, session))
+        assert deleted.status_code == 200
+        caller.join(15)
+        assert ended["took"] < 10 and '"result"' not in ended["body"]
+
+
 def test_a_call_longer_than_the_idle_time_keeps_its_session(op: Cli, daemon: Mcpd) -> None:
     token = mint(op, "idle")
     with httpx.Client(timeout=30) as http:

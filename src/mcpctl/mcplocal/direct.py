@@ -32,7 +32,8 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, check_accept_headers
+import pydantic_core
+from mcp.server.streamable_http import CONTENT_TYPE_JSON, MCP_SESSION_ID_HEADER, check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
@@ -43,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from mcpctl.mcplocal.audience import LiveSession
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.ports import Caller
 from mcpctl.mcplocal.replies import PostStream
@@ -84,20 +86,39 @@ class DirectCalls:
         request = Request(scope, receive)
         if await self.security.validate_request(request, is_post=True) is not None:
             return receive  # the SDK answers it (the same check, the same error)
-        body = await _body(receive)
+        body, whole = await _body(receive, self.max_body_bytes)
+        if whole is None:
+            return None  # the client went away before its request was whole: nothing to answer
+        if not whole:  # larger than the limit: the SDK's limit answers it
+            return _replay(body, receive, more=True)
         try:
-            message = json.loads(body)
+            message = pydantic_core.from_json(body)  # as the SDK parses it (UTF-8 only)
         except ValueError:
             message = None
         if isinstance(message, dict):
             if await self._taken(message, session_id, send):
                 return None
             call = _direct_call(message)
-            if call is not None:
+            live = self.endpoint.router.sessions.get(session_id)
+            transport = self.sessions._server_instances.get(session_id)
+            if (
+                call is not None
+                and live is not None
+                and transport is not None
+                and not transport.is_terminated
+                and (session_id, _key(call.id)) not in self._calls  # the same id twice: the SDK's
+            ):
                 logger.debug("tools/call %s of session %s answered directly", _key(call.id), session_id[:8])
-                await self._call(scope, receive, send, session_id, call)
+                await self._call(scope, receive, send, call, live, transport)
                 return None
         return _replay(body, receive)
+
+    def end_session(self, session_id: str) -> None:
+        """The session ended (DELETE, idle, evicted, its token ended): its calls end with it, as the
+        SDK's end with their session."""
+        for (owner, _), call in list(self._calls.items()):
+            if owner == session_id:
+                call.cancel()
 
     def _session(self, scope: Scope, caller: Caller) -> str | None:
         """The session a POST may be answered here for: one this process holds, opened with the
@@ -123,6 +144,9 @@ class DirectCalls:
             return None
         if not 0 < length <= self.max_body_bytes:
             return None
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if CONTENT_TYPE_JSON not in (part.strip() for part in content_type.split(";")[0].split(",")):
+            return None  # the SDK's transport answers 415
         has_json, has_sse = check_accept_headers(Request(scope))
         return session_id if has_json and has_sse else None
 
@@ -152,8 +176,10 @@ class DirectCalls:
         await send({"type": "http.response.body", "body": b""})
         return True
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send, session_id: str, call: _Call) -> None:
-        live = self.endpoint.router.sessions[session_id]
+    async def _call(
+        self, scope: Scope, receive: Receive, send: Send, call: _Call, live: LiveSession, transport: Any
+    ) -> None:
+        session_id = live.key
         stream = PostStream(send, _SSE_HEADERS, extra_headers=[(_SESSION_HEADER, session_id.encode())])
         channel = _Channel(self, stream, session_id, call.id, live.capabilities)
         context = _Context(
@@ -161,7 +187,7 @@ class DirectCalls:
         )
         key = (session_id, _key(call.id))
         await stream.start()
-        with _in_flight(self.sessions._server_instances[session_id]), anyio.CancelScope():
+        with _in_flight(transport):
             await self._stream(stream, receive, context, call, key)
 
     async def _stream(
@@ -327,21 +353,27 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
+async def _body(receive: Receive, limit: int) -> tuple[bytes, bool | None]:
+    """The body and whether it is whole: False when it grew past `limit` (the rest unread), None
+    when the client went away first."""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break  # the client went away: what came is what there is
-        chunks.append(message.get("body", b""))
+            return b"".join(chunks), None
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks), True
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive`, with the body already read given back first."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+def _replay(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
+    """`receive`, with what was read of the body given back first (`more`: the rest follows)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
 
     async def replay() -> Message:
         return pending.pop() if pending else await receive()

@@ -203,6 +203,7 @@ class ProjectMcpApp:
         self.openings = OneOpeningAtATime()
 
     def _session_closed(self, session_id: str) -> None:
+        self.direct.end_session(session_id)
         self.endpoint.router.forget(session_id)
         if self.shared is not None:
             self.shared.closed(session_id)
