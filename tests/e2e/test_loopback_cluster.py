@@ -237,6 +237,11 @@ def test_a_client_keeps_calling_through_the_balancer_while_a_replica_is_killed(
                 if n == 20:
                     victim.send_signal(signal.SIGKILL)
                     killed_at = time.monotonic()
+                    # Gone before the next call: a POST that reaches a replica in the instant it dies
+                    # is closed without any response, which the SDK's legacy client does not survive
+                    # (its session ends: a client limitation, not the gateway's; seen once in ~15 runs
+                    # on a loaded machine). The calls after it must all work.
+                    await anyio.to_thread.run_sync(victim.wait)
                 started = time.monotonic()
                 try:
                     result = await client.call_tool("web__echo", {"text": f"call {n}"})
