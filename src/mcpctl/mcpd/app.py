@@ -23,15 +23,7 @@ from mcpctl.mcpd.kinds import HANDLERS
 from mcpctl.mcpd.link import LinkLimits
 from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
-from mcpctl.mcpd.routers import audit as audit_router
-from mcpctl.mcpd.routers import auth as auth_router
-from mcpctl.mcpd.routers import instances as instances_router
-from mcpctl.mcpd.routers import link as link_router
-from mcpctl.mcpd.routers import mcp_proxy, ops
-from mcpctl.mcpd.routers import mcptokens as mcptokens_router
-from mcpctl.mcpd.routers import projects as projects_router
-from mcpctl.mcpd.routers import prompts as prompts_router
-from mcpctl.mcpd.routers.resources import resource_router
+from mcpctl.mcpd.routers import mcp_proxy
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
@@ -56,6 +48,10 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     )
 }
 
+
+# How long startup waits for the supervised servers' processes to be spawned before its last steps
+# (Supervisor.launched): a spawn takes milliseconds; an http upstream slow to connect is not awaited.
+_LAUNCH_WAIT_SECONDS = 0.25
 
 _PROJECT_MCP_PATH = "/projects/{project}/mcp"
 _PROJECT_MCP = re.compile(r"^/projects/([^/]+)/mcp$")  # Starlette's match of the template above
@@ -125,7 +121,8 @@ class _Mcpd(FastAPI):
 
 
 def create_app(settings: Settings, gateway_settings: GatewaySettings | None = None) -> FastAPI:
-    """Build an mcpd application. Nothing is opened until the lifespan starts."""
+    """Build an mcpd application. Nothing is opened until the lifespan starts, which also adds the
+    routes of the REST API (see _include_routes)."""
     metrics = Metrics()
     gateway_config = gateway_settings or GatewaySettings()
 
@@ -183,6 +180,8 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
             await stack.enter_async_context(invalidation.running(state, gateway_config))
             if settings.supervise:
                 await state.supervisor.start()
+                await state.supervisor.launched(_LAUNCH_WAIT_SECONDS)
+            _include_routes(app)
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             with serving.settled():  # the collector and anyio's backend sniffing: serving.py
                 yield
@@ -209,19 +208,6 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
         description="mcpctl control plane API. See docs/api.md.",
     )
 
-    api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
-    api.include_router(auth_router.router)
-    api.include_router(audit_router.router)
-    api.include_router(mcptokens_router.router)
-    api.include_router(projects_router.router)
-    api.include_router(prompts_router.router)
-    api.include_router(instances_router.router)
-    for handler in HANDLERS:
-        api.include_router(resource_router(handler))
-    app.include_router(api)
-    app.include_router(mcp_proxy.router)
-    app.include_router(link_router.router)
-    app.include_router(ops.router)
     # First, so a project endpoint request is not matched against every API route before it (the
     # benchmark's profile had route matching at 12% of mcpd's main thread at c=8); no API path
     # starts with /projects.
@@ -255,6 +241,41 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
     app.add_middleware(AuthMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    """The REST API's and the other routers' routes, once. The lifespan adds them after it has
+    started the supervised servers and before anything is served: FastAPI building them is ~0.3 s
+    of CPU, which then overlaps the upstreams' own start instead of delaying it (cold start,
+    docs/performance.md)."""
+    if getattr(app.state, "routes_included", False):
+        return
+    # Imported here too, not at the top (~0.1 s of import, mostly FastAPI building their routes'
+    # models), for the same overlap; mcp_proxy is imported by the gateway anyway.
+    from mcpctl.mcpd.routers import audit as audit_router
+    from mcpctl.mcpd.routers import auth as auth_router
+    from mcpctl.mcpd.routers import instances as instances_router
+    from mcpctl.mcpd.routers import link as link_router
+    from mcpctl.mcpd.routers import mcptokens as mcptokens_router
+    from mcpctl.mcpd.routers import ops
+    from mcpctl.mcpd.routers import projects as projects_router
+    from mcpctl.mcpd.routers import prompts as prompts_router
+    from mcpctl.mcpd.routers.resources import resource_router
+
+    api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
+    api.include_router(auth_router.router)
+    api.include_router(audit_router.router)
+    api.include_router(mcptokens_router.router)
+    api.include_router(projects_router.router)
+    api.include_router(prompts_router.router)
+    api.include_router(instances_router.router)
+    for handler in HANDLERS:
+        api.include_router(resource_router(handler))
+    app.include_router(api)
+    app.include_router(mcp_proxy.router)
+    app.include_router(link_router.router)
+    app.include_router(ops.router)
+    app.state.routes_included = True
 
 
 def _document_errors_as_400(app: FastAPI) -> None:

@@ -26,14 +26,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from mcpctl.core import invalidation as wire
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +100,8 @@ class InvalidationBus:
         self.publish(wire.changed(self.origin, projects))
 
     async def _publisher(self) -> None:
+        from redis.exceptions import RedisError  # redis only when configured: see _client
+
         client = self._client()
         delay = self.settings.backoff_initial_seconds
         failing = False
@@ -145,6 +146,8 @@ class InvalidationBus:
     # ---- subscribing -----------------------------------------------------------------------------------
 
     async def _subscriber(self) -> None:
+        from redis.exceptions import RedisError  # redis only when configured: see _client
+
         delay = self.settings.backoff_initial_seconds
         missed = False  # whether messages may have been missed (never on the very first subscription)
         while True:
@@ -229,6 +232,12 @@ class InvalidationBus:
     # ---- lifetime ----------------------------------------------------------------------------------------
 
     def _client(self) -> aioredis.Redis:
+        # Imported here, not at the top: redis-py is ~110 ms of import time that a process without
+        # MCPLOCAL_REDIS_URL (no bus, so no client) would pay on every cold start.
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         # no retries inside redis-py: a failure surfaces here, so reconnection (and catch-up) is ours
         return aioredis.Redis.from_url(
             self.settings.url,

@@ -148,6 +148,9 @@ class Replica:
         self._planned = False
         self._hard = False
         self._task: asyncio.Task[None] | None = None
+        # set once the first start has spawned its process (or connected, or failed to): mcpd's
+        # startup waits for it so the upstream boots while mcpd finishes (Supervisor.launched)
+        self.launched = asyncio.Event()
 
     # ---- observation -----------------------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class Replica:
                 await _wait_any((self._stop, self._restart), delay)  # a changed spec need not wait
                 delay = min(delay * 2, self.tuning.backoff_max_seconds)
         finally:
+            self.launched.set()
             self.pid = None
             self._set("STOPPED")
             self.event("stopped", "instance stopped")
@@ -244,6 +248,7 @@ class Replica:
         self._set("STARTING")
         config = self.config
         if config.error is not None:
+            self.launched.set()
             self._set("FAILED", config.error)
             self.event("failed", config.error)
             return 0.0
@@ -255,6 +260,8 @@ class Replica:
             self._set("FAILED", str(exc))
             self.event("failed", str(exc))
             return 0.0
+        finally:
+            self.launched.set()
         self.pid = link.pid
         if self._hard:  # killed while it was being spawned
             self._kill_group()

@@ -22,9 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import bm25s  # type: ignore[import-untyped]  # no stubs or py.typed
-import numpy as np
-
 from mcpctl.mcplocal.ports import ProjectPrompt
 from mcpctl.mcplocal.proxy.tokens import terms, terms_of
 
@@ -71,6 +68,11 @@ def _relevance(task_terms: list[str], prompts: Sequence[ProjectPrompt]) -> list[
     """BM25 score of the task against each prompt's name, description and text."""
     if not prompts or not task_terms:
         return [0.0] * len(prompts)
+    # here, not at the top: bm25s and numpy are ~100 ms of import time that only a project with
+    # prompts to select needs (every other cold start of mcpd and mcplocal skips them)
+    import bm25s  # type: ignore[import-untyped]  # no stubs or py.typed
+    import numpy as np
+
     retriever = bm25s.BM25()
     retriever.index(
         [terms_of([prompt.name, prompt.description or "", prompt.text]) for prompt in prompts],

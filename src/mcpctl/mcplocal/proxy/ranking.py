@@ -39,13 +39,16 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import bm25s  # type: ignore[import-untyped]  # no stubs or py.typed
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mcpctl.mcplocal.proxy.tokens import split_words, terms, terms_of
+
+# bm25s and numpy (~100 ms of import time) are imported where they are used: only a project whose
+# proxy model ranks tools needs them, and every other cold start of mcpd and mcplocal skips them.
+if TYPE_CHECKING:
+    import bm25s  # type: ignore[import-untyped]  # no stubs or py.typed
+    import numpy as np
+    import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,8 @@ class ToolRanker:
         if index is not None:
             self._indexes.move_to_end(key)
             return index
+        import bm25s
+
         retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         retriever.index([tool_terms(tool) for tool in tools], show_progress=False)
         index = _Index(retriever, tuple(tool_text(tool) for tool in tools))
@@ -150,6 +155,8 @@ class ToolRanker:
         return index
 
     async def _semantic_scores(self, query: str, index: _Index) -> npt.NDArray[np.float64] | None:
+        import numpy as np
+
         assert self._embeddings is not None
         try:
             documents = index.vectors.get(self._identity)
@@ -170,6 +177,8 @@ class ToolRanker:
 
     async def _document_vectors(self, texts: Sequence[str]) -> npt.NDArray[np.float32] | None:
         """Unit vectors of the tool documents, one embeddings request for all those not cached."""
+        import numpy as np
+
         assert self._embeddings is not None
         keys = [cache_key("embed", self._identity, text) for text in texts]
         found: dict[int, bytes] = {}
@@ -208,12 +217,16 @@ def _constant(value: bytes) -> Callable[[], Awaitable[bytes]]:
 
 
 def _unit(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    import numpy as np
+
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     unit: npt.NDArray[np.float32] = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
     return unit
 
 
 def _bm25_scores(retriever: bm25s.BM25, query_terms: list[str], size: int) -> npt.NDArray[np.float64]:
+    import numpy as np
+
     known = [term for term in query_terms if term in retriever.vocab_dict]
     if not known:
         return np.zeros(size)
@@ -222,12 +235,16 @@ def _bm25_scores(retriever: bm25s.BM25, query_terms: list[str], size: int) -> np
 
 def _order(scores: npt.NDArray[np.float64]) -> list[int]:
     """Indexes by score, highest first; ties (zeros included) in original order."""
+    import numpy as np
+
     return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
 def _fuse(lexical: list[int], semantic: list[int], bm25: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Reciprocal rank fusion. A tool BM25 did not match at all gets no lexical term: its place in
     the lexical order is only its position in the list."""
+    import numpy as np
+
     fused = np.zeros(len(semantic))
     for rank, i in enumerate(semantic, start=1):
         fused[i] += 1 / (RRF_K + rank)

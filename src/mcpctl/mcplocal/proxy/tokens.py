@@ -19,13 +19,12 @@ task sentence are compared as the same kind of thing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
 import Stemmer  # type: ignore[import-not-found]  # PyStemmer: a C extension without stubs
-from bm25s.stopwords import STOPWORDS_EN_PLUS  # type: ignore[import-untyped]
 
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 _CHUNK = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # One stemmer per process: PyStemmer keeps its own cache and is not shared across threads here.
@@ -85,6 +84,15 @@ _CANON = {
 }
 
 
+@functools.cache
+def _stopwords() -> frozenset[str]:
+    # On first use, not at import: importing bm25s loads numpy (~100 ms of import time), which a
+    # cold start of mcpd or mcplocal skips unless a project ranks tools or selects prompts.
+    from bm25s.stopwords import STOPWORDS_EN_PLUS  # type: ignore[import-untyped]
+
+    return frozenset(STOPWORDS_EN_PLUS)
+
+
 def split_words(text: str) -> list[str]:
     """The words of `text` (identifiers and prose alike), lowercased, stopwords kept."""
     words: list[str] = []
@@ -97,7 +105,8 @@ def split_words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """The stemmed, stopword-free terms of `text`, in order (repeats kept: BM25 counts them)."""
     words = [part for word in split_words(text) for part in _ABBREVIATIONS.get(word, (word,))]
-    words = [word for word in words if word not in _STOPWORDS]
+    stopwords = _stopwords()
+    words = [word for word in words if word not in stopwords]
     return [_CANON.get(stem, stem) for stem in _STEMMER.stemWords(words)] if words else []
 
 
