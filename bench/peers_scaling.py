@@ -29,7 +29,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import statistics
 import subprocess
 import time
@@ -46,7 +45,7 @@ from bench.cpu import RoleMeter
 from bench.load import ACCEPT, CLIENT_INFO, CallFailed, RawSession, Target, WireTransport, _result
 from bench.peers_targets import Endpoint
 from bench.procs import FIXTURE, PYTHON, Processes, start_mcpd
-from bench.wrkload import TIMEOUT_SECONDS, WrkFailed, parse, program
+from bench.wrkload import WrkFailed, program, run_script
 from mcpctl.core import tokens as rules
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
@@ -310,16 +309,8 @@ def run_rotating(
     """wrk with rotate.lua for `seconds`; `window` is entered around wrk alone."""
     threads = min(concurrency, 2)
     argv = [program(), f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s"]
-    argv += [f"--timeout={TIMEOUT_SECONDS}s", "-s", str(SCRIPT), url]
-    env = {**os.environ, "MCP_TOKENS_FILE": str(tokens_file), "MCP_THREADS": str(threads)}
-    env |= {"MCP_TOOL": TOOL, "MCP_TEXT": TEXT}
-    with window:
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=seconds + 2 * TIMEOUT_SECONDS, check=False
-        )
-    if done.returncode != 0:
-        raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr[-500:]}")
-    return parse(done.stdout)
+    env = {"MCP_TOKENS_FILE": str(tokens_file), "MCP_THREADS": str(threads), "MCP_TOOL": TOOL}
+    return run_script(argv, SCRIPT, url, env, seconds, window)
 
 
 @dataclass

@@ -120,12 +120,29 @@ def run_wrk(
         f"-c{concurrency}",
         f"-d{max(1, round(seconds))}s",
     ]
-    argv += [f"--timeout={TIMEOUT_SECONDS}s", "-s", str(SCRIPT), target.url]
-    env = {**os.environ, "MCP_SESSION": session_id, "MCP_TOKEN": target.token or ""}
-    env |= {"MCP_TOOL": target.tool, "MCP_TEXT": TEXT}
+    env = {"MCP_SESSION": session_id, "MCP_TOKEN": target.token or "", "MCP_TOOL": target.tool}
+    return run_script(argv, SCRIPT, target.url, env, seconds, window)
+
+
+def run_script(
+    argv: list[str],
+    script: Path,
+    url: str,
+    env: dict[str, str],
+    seconds: float,
+    window: contextlib.AbstractContextManager[Any],
+) -> WrkResult:
+    """wrk (`argv`: the program and its load options) with a Lua `script` and its `env` (MCP_TEXT is
+    added); `window` is entered around wrk alone."""
+    argv = [*argv, f"--timeout={TIMEOUT_SECONDS}s", "-s", str(script), url]
     with window:
         done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=seconds + 2 * TIMEOUT_SECONDS, check=False
+            argv,
+            env={**os.environ, "MCP_TEXT": TEXT, **env},
+            capture_output=True,
+            text=True,
+            timeout=seconds + 2 * TIMEOUT_SECONDS,
+            check=False,
         )
     if done.returncode != 0:
         raise WrkFailed(f"wrk exited with {done.returncode}: {done.stderr[-500:]}")

@@ -180,31 +180,39 @@ def test_a_call_with_a_progress_token_goes_through_the_sdk_and_gets_its_progress
     assert len(direct_ids(daemon)) == before  # the SDK answered it
 
 
+def slow_call(
+    op: Cli, token: str, session: str, request_id: str, daemon: Mcpd
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A 20 s fx__sleep on the session, from its own thread and connection, once answered directly."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": "fx__sleep", "arguments": {"seconds": 20}},
+    }
+    ended: dict[str, Any] = {}
+
+    def slow() -> None:
+        began = time.monotonic()
+        with httpx.Client(timeout=30) as own:
+            response = own.post(url(op), json=call, headers=rawmcp.headers(token, session))
+        ended.update(status=response.status_code, body=response.text, took=time.monotonic() - began)
+
+    caller = threading.Thread(target=slow)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while request_id not in direct_ids(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert request_id in direct_ids(daemon)
+    return caller, ended
+
+
 def test_notifications_cancelled_ends_a_direct_call_and_the_session_goes_on(op: Cli, daemon: Mcpd) -> None:
     token = mint(op, "cancel")
     with httpx.Client(timeout=30) as http:
         session = rawmcp.open_session(http, url(op), token)
         rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
-        call = {
-            "jsonrpc": "2.0",
-            "id": "slow-1",
-            "method": "tools/call",
-            "params": {"name": "fx__sleep", "arguments": {"seconds": 20}},
-        }
-        ended: dict[str, Any] = {}
-
-        def slow() -> None:
-            began = time.monotonic()
-            with httpx.Client(timeout=30) as own:
-                response = own.post(url(op), json=call, headers=rawmcp.headers(token, session))
-            ended.update(status=response.status_code, body=response.text, took=time.monotonic() - began)
-
-        caller = threading.Thread(target=slow)
-        caller.start()
-        deadline = time.monotonic() + 10
-        while "slow-1" not in direct_ids(daemon) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "slow-1" in direct_ids(daemon)
+        caller, ended = slow_call(op, token, session, "slow-1", daemon)
         cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1"}}
         accepted = http.post(url(op), json=cancel, headers=rawmcp.headers(token, session))
         assert accepted.status_code == 202
@@ -220,26 +228,7 @@ def test_a_session_that_ends_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd
     with httpx.Client(timeout=30) as http:
         session = rawmcp.open_session(http, url(op), token)
         rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
-        call = {
-            "jsonrpc": "2.0",
-            "id": "doomed",
-            "method": "tools/call",
-            "params": {"name": "fx__sleep", "arguments": {"seconds": 20}},
-        }
-        ended: dict[str, Any] = {}
-
-        def slow() -> None:
-            began = time.monotonic()
-            with httpx.Client(timeout=30) as own:
-                response = own.post(url(op), json=call, headers=rawmcp.headers(token, session))
-            ended.update(body=response.text, took=time.monotonic() - began)
-
-        caller = threading.Thread(target=slow)
-        caller.start()
-        deadline = time.monotonic() + 10
-        while "doomed" not in direct_ids(daemon) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "doomed" in direct_ids(daemon)
+        caller, ended = slow_call(op, token, session, "doomed", daemon)
         deleted = http.delete(url(op), headers=rawmcp.headers(token, session))
         assert deleted.status_code == 200
         caller.join(15)
