@@ -1,5 +1,6 @@
-"""The audit spool (DESIGN §5) against a real, migrated SQLite database: an event queued before a
-crash is stored on the next start, once, even when it had been stored just before the crash."""
+"""The audit spool (DESIGN §5) against a real, migrated database (SQLite and PostgreSQL): an event
+queued before a crash is stored on the next start, once, even when it had been stored just before
+the crash (ON CONFLICT DO NOTHING on both)."""
 
 from __future__ import annotations
 
@@ -34,14 +35,16 @@ async def _stored(db: Database) -> list[str]:
         return sorted(str(r) for r in rows.scalars())
 
 
-async def _database(tmp_path: Path) -> Database:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'mcpd.db'}")
+async def _database(url: str) -> Database:
+    db = Database(url)
     await db.migrate()
     return db
 
 
-async def test_events_queued_before_a_crash_are_stored_at_the_next_start(tmp_path: Path) -> None:
-    db = await _database(tmp_path)
+async def test_events_queued_before_a_crash_are_stored_at_the_next_start(
+    tmp_path: Path, database_url: str
+) -> None:
+    db = await _database(database_url)
     plane = EmbeddedPlane(db, None)
     crashed = AuditQueue(plane.audit, flush_seconds=60, spool=AuditSpool(tmp_path / "spool"))
     crashed.start()
@@ -63,8 +66,10 @@ async def test_events_queued_before_a_crash_are_stored_at_the_next_start(tmp_pat
     await db.dispose()
 
 
-async def test_an_event_stored_just_before_a_crash_is_not_stored_twice(tmp_path: Path) -> None:
-    db = await _database(tmp_path)
+async def test_an_event_stored_just_before_a_crash_is_not_stored_twice(
+    tmp_path: Path, database_url: str
+) -> None:
+    db = await _database(database_url)
     plane = EmbeddedPlane(db, None)
     spool = AuditSpool(tmp_path / "spool")
     spool.open()

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core import tokens
@@ -268,19 +269,15 @@ class EmbeddedPlane:
         self._watchers.append(callback)
 
     async def audit(self, records: Sequence[AuditRecord]) -> None:
-        """Store a batch; an event already stored (replayed from the spool) is skipped."""
-        ids = [r.event_id for r in records]
+        """Store a batch in one statement (an executemany); an event already stored (replayed from
+        the spool) is skipped by its id (ON CONFLICT DO NOTHING: no lookup first)."""
+        if not records:
+            return
         async with self.db.write() as session:
-            stored = set(
-                (
-                    await session.execute(
-                        sa.select(tables.AuditEvent.id).where(tables.AuditEvent.id.in_(ids))
-                    )
-                ).scalars()
-            )
-            rows = [audit_row(r) for r in records if r.event_id not in stored]
-            if rows:  # one executemany (ORM bulk INSERT): no unit of work, no identity map per row
-                await session.execute(sa.insert(tables.AuditEvent), rows)
+            dialect = (await session.connection()).dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = insert(tables.AuditEvent).on_conflict_do_nothing(index_elements=["id"])
+            await session.execute(statement, [audit_row(r) for r in records])
 
 
 def audit_row(record: AuditRecord) -> dict[str, Any]:
