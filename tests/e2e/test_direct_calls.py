@@ -91,10 +91,7 @@ def test_plain_calls_are_answered_directly_as_the_sdk_answers_them(op: Cli, daem
     the SDK answers): the same JSON-RPC answers."""
     token = mint(op, "plain")
     with httpx.Client(timeout=30) as http:
-        session = rawmcp.open_session(http, url(op), token)
-        rawmcp.legacy_call(
-            http, url(op), token, session, "fx__echo", {"text": "first"}
-        )  # the session's first
+        session = warm_session(http, op, token)
         before = len(direct_ids(daemon))
         for n, (tool, arguments) in enumerate(CASES):
             answers = []
@@ -180,6 +177,14 @@ def test_a_call_with_a_progress_token_goes_through_the_sdk_and_gets_its_progress
     assert len(direct_ids(daemon)) == before  # the SDK answered it
 
 
+def warm_session(http: httpx.Client, op: Cli, token: str) -> str:
+    """A legacy session whose first call is made (a session's first request goes through the SDK,
+    which records it for the endpoint)."""
+    session = rawmcp.open_session(http, url(op), token)
+    rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})
+    return session
+
+
 def slow_call(
     op: Cli, token: str, session: str, request_id: str, daemon: Mcpd
 ) -> tuple[threading.Thread, dict[str, Any]]:
@@ -210,8 +215,7 @@ def slow_call(
 def test_notifications_cancelled_ends_a_direct_call_and_the_session_goes_on(op: Cli, daemon: Mcpd) -> None:
     token = mint(op, "cancel")
     with httpx.Client(timeout=30) as http:
-        session = rawmcp.open_session(http, url(op), token)
-        rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
+        session = warm_session(http, op, token)
         caller, ended = slow_call(op, token, session, "slow-1", daemon)
         cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1"}}
         accepted = http.post(url(op), json=cancel, headers=rawmcp.headers(token, session))
@@ -226,8 +230,7 @@ def test_notifications_cancelled_ends_a_direct_call_and_the_session_goes_on(op: 
 def test_a_session_that_ends_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd) -> None:
     token = mint(op, "deleted")
     with httpx.Client(timeout=30) as http:
-        session = rawmcp.open_session(http, url(op), token)
-        rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
+        session = warm_session(http, op, token)
         caller, ended = slow_call(op, token, session, "doomed", daemon)
         deleted = http.delete(url(op), headers=rawmcp.headers(token, session))
         assert deleted.status_code == 200
@@ -238,8 +241,7 @@ def test_a_session_that_ends_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd
 def test_a_call_longer_than_the_idle_time_keeps_its_session(op: Cli, daemon: Mcpd) -> None:
     token = mint(op, "idle")
     with httpx.Client(timeout=30) as http:
-        session = rawmcp.open_session(http, url(op), token)
-        rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "first"})  # the SDK's
+        session = warm_session(http, op, token)
         before = len(direct_ids(daemon))
         slow = rawmcp.legacy_call(http, url(op), token, session, "fx__sleep", {"seconds": IDLE_SECONDS + 1.5})
         assert "error" not in rawmcp.answer_of(slow)

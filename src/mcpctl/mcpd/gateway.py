@@ -273,9 +273,8 @@ class EmbeddedPlane:
         the spool) is skipped by its id (ON CONFLICT DO NOTHING: no lookup first)."""
         if not records:
             return
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         async with self.db.write() as session:
-            dialect = (await session.connection()).dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             statement = insert(tables.AuditEvent).on_conflict_do_nothing(index_elements=["id"])
             await session.execute(statement, [audit_row(r) for r in records])
 

@@ -80,10 +80,10 @@ class DirectCalls:
     async def handle(self, scope: Scope, receive: Receive, send: Send, caller: Caller) -> Receive | None:
         """Answer the request here (None) when it is a direct call or the client's answer to a
         request made by one; otherwise the `receive` to hand the SDK."""
-        session_id = self._session(scope, caller)
+        request = Request(scope, receive)
+        session_id = self._session(request, caller)
         if session_id is None:
             return receive
-        request = Request(scope, receive)
         if await self.security.validate_request(request, is_post=True) is not None:
             return receive  # the SDK answers it (the same check, the same error)
         body, whole = await _body(receive, self.max_body_bytes)
@@ -120,13 +120,13 @@ class DirectCalls:
             if owner == session_id:
                 call.cancel()
 
-    def _session(self, scope: Scope, caller: Caller) -> str | None:
+    def _session(self, request: Request, caller: Caller) -> str | None:
         """The session a POST may be answered here for: one this process holds, opened with the
         caller's token, the request in its era, with a body the SDK would read."""
-        if scope.get("method") != "POST" or self.endpoint.server.middleware:
+        if request.method != "POST" or self.endpoint.server.middleware:
             return None
-        headers = dict(scope.get("headers", ()))
-        session_id = headers.get(MCP_SESSION_ID_HEADER.encode(), b"").decode("latin-1")
+        headers = dict(request.scope.get("headers", ()))
+        session_id = headers.get(_SESSION_HEADER, b"").decode("latin-1")
         transport = self.sessions._server_instances.get(session_id) if session_id else None
         live = self.endpoint.router.sessions.get(session_id) if session_id else None
         if transport is None or transport.is_terminated or live is None:
@@ -147,7 +147,7 @@ class DirectCalls:
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if CONTENT_TYPE_JSON not in (part.strip() for part in content_type.split(";")[0].split(",")):
             return None  # the SDK's transport answers 415
-        has_json, has_sse = check_accept_headers(Request(scope))
+        has_json, has_sse = check_accept_headers(request)
         return session_id if has_json and has_sse else None
 
     async def _taken(self, message: dict[str, Any], session_id: str, send: Send) -> bool:
@@ -168,10 +168,7 @@ class DirectCalls:
             call.cancel()
         else:
             return False
-        headers = [
-            (b"content-type", b"application/json"),
-            (MCP_SESSION_ID_HEADER.encode(), session_id.encode()),
-        ]
+        headers = [(b"content-type", b"application/json"), (_SESSION_HEADER, session_id.encode())]
         await send({"type": "http.response.start", "status": 202, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return True

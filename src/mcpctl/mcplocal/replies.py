@@ -34,6 +34,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.event import ensure_bytes
 from starlette.types import Receive, Scope, Send
 
+_SESSION_HEADER = "mcp-session-id"
 STREAM_AFTER_SECONDS = 1.0  # a slow reply gets its stream (headers, pings) as the SDK would send it
 _HOP_HEADERS = {"content-type", "cache-control", "connection"}
 
@@ -108,7 +109,12 @@ class ReplyOrStream:
             )
             await response(scope, receive, send)
             return
-        stream = PostStream(send, self.headers, self.options)
+        # framed once per header set: the session's id (unique per session) is added apart
+        session = [(k, v) for k, v in self.headers.items() if k.lower() == _SESSION_HEADER]
+        shared = {k: v for k, v in self.headers.items() if k.lower() != _SESSION_HEADER}
+        stream = PostStream(
+            send, shared, self.options, [(k.lower().encode(), v.encode()) for k, v in session]
+        )
         async with anyio.create_task_group() as group:
             if sender is not None:
                 group.start_soon(sender)
