@@ -55,10 +55,11 @@ from bench.load import run_level
 from bench.peers_targets import Endpoint, check, cold_starts, start
 from bench.procs import ROOT, Processes, with_processes
 from bench.upstream import read_count
-from bench.wrkload import WrkFailed, close, open_checked, run_wrk
+from bench.wrkload import SETTLE_SECONDS, WrkFailed, close, open_checked, run_wrk
 
 BENCH_DIR = ROOT / ".bench"
 WARMUP = 64
+WRK_WARMUP_SECONDS = 1.0
 SCALING = "scaling"  # in --targets: the scaling part
 
 
@@ -169,10 +170,14 @@ class _Window(contextlib.AbstractContextManager["_Window"]):
 def _measure_wrk(endpoint: Endpoint, concurrency: int, seconds: float) -> report.Row:
     session = asyncio.run(open_checked(endpoint.target))
     try:
+        session_id = session.headers.get("Mcp-Session-Id", "")
+        # the same load, unmeasured, first: pools grow to c here, not in the window (the wire
+        # generator's WARMUP calls do the same), so new connections per call are the steady state's;
+        # then a pause for what wrk's stop left behind (calls whose client left, their cancellations)
+        run_wrk(endpoint.target, session_id, concurrency, WRK_WARMUP_SECONDS, contextlib.nullcontext())
+        time.sleep(SETTLE_SECONDS)
         window = _Window(endpoint, "wrk", concurrency)
-        done = run_wrk(
-            endpoint.target, session.headers.get("Mcp-Session-Id", ""), concurrency, seconds, window
-        )
+        done = run_wrk(endpoint.target, session_id, concurrency, seconds, window)
     finally:
         asyncio.run(close(session))
     return window.row(done.good, done.errors, done.first_error, done.seconds, done.p50_ms, done.p99_ms)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -25,8 +26,10 @@ from typing import Any, TypeVar
 
 from mcpctl.mcpd.supervisor.connection import Connection, Notify, UpstreamError
 from mcpctl.mcpd.supervisor.groups import GroupLedger
-from mcpctl.mcpd.supervisor.links import HttpLink, Link, SpawnError, StdioLink
+from mcpctl.mcpd.supervisor.links import Link, SpawnError, StdioLink
 from mcpctl.mcpd.supervisor.ring import LineRing
+from mcpctl.mcpd.supervisor.sse_link import SseLink
+from mcpctl.mcpd.supervisor.streamable import StreamableHttpLink
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +341,12 @@ class Replica:
                 groups=self.tuning.process_groups,
             )
         assert config.url is not None
-        return await HttpLink.open(config.url, config.headers, connect_timeout=config.init_seconds)
+        http = (
+            SseLink
+            if urllib.parse.urlsplit(config.url).path.rstrip("/").endswith("/sse")
+            else StreamableHttpLink
+        )
+        return await http.open(config.url, config.headers, connect_timeout=config.init_seconds)
 
     # ---- health ----------------------------------------------------------------------------------
 
@@ -435,7 +443,7 @@ async def _abandon(task: asyncio.Future[Any], *, hard: bool = False) -> None:
         result = await asyncio.shield(task)
     except BaseException:  # cancelled or failed: nothing was produced
         return
-    if isinstance(result, StdioLink | HttpLink):
+    if isinstance(result, StdioLink | SseLink | StreamableHttpLink):
         if hard and isinstance(result, StdioLink):
             result.grace_seconds = 0.0
         await result.close()

@@ -9,15 +9,15 @@ returns (structuredContent, `_meta`, fields newer than this code) is forwarded u
   Closing terminates the whole group: SIGTERM, a grace period, SIGKILL, then the child is reaped.
   On Linux the child is SIGKILLed by the kernel when mcpd dies, even by `kill -9`
   (PR_SET_PDEATHSIG): a killed mcpd's lease on the server ends, and its instances must not outlive it.
-- `HttpLink` speaks to a remote server with the official SDK's client transports: Streamable HTTP,
-  or the legacy HTTP+SSE transport when the URL path ends in `/sse`.
+- `StreamableHttpLink` (streamable.py) speaks Streamable HTTP to a remote server on mcpd's own
+  keep-alive HTTP/1.1 pool; `SseLink` (sse_link.py) the legacy HTTP+SSE transport, through the SDK,
+  when the URL path ends in `/sse`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import ctypes
 import json
 import logging
@@ -29,15 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import anyio
-import httpx2
-import mcp_types
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.message import SessionMessage
-
 from mcpctl.mcpd.supervisor.groups import GroupLedger
-from mcpctl.mcpd.supervisor.keepalive import keepalive_client
 from mcpctl.mcpd.supervisor.ring import LineRing
 
 logger = logging.getLogger(__name__)
@@ -60,10 +52,6 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # What a link received: the message, and the id of our request on whose response stream it came
 # (None when the link cannot tell: stdio, the HTTP GET stream, legacy SSE).
 Received = tuple[dict[str, Any], Any]
-# The id of the request being sent. The SDK's HTTP client transport runs each request's POST in the
-# sender's context and hands over what it reads with that context (mcp.shared._context_streams), so
-# what arrives on a request's own response stream carries that request's id back.
-_SENDING: contextvars.ContextVar[Any] = contextvars.ContextVar("mcpd_link_sending", default=None)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -323,124 +311,6 @@ def exit_reason(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
-
-
-class HttpLink:
-    """A remote server over Streamable HTTP (or legacy SSE), through the SDK's client transports."""
-
-    pid: int | None = None
-
-    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0):
-        self.url = url
-        self.headers = dict(headers)
-        self.connect_timeout = connect_timeout
-        self._incoming: asyncio.Queue[Received | None] = asyncio.Queue()
-        self._write: Any = None
-        self._ready = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._reason: str | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def legacy_sse(self) -> bool:
-        return httpx2.URL(self.url).path.rstrip("/").endswith("/sse")
-
-    @classmethod
-    async def open(cls, url: str, headers: Mapping[str, str], *, connect_timeout: float = 10.0) -> HttpLink:
-        link = cls(url, headers, connect_timeout=connect_timeout)
-        link._task = asyncio.create_task(link._run(), name=f"http-link {url}")
-        ready = asyncio.create_task(link._ready.wait())
-        try:
-            await asyncio.wait({ready, link._task}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            await link.close()
-            raise
-        finally:
-            ready.cancel()
-        if not link._ready.is_set():
-            await link.close()
-            raise SpawnError(link._reason or f"cannot connect to {url}")
-        return link
-
-    @property
-    def closed_reason(self) -> str | None:
-        return self._reason
-
-    async def _run(self) -> None:
-        timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
-        try:
-            if self.legacy_sse:
-                transport: Any = sse_client(self.url, headers=self.headers, timeout=self.connect_timeout)
-                async with transport as (read, write):
-                    await self._pump(read, write)
-            else:
-                async with (
-                    keepalive_client(headers=self.headers, timeout=timeout) as client,
-                    streamable_http_client(self.url, http_client=client) as (read, write),
-                ):
-                    await self._pump(read, write)
-        except Exception as exc:  # boundary: any transport failure is the link's end, with its reason
-            self._reason = self._reason or f"connection failed: {describe_exception(exc)}"
-        finally:
-            self._reason = self._reason or "connection closed"
-            self._incoming.put_nowait(None)
-
-    async def _pump(self, read: Any, write: Any) -> None:
-        self._write = write
-        self._ready.set()
-        async with anyio.create_task_group() as group:
-
-            async def stop_when_asked() -> None:
-                await self._stop.wait()
-                group.cancel_scope.cancel()
-
-            group.start_soon(stop_when_asked)
-            async for item in read:
-                if isinstance(item, Exception):  # the transport failed (refused, HTTP error, bad body)
-                    self._reason = self._reason or f"connection failed: {describe_exception(item)}"
-                    break
-                context = getattr(read, "last_context", None)
-                self._incoming.put_nowait(
-                    (
-                        item.message.model_dump(by_alias=True, mode="json", exclude_unset=True),
-                        context.get(_SENDING) if context is not None else None,
-                    )
-                )
-            group.cancel_scope.cancel()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if self._write is None or self._stop.is_set() or self._task is None or self._task.done():
-            raise LinkClosed(self._reason or "connection closed")
-        try:
-            parsed = mcp_types.jsonrpc_message_adapter.validate_python(message, by_name=False)
-        except ValueError as exc:
-            raise LinkClosed(f"not a JSON-RPC message: {exc}") from exc
-        sending = _SENDING.set(message.get("id") if "method" in message else None)
-        try:
-            await self._write.send(SessionMessage(parsed))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
-            raise LinkClosed(self._reason or "connection closed") from exc
-        finally:
-            _SENDING.reset(sending)
-
-    async def receive(self) -> Received:
-        message = await self._incoming.get()
-        if message is None:
-            self._incoming.put_nowait(None)
-            raise LinkClosed(self._reason or "connection closed")
-        return message
-
-    async def close(self) -> None:
-        self._reason = self._reason or "stopped"
-        self._stop.set()
-        if self._task is not None:
-            try:
-                async with asyncio.timeout(5.0):
-                    await asyncio.shield(self._task)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
 
 
 def describe_exception(exc: BaseException) -> str:
