@@ -1,5 +1,6 @@
-"""Keep-alive for mcpd's HTTP connections to `transport: http` upstreams (DESIGN §12: an upstream
-call costs a request, not a TCP connection).
+"""Keep-alive for the HTTP connections mcpd still makes through the SDK's Streamable HTTP client:
+2026-07-28 callers' requests (modern.py) and the listen streams (listening.py). Plain calls to a
+`transport: http` upstream go through mcpd's own client (streamable.py), which needs none of this.
 
 The SDK's Streamable HTTP client stops reading a POST's `text/event-stream` body as soon as the
 JSON-RPC answer is in and closes the response; the body's last chunk (the end of the stream) is
