@@ -12,7 +12,8 @@ A connection carries one exchange at a time and goes back to the pool when its r
 and both sides keep it alive; one idle longer than `IDLE_SECONDS` is closed rather than reused
 (servers close idle connections after a few seconds, uvicorn and Node after 5, and a request
 written into a connection the server is closing is lost). No proxy support (`HTTP_PROXY` is not
-read, as it was not before); TLS with httpx2's default context (certifi, `SSL_CERT_FILE`).
+read, as it was not before); TLS with httpx2's default context (the
+system's trust store or `SSL_CERT_FILE`, hostnames checked).
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ import httptools
 
 IDLE_SECONDS = 4.0
 MAX_CONNECTIONS = 100
+MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers
+MAX_HEADERS = 100
+
+
+def _keep_alive_seconds(value: str) -> float:
+    """`Keep-Alive: timeout=5, max=100` → 4.0 (a second early), else IDLE_SECONDS."""
+    for part in value.split(","):
+        name, _, number = part.strip().partition("=")
+        if name.strip().lower() == "timeout" and number.strip().isdigit():
+            return max(0.0, int(number.strip()) - 1.0)
+    return IDLE_SECONDS
 
 
 class Exchange(Protocol):
@@ -47,10 +59,13 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self.idle_since = 0.0
+        self.idle_limit = IDLE_SECONDS  # lower when the server says so (`Keep-Alive: timeout=N`)
         self.closed = False
+        self.paused = False  # not reading: its owner has too much not yet taken
+        self._aborted = False  # closed by us: the end of a body that ends with the connection is not its end
         self._parser = httptools.HttpResponseParser(self)
         self._headers: dict[str, str] = {}
-        self._header_name = b""
+        self._head_bytes = 0
         self._head_done = False
         self._until_close = False  # a body without length or chunking: it ends with the connection
         self.last_data = time.monotonic()
@@ -65,17 +80,23 @@ class HttpConnection(asyncio.Protocol):
         if self.exchange is None:  # bytes nobody asked for: the connection is no longer usable
             self.abort()
             return
+        if not self._head_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(f"a response head larger than {MAX_HEAD_BYTES} bytes")
+                self.abort()
+                return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(f"bad HTTP response: {exc}")
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(f"bad HTTP response: {type(exc).__name__}")
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
         if self.exchange is not None:
-            if self._head_done and self._until_close and exc is None:
+            if self._head_done and self._until_close and exc is None and not self._aborted:
                 self.on_message_complete()
             else:
                 self._fail(f"connection closed: {exc}" if exc else "connection closed by the server")
@@ -84,26 +105,32 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers = {}
-        self._header_name = b""
         self._head_done = False
+        if self.exchange is None:  # a second response to one request: nothing on it can be trusted
+            self.abort()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._headers) >= MAX_HEADERS:
+            return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self._headers.get(key)
         self._headers[key] = text if previous is None else f"{previous}, {text}"
 
     def on_headers_complete(self) -> None:
-        self._head_done = True
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # an interim response (100 Continue): the real one follows
-            self._head_done = False
             return
-        self._until_close = "content-length" not in self._headers and "chunked" not in self._headers.get(
-            "transfer-encoding", ""
+        self._head_done = True
+        headers = self._headers
+        self._until_close = (
+            status not in (204, 304)
+            and "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "")
         )
+        self.idle_limit = min(IDLE_SECONDS, _keep_alive_seconds(headers.get("keep-alive", "")))
         if self.exchange is not None:
-            self.exchange.head(status, self._headers)
+            self.exchange.head(status, headers)
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is not None:
@@ -113,20 +140,33 @@ class HttpConnection(asyncio.Protocol):
         if not self._head_done:
             return
         exchange, self.exchange = self.exchange, None
+        if exchange is None:  # not ours (see on_message_begin)
+            self.abort()
+            return
         keep = not self._until_close and not self.closed and self._parser.should_keep_alive()
-        if exchange is not None:
-            exchange.end()
-        if keep:
+        exchange.end()
+        if keep and self.exchange is None:
             self.pool.release(self)
         else:
             self.abort()
 
     # ---- the pool's side -----------------------------------------------------------------------
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed and self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+
     def start(self, exchange: Exchange, request: bytes) -> None:
         assert self.transport is not None
         self.exchange = exchange
         self._head_done = False
+        self._head_bytes = 0
         self._until_close = False
         self.last_data = time.monotonic()
         self.transport.write(request)
@@ -139,6 +179,7 @@ class HttpConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Close at once (an exchange still on it fails)."""
         self.closed = True
+        self._aborted = True
         self.pool.discard(self)
         if self.transport is not None:
             self.transport.abort()
@@ -196,7 +237,7 @@ class Pool:
             connection = self._idle.pop()
             if connection.closed or connection.transport is None or connection.transport.is_closing():
                 continue
-            if now - connection.idle_since > IDLE_SECONDS:
+            if now - connection.idle_since > connection.idle_limit:
                 connection.abort()
                 continue
             return connection
@@ -216,6 +257,7 @@ class Pool:
                 )
         finally:
             self._connecting -= 1
+            self._wake()  # a failed or cancelled connect frees a place someone may wait for
         self.opened += 1
         if self._closed:
             protocol.abort()
@@ -237,13 +279,17 @@ class Pool:
             self._wake()
 
     def _wake(self) -> None:
+        """Every waiter tries again (one woken alone could be cancelled before it runs, and the
+        connection it was woken for would sit idle while the others wait)."""
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
-                return
 
     def busy(self) -> list[HttpConnection]:
         return [c for c in self._all if c.exchange is not None]
+
+    def connections(self) -> list[HttpConnection]:
+        return list(self._all)
 
     def close(self) -> None:
         self._closed = True

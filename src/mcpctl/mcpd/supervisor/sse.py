@@ -25,7 +25,9 @@ class Event:
 class EventStreamParser:
     def __init__(self, max_event_bytes: int):
         self.max_event_bytes = max_event_bytes
-        self._buffer = b""
+        self._partial: list[bytes] = []  # the unterminated line so far, in pieces (no re-copying)
+        self._partial_size = 0
+        self._after_cr = False  # the last chunk ended in CR: a LF starting the next one is its pair
         self._event = ""
         self._data: list[str] = []
         self._size = 0
@@ -34,18 +36,24 @@ class EventStreamParser:
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """The events that `chunk` completes, in order."""
-        buffer = self._buffer + chunk
-        if b"\r" in buffer:  # CRLF and lone CR end lines too; a CR at the end may be half a CRLF
-            held = buffer.endswith(b"\r")
-            buffer = buffer[:-1] if held else buffer
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
-        *lines, rest = buffer.split(b"\n")
-        if len(rest) > self.max_event_bytes:
-            raise EventTooLarge(f"an event-stream line longer than {self.max_event_bytes} bytes")
-        self._buffer = rest
+        """The events that `chunk` completes, in order. Work is linear in the bytes fed."""
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        if b"\r" in chunk:  # CRLF and a lone CR end lines too
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pieces = chunk.split(b"\n")
+        rest = pieces.pop()
+        if pieces and self._partial:
+            pieces[0] = b"".join(self._partial) + pieces[0]
+            self._partial, self._partial_size = [], 0
+        if rest:
+            self._partial.append(rest)
+            self._partial_size += len(rest)
+            if self._partial_size > self.max_event_bytes:
+                raise EventTooLarge(f"an event-stream line longer than {self.max_event_bytes} bytes")
         events: list[Event] = []
-        for raw in lines:
+        for raw in pieces:
             if not raw:
                 event = self._dispatch()
                 if event is not None:
@@ -67,7 +75,7 @@ class EventStreamParser:
             elif name == "id" and "\0" not in value:
                 self._id = value
                 self._id_seen = True
-            elif name == "retry" and value.isdigit():
+            elif name == "retry" and value.isascii() and value.isdigit():
                 self._retry = int(value)
         return events
 
