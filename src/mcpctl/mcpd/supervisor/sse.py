@@ -37,6 +37,8 @@ class EventStreamParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """The events that `chunk` completes, in order. Work is linear in the bytes fed."""
+        if not chunk:
+            return []
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._after_cr = chunk.endswith(b"\r")
@@ -66,7 +68,8 @@ class EventStreamParser:
             if colon and value.startswith(" "):
                 value = value[1:]
             if name == "data":
-                self._size += len(value) + 1
+                # the value's bytes, as the limit is (after "data:" and its optional space)
+                self._size += (len(raw) - 5 - (raw[5:6] == b" ") if colon else 0) + 1
                 if self._size > self.max_event_bytes:
                     raise EventTooLarge(f"an event larger than {self.max_event_bytes} bytes")
                 self._data.append(value)
