@@ -111,7 +111,7 @@ class DirectCalls:
                 and key not in self._calls  # the same id twice: the SDK's
             ):
                 logger.debug("tools/call %s of session %s answered directly", key[1], session_id[:8])
-                await self._call(scope, receive, send, call, live, transport, key)
+                await self._call(request, receive, send, call, live, transport, key)
                 return None
         return _replay(body, receive)
 
@@ -177,7 +177,7 @@ class DirectCalls:
 
     async def _call(
         self,
-        scope: Scope,
+        request: Request,
         receive: Receive,
         send: Send,
         call: _Call,
@@ -188,9 +188,7 @@ class DirectCalls:
         session_id = live.key
         stream = PostStream(send, _SSE_HEADERS, extra_headers=[(_SESSION_HEADER, session_id.encode())])
         channel = _Channel(self, stream, session_id, call.id, live.capabilities)
-        context = _Context(
-            Request(scope, receive), channel, call.id, live.protocol_version or "", call.params
-        )
+        context = _Context(request, channel, call.id, live.protocol_version or "", call.params)
         await stream.start()
         with _in_flight(transport):
             await self._stream(stream, receive, context, call, key)

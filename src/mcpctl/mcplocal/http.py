@@ -230,12 +230,12 @@ class ProjectMcpApp:
                 scope, 503, "unavailable", "the control plane (mcpd) is unreachable; try again shortly"
             )(scope, receive, send)
             return
-        refusal = await self._authenticate(scope, project)
+        headers = Headers(scope=scope)
+        refusal = await self._authenticate(scope, project, headers)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         validating = None
-        headers = Headers(scope=scope)
         if scope.get("method") == "POST" and headers.get("mcp-method") == "tools/call":
             # the tool's name as the 2026 routing header says (the SDK checks it matches the body)
             tool = decode_header_value(headers.get("mcp-name"))
@@ -286,7 +286,7 @@ class ProjectMcpApp:
                 _challenge("invalid_token", "token refused"),
             )(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope, project: str) -> JSONResponse | None:
+    async def _authenticate(self, scope: Scope, project: str, headers: Headers) -> JSONResponse | None:
         if token_in_query(scope.get("query_string", b"")):
             return error(
                 scope,
@@ -295,7 +295,7 @@ class ProjectMcpApp:
                 "tokens are not accepted in the URL; send Authorization: Bearer <token>",
                 _challenge("invalid_request", "token in query string"),
             )
-        header = Headers(scope=scope).get("authorization")
+        header = headers.get("authorization")
         if not header:
             return error(
                 scope,
