@@ -34,6 +34,8 @@ def _decoded_forms(query: str) -> list[str]:
 def token_in_query(query: bytes | str) -> bool:
     """Whether a raw query string carries a bearer token: a parameter named like one (`access_token`,
     `token`, …) or an McpToken anywhere, in any percent-encoding."""
+    if not query:
+        return False  # every request to the project endpoint asks this; most have no query
     text = query.decode("latin-1") if isinstance(query, bytes) else query
     forms = _decoded_forms(text)
     if forms[-1].startswith("\x00"):

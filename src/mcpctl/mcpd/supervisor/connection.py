@@ -379,7 +379,9 @@ class Connection:
                 self._pending[upstream_id] = entry
                 await self.link.send(message)
                 sent = True
-                return await asyncio.shield(entry.future)
+                # awaited as is, not shielded: a cancelled caller cancels its own future, which
+                # the reader then skips (`done()`), and an answer is one loop turn sooner
+                return await entry.future
         except LinkClosed as exc:
             raise UpstreamGone(f"{self.label} {exc}") from exc
         except TimeoutError:
