@@ -21,7 +21,6 @@ from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
 from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
-from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.metrics import InstanceCollector
@@ -35,18 +34,6 @@ if TYPE_CHECKING:
     from mcpctl.mcpd.gateway import Gateway
 
 logger = logging.getLogger(__name__)
-
-_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorOut, "description": text}
-    for status, text in (
-        (400, "Invalid request"),
-        (401, "Unauthenticated"),
-        (403, "Forbidden"),
-        (404, "Not found"),
-        (409, "Conflict"),
-        (413, "Payload too large"),
-    )
-}
 
 
 # How long startup waits for the supervised servers' processes to be spawned before its last steps
@@ -268,8 +255,8 @@ def _include_routes(app: FastAPI) -> None:
     if getattr(app.state, "routes_included", False):
         return
     # Imported here too, not at the top (~0.1 s of import, mostly FastAPI building their routes'
-    # models), for the same overlap.
-    from mcpctl.mcpd.kinds import HANDLERS
+    # models, and the API's schemas), for the same overlap.
+    from mcpctl.mcpd.kinds.handlers import HANDLERS
     from mcpctl.mcpd.routers import audit as audit_router
     from mcpctl.mcpd.routers import auth as auth_router
     from mcpctl.mcpd.routers import instances as instances_router
@@ -279,8 +266,20 @@ def _include_routes(app: FastAPI) -> None:
     from mcpctl.mcpd.routers import projects as projects_router
     from mcpctl.mcpd.routers import prompts as prompts_router
     from mcpctl.mcpd.routers.resources import resource_router
+    from mcpctl.mcpd.schemas import ErrorOut
 
-    api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
+    responses: dict[int | str, dict[str, object]] = {
+        status: {"model": ErrorOut, "description": text}
+        for status, text in (
+            (400, "Invalid request"),
+            (401, "Unauthenticated"),
+            (403, "Forbidden"),
+            (404, "Not found"),
+            (409, "Conflict"),
+            (413, "Payload too large"),
+        )
+    }
+    api = APIRouter(prefix="/api/v1", responses=responses)
     api.include_router(auth_router.router)
     api.include_router(audit_router.router)
     api.include_router(mcptokens_router.router)
