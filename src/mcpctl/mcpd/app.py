@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse
@@ -17,14 +18,9 @@ from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, datadir, errors, invalidation
 from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
-from mcpctl.mcpd.gateway import Gateway
 from mcpctl.mcpd.hashing import HashingPool
-from mcpctl.mcpd.kinds import HANDLERS
-from mcpctl.mcpd.link import LinkLimits
 from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
-from mcpctl.mcpd.routers import mcp_proxy
-from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.metrics import InstanceCollector
@@ -34,19 +30,10 @@ from mcpctl.mcplocal import serving
 from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.storage.database import Database
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from mcpctl.mcpd.gateway import Gateway
 
-_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorOut, "description": text}
-    for status, text in (
-        (400, "Invalid request"),
-        (401, "Unauthenticated"),
-        (403, "Forbidden"),
-        (404, "Not found"),
-        (409, "Conflict"),
-        (413, "Payload too large"),
-    )
-}
+logger = logging.getLogger(__name__)
 
 
 # How long startup waits for the supervised servers' processes to be spawned before its last steps
@@ -135,10 +122,12 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
         try:
             await db.migrate()
             datadir.secure_database_files(settings.resolved_database_url)
+            cipher = SecretCipher(load_secret_key(settings))
+            supervisor = Supervisor(db, cipher, settings)
             state = AppState(
                 settings=settings,
                 db=db,
-                cipher=SecretCipher(load_secret_key(settings)),
+                cipher=cipher,
                 passwords=Passwords(
                     time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
                 ),
@@ -154,33 +143,23 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                     max_keys=settings.login_throttle_max_entries,
                 ),
                 metrics=metrics,
+                supervisor=supervisor,
             )
             app.state.mcpd = state
+            if settings.supervise:
+                # First: the supervised servers boot (on another core) while the rest of startup
+                # runs, the project endpoint's imports included; it listens to them once it exists,
+                # before anything is served.
+                await supervisor.start()
+                await supervisor.launched(_LAUNCH_WAIT_SECONDS)
             await bootstrap_admin(db, settings, state.passwords, public_url=settings.resolved_public_url)
             state.proxy_sessions = ProxySessions(settings.proxy_session_idle_seconds)
-            state.supervisor = Supervisor(db, state.cipher, settings)
-            collector = InstanceCollector(state.supervisor)
+            collector = InstanceCollector(supervisor)
             metrics.registry.register(collector)
-            state.gateway = Gateway(
-                db,
-                state.supervisor,
-                gateway_config,
-                settings.resolved_public_url,
-                spool_dir=settings.data_dir / "audit-spool",
-                cache_dir=settings.data_dir / "pipeline-cache",
-                link_limits=LinkLimits(
-                    max_links=settings.link_max_links,
-                    max_links_per_address=settings.link_max_links_per_address,
-                    auth_deadline_seconds=settings.link_auth_deadline_seconds,
-                    max_outbox_bytes=settings.link_max_outbox_bytes,
-                ),
-            )
+            state.gateway = _gateway(settings, gateway_config, db, supervisor)
             await stack.enter_async_context(state.gateway.running())
             # other replicas hear this one's revocations and changes, and this one theirs (Redis)
             await stack.enter_async_context(invalidation.running(state, gateway_config))
-            if settings.supervise:
-                await state.supervisor.start()
-                await state.supervisor.launched(_LAUNCH_WAIT_SECONDS)
             _include_routes(app)
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             with serving.settled():  # the collector and anyio's backend sniffing: serving.py
@@ -243,6 +222,31 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
     return app
 
 
+def _gateway(
+    settings: Settings, gateway_config: GatewaySettings, db: Database, supervisor: Supervisor
+) -> Gateway:
+    """The embedded project endpoint. Imported here, not at the top: its modules (mcplocal's
+    router, sessions and pipeline, ~0.25 s) load while the supervised servers boot (cold start,
+    docs/performance.md)."""
+    from mcpctl.mcpd.gateway import Gateway
+    from mcpctl.mcpd.link import LinkLimits
+
+    return Gateway(
+        db,
+        supervisor,
+        gateway_config,
+        settings.resolved_public_url,
+        spool_dir=settings.data_dir / "audit-spool",
+        cache_dir=settings.data_dir / "pipeline-cache",
+        link_limits=LinkLimits(
+            max_links=settings.link_max_links,
+            max_links_per_address=settings.link_max_links_per_address,
+            auth_deadline_seconds=settings.link_auth_deadline_seconds,
+            max_outbox_bytes=settings.link_max_outbox_bytes,
+        ),
+    )
+
+
 def _include_routes(app: FastAPI) -> None:
     """The REST API's and the other routers' routes, once. The lifespan adds them after it has
     started the supervised servers and before anything is served: FastAPI building them is ~0.3 s
@@ -251,18 +255,31 @@ def _include_routes(app: FastAPI) -> None:
     if getattr(app.state, "routes_included", False):
         return
     # Imported here too, not at the top (~0.1 s of import, mostly FastAPI building their routes'
-    # models), for the same overlap; mcp_proxy is imported by the gateway anyway.
+    # models, and the API's schemas), for the same overlap.
+    from mcpctl.mcpd.kinds.handlers import HANDLERS
     from mcpctl.mcpd.routers import audit as audit_router
     from mcpctl.mcpd.routers import auth as auth_router
     from mcpctl.mcpd.routers import instances as instances_router
     from mcpctl.mcpd.routers import link as link_router
+    from mcpctl.mcpd.routers import mcp_proxy, ops
     from mcpctl.mcpd.routers import mcptokens as mcptokens_router
-    from mcpctl.mcpd.routers import ops
     from mcpctl.mcpd.routers import projects as projects_router
     from mcpctl.mcpd.routers import prompts as prompts_router
     from mcpctl.mcpd.routers.resources import resource_router
+    from mcpctl.mcpd.schemas import ErrorOut
 
-    api = APIRouter(prefix="/api/v1", responses=_ERROR_RESPONSES)
+    responses: dict[int | str, dict[str, object]] = {
+        status: {"model": ErrorOut, "description": text}
+        for status, text in (
+            (400, "Invalid request"),
+            (401, "Unauthenticated"),
+            (403, "Forbidden"),
+            (404, "Not found"),
+            (409, "Conflict"),
+            (413, "Payload too large"),
+        )
+    }
+    api = APIRouter(prefix="/api/v1", responses=responses)
     api.include_router(auth_router.router)
     api.include_router(audit_router.router)
     api.include_router(mcptokens_router.router)
