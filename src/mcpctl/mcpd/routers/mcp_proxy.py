@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.background import BackgroundTask
 
 from mcpctl.core.errors import ForbiddenError, NotFoundError
@@ -39,11 +40,7 @@ from mcpctl.mcpd.deps import authenticated, get_state
 from mcpctl.mcpd.routers.resources import NamePath
 from mcpctl.mcpd.schemas import ErrorOut
 from mcpctl.mcpd.state import AppState
-from mcpctl.mcpd.supervisor.connection import (
-    SUPPORTED_VERSIONS,
-    UPSTREAM_UNAVAILABLE,
-    UpstreamError,
-)
+from mcpctl.mcpd.supervisor.connection import UPSTREAM_UNAVAILABLE, UpstreamError
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.mcpd.supervisor.sessions import ProxySession, ProxySessions
 from mcpctl.storage import tables
@@ -388,10 +385,10 @@ async def _initialize(
     connection = replica.connection
     upstream = dict(connection.initialize_result or {}) if connection is not None else {}
     requested = params.get("protocolVersion")
-    ours = requested if requested in SUPPORTED_VERSIONS else SUPPORTED_VERSIONS[-1]
+    ours = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else HANDSHAKE_PROTOCOL_VERSIONS[-1]
     theirs = upstream.get("protocolVersion")
     # never claim more than both ends speak (versions are dates: the smaller is the older)
-    upstream["protocolVersion"] = min(ours, theirs) if theirs in SUPPORTED_VERSIONS else ours
+    upstream["protocolVersion"] = min(ours, theirs) if theirs in HANDSHAKE_PROTOCOL_VERSIONS else ours
     session = sessions.open(runtime.name, _owner(principal))
     return JSONResponse(
         {"jsonrpc": "2.0", "id": message_id, "result": upstream}, headers={"Mcp-Session-Id": session.id}

@@ -25,9 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_types import INTERNAL_ERROR, METHOD_NOT_FOUND, REQUEST_TIMEOUT
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
-
 import mcpctl
 from mcpctl.core import asks
 from mcpctl.mcpd.supervisor.links import Link, LinkClosed
@@ -35,10 +32,12 @@ from mcpctl.mcpd.supervisor.roots import Roots, RootsGate, roots_of
 
 logger = logging.getLogger(__name__)
 
-# the handshake-era versions the SDK knows; mcpd speaks the newest of them to upstreams
-SUPPORTED_VERSIONS = HANDSHAKE_PROTOCOL_VERSIONS
-
-# JSON-RPC error codes used by the proxy
+# JSON-RPC error codes. Not imported from the SDK's mcp_types: that costs 0.2-0.5 s of import, and
+# the supervisor (which spawns the stdio servers first at start-up) needs only these numbers
+# (tests/unit/test_jsonrpc_codes.py holds them to the SDK's).
+INTERNAL_ERROR = -32603
+METHOD_NOT_FOUND = -32601
+REQUEST_TIMEOUT = -32001
 UPSTREAM_UNAVAILABLE = -32000
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
@@ -438,7 +437,7 @@ class Connection:
         response = await self.request(
             "initialize",
             {
-                "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                "protocolVersion": _latest_handshake_version(),
                 # sampling and elicitation are relayed to the caller whose request caused them
                 "capabilities": {
                     "roots": {"listChanged": True},
@@ -492,3 +491,10 @@ async def _deliver(callback: Notify, message: dict[str, Any]) -> None:
         await callback(message)
     except Exception:  # boundary: a caller's broken stream must not stop the reader
         logger.exception("delivering an upstream notification failed")
+
+
+def _latest_handshake_version() -> str:
+    """The newest handshake-era version the SDK knows: what mcpd speaks to upstreams."""
+    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+    return LATEST_HANDSHAKE_VERSION
