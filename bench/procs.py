@@ -37,7 +37,7 @@ MCPLOCAL = shutil.which("mcplocal", path=str(BIN)) or str(BIN / "mcplocal")
 MCPCTL = shutil.which("mcpctl", path=str(BIN)) or str(BIN / "mcpctl")
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0
-CLI_SECONDS = 120.0  # `apply` of the scaling part's 50 servers, while they all start, took over 30 s on a slow VM
+CLI_SECONDS = 30.0
 T = TypeVar("T")
 
 
