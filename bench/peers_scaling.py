@@ -65,6 +65,7 @@ LIST_REPEATS = 11  # tools/list: the first, then the median of the other 10
 MAX_PAGES = 20
 WARMUP_CALLS = 32
 CALL_SECONDS = 30.0
+APPLY_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def start(procs: Processes, servers: int, sizes: tuple[int, ...], deadline: floa
     base, cli, pid = start_mcpd(procs, MCPD_MAX_TOKENS_PER_PROJECT=str(max(TOKEN_SIZES)))
     path = procs.workdir / "scaling.yaml"
     path.write_text(manifest(servers, sizes))
-    cli("apply", "-f", str(path))
+    # 54 objects while mcpd starts the 50 servers they name: ~30 s on this 2-core VM
+    cli("apply", "-f", str(path), timeout=APPLY_SECONDS)
     projects = [*(f"scale-{size}" for size in sizes), TOKENS_PROJECT]
     tokens = {p: cli.json("create", "mcptoken", p, "-p", p)["token"] for p in projects}
     while True:

@@ -54,7 +54,7 @@ class Cli:
     mcpd_url: str
     config: Path
 
-    def __call__(self, *args: str, input: str | None = None) -> str:
+    def __call__(self, *args: str, input: str | None = None, timeout: float = CLI_TIMEOUT) -> str:
         env = {**clean_env(), "MCPCTL_CONFIG": str(self.config), "MCPCTL_MCPD_URL": self.mcpd_url}
         result = subprocess.run(
             [str(MCPCTL), *args],
@@ -63,7 +63,7 @@ class Cli:
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=CLI_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
         if result.returncode != 0:
