@@ -236,12 +236,14 @@ def start(procs: Processes, servers: int, sizes: tuple[int, ...], deadline: floa
     base, cli, pid = start_mcpd(procs, MCPD_MAX_TOKENS_PER_PROJECT=str(max(TOKEN_SIZES)))
     path = procs.workdir / "scaling.yaml"
     path.write_text(manifest(servers, sizes))
-    # 54 objects while mcpd starts the 50 servers they name: ~30 s on this 2-core VM
+    # 54 objects while mcpd starts the 50 servers they name: ~30 s on this 2-core VM, when 50
+    # Python processes importing the SDK leave mcpd a fiftieth of the machine; so the tokens come
+    # after every instance is up, and each request meanwhile has the same long bound
     cli("apply", "-f", str(path), timeout=APPLY_SECONDS)
-    projects = [*(f"scale-{size}" for size in sizes), TOKENS_PROJECT]
-    tokens = {p: cli.json("create", "mcptoken", p, "-p", p)["token"] for p in projects}
     while True:
-        items: list[dict[str, Any]] = cli.json("get", "instances")["items"]
+        items: list[dict[str, Any]] = json.loads(
+            cli("get", "instances", "-o", "json", timeout=APPLY_SECONDS)
+        )["items"]
         running = [
             i
             for i in items
@@ -252,6 +254,8 @@ def start(procs: Processes, servers: int, sizes: tuple[int, ...], deadline: floa
         if time.monotonic() > deadline:
             raise SetupError(f"{len(running)} of {servers} fixture servers RUNNING and healthy in time")
         time.sleep(0.5)
+    projects = [*(f"scale-{size}" for size in sizes), TOKENS_PROJECT]
+    tokens = {p: cli.json("create", "mcptoken", p, "-p", p)["token"] for p in projects}
     return Setup(base, pid, procs.workdir / "mcpd-data", tokens)
 
 
