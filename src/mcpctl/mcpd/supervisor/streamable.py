@@ -293,15 +293,8 @@ class StreamableHttpLink:
         try:
             while attempts < RECONNECT_ATTEMPTS:
                 await asyncio.sleep(retry if retry is not None else RECONNECT_DELAY_SECONDS)
-                stream = _Stream(self, exchange.request_id)
-                headers = self._headers(accept="text/event-stream")
-                headers.append(("last-event-id", last_id or ""))
-                try:
-                    await self._start(stream, _head("GET", self._target, headers) + b"\r\n")
-                except LinkClosed:
-                    return
-                await stream.done
-                if stream.answered:
+                stream = await self._get(exchange.request_id, last_id)
+                if stream is None or stream.answered:
                     return
                 last_id = stream.last_id or last_id
                 retry = stream.retry_seconds if stream.retry_seconds is not None else retry
@@ -319,16 +312,8 @@ class StreamableHttpLink:
         attempts, last_id, retry = 0, None, None
         try:
             while attempts < RECONNECT_ATTEMPTS and self.session_id is not None:
-                stream = _Stream(self, None)
-                headers = self._headers(accept="text/event-stream")
-                if last_id:
-                    headers.append(("last-event-id", last_id))
-                try:
-                    await self._start(stream, _head("GET", self._target, headers) + b"\r\n")
-                except LinkClosed:
-                    return
-                await stream.done
-                if stream.status == 405:
+                stream = await self._get(None, last_id)
+                if stream is None or stream.status == 405:
                     return  # the server offers no GET stream
                 last_id = stream.last_id or last_id
                 retry = stream.retry_seconds if stream.retry_seconds is not None else retry
@@ -336,6 +321,20 @@ class StreamableHttpLink:
                 await asyncio.sleep(retry if retry is not None else RECONNECT_DELAY_SECONDS)
         except Exception:  # boundary: the GET stream is best effort, as in the SDK
             logger.warning("the GET stream of %s failed", self.display, exc_info=False)
+
+    async def _get(self, request_id: Any, last_id: str | None) -> _Stream | None:
+        """One GET event stream, a request's resumed or the session's own, read to its end; None
+        when the link is closed."""
+        stream = _Stream(self, request_id)
+        headers = self._headers(accept="text/event-stream")
+        if last_id:
+            headers.append(("last-event-id", last_id))
+        try:
+            await self._start(stream, _head("GET", self._target, headers) + b"\r\n")
+        except LinkClosed:
+            return None
+        await stream.done
+        return stream
 
     async def _sweep(self) -> None:
         """Give up on streams that have been silent for `READ_IDLE_SECONDS` (a GET stream then
@@ -450,10 +449,7 @@ class _Post:
                 self._drop()
 
     def _event(self, event: Event) -> None:
-        if event.id and _header_safe(event.id):
-            self.last_event_id = event.id
-        if event.retry is not None:
-            self.retry_seconds = _retry_seconds(event.retry)
+        self.last_event_id, self.retry_seconds = _position(event, self.last_event_id, self.retry_seconds)
         if event.event != "message" or not event.data:
             return
         try:
@@ -546,8 +542,7 @@ class _Post:
             self._drain = asyncio.get_running_loop().call_later(DRAIN_SECONDS, self._drop)
 
     def _drop(self) -> None:
-        if self.connection is not None and self.connection.exchange is self:
-            self.connection.abort()
+        _abort_own(self)
 
 
 class _Stream:
@@ -580,10 +575,7 @@ class _Stream:
             self._close()
             return
         for event in events:
-            if event.id and _header_safe(event.id):
-                self.last_id = event.id
-            if event.retry is not None:
-                self.retry_seconds = _retry_seconds(event.retry)
+            self.last_id, self.retry_seconds = _position(event, self.last_id, self.retry_seconds)
             if event.event != "message" or not event.data:
                 continue
             try:
@@ -597,8 +589,7 @@ class _Stream:
                 return
 
     def _close(self) -> None:
-        if self.connection is not None and self.connection.exchange is self:
-            self.connection.abort()
+        _abort_own(self)
 
     def end(self) -> None:
         self._finish(True)
@@ -673,9 +664,21 @@ def _header_safe(value: str, *, visible: bool = False) -> bool:
     return 0 < len(value) <= MAX_EVENT_ID and all(low <= c <= "~" for c in value)
 
 
-def _retry_seconds(milliseconds: int) -> float:
-    low, high = RETRY_SECONDS
-    return min(high, max(low, milliseconds / 1000))
+def _position(event: Event, last_id: str | None, retry: float | None) -> tuple[str | None, float | None]:
+    """Where an event stream stands after `event`: the last event id that may be sent back
+    (`Last-Event-ID`), and the reconnection delay the server asked for, within `RETRY_SECONDS`."""
+    if event.id and _header_safe(event.id):
+        last_id = event.id
+    if event.retry is not None:
+        low, high = RETRY_SECONDS
+        retry = min(high, max(low, event.retry / 1000))
+    return last_id, retry
+
+
+def _abort_own(exchange: _Post | _Stream) -> None:
+    """Close the exchange's connection if it still carries that exchange (not a later one)."""
+    if exchange.connection is not None and exchange.connection.exchange is exchange:
+        exchange.connection.abort()
 
 
 def _settle_future(future: asyncio.Future[None]) -> None:
