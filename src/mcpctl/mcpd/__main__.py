@@ -1,26 +1,32 @@
-"""`mcpd`: run the control plane (flag > MCPD_* environment > config file > default)."""
+"""`mcpd`: run the control plane (flag > MCPD_* environment > config file > default).
+
+Serving starts with the stdio servers of the launch plan (supervisor/prelaunch.py), spawned before
+the web framework, the SDK and the database layer are imported: they boot on another core while
+mcpd imports the rest of itself (cold start, docs/performance.md). So the heavy imports are in the
+functions below, not at the top.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
-import uvicorn
+import uvloop
 from pydantic import ValidationError
 
-from mcpctl.core.crypto import Passwords, generate_password
+from mcpctl.core.crypto import Passwords, SecretCipher, generate_password
 from mcpctl.core.errors import InvalidError
-from mcpctl.core.link_protocol import MAX_INBOUND_FRAME_BYTES
-from mcpctl.mcpd import datadir, logs
-from mcpctl.mcpd.app import create_app
-from mcpctl.mcpd.bootstrap import reset_admin
+from mcpctl.mcpd import logs
+from mcpctl.mcpd.secretkey import existing_secret_key
 from mcpctl.mcpd.settings import Settings
-from mcpctl.storage.database import Database
+from mcpctl.mcpd.supervisor.prelaunch import PLAN_FILE, Prelaunched
+
+logger = logging.getLogger(__name__)
 
 
 def _settings(given: dict[str, Any]) -> Settings:
@@ -34,6 +40,8 @@ def _settings(given: dict[str, Any]) -> Settings:
 def _prepare_data_dir(settings: Settings) -> None:
     """Owner-only files (the database, its -wal/-shm, everything mcpd writes) in a usable data dir;
     exit 1 with one line naming the path otherwise."""
+    from mcpctl.mcpd import datadir
+
     os.umask(0o077)
     try:
         datadir.prepare(settings.data_dir, settings.resolved_database_url)
@@ -70,46 +78,45 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(flags)
-    _prepare_data_dir(settings)
+    os.umask(0o077)  # before anything is spawned or written
     logs.configure(settings.log_level, json_lines=settings.log_json)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        proxy_headers=False,  # audit records the real peer; X-Forwarded-For is not trusted
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        # the event loop and the HTTP parser in C: the project endpoint's CPU per call (docs/mcplocal.md)
-        loop="uvloop",
-        http="httptools",
-        # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
-        ws_max_size=MAX_INBOUND_FRAME_BYTES,
-        ws_per_message_deflate=False,
-    )
-    _Server(config, app).run()
+    # the event loop in C (uvicorn's loop="uvloop"), made here: the launch plan is spawned in it
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(settings))
 
 
-class _Server(uvicorn.Server):
-    """uvicorn waits for open connections before the app's shutdown runs; long-lived MCP
-    notification streams would hold it for the whole grace period, so they are ended first."""
+async def _serve(settings: Settings) -> None:
+    prelaunched = await _prelaunch(settings)
+    try:
+        _prepare_data_dir(settings)
+        # after the spawn: the app and the server import what serving needs (~1 s of CPU)
+        from mcpctl.mcpd.server import serve
 
-    def __init__(self, config: uvicorn.Config, app: Any):
-        super().__init__(config)
-        self.app = app
+        await serve(settings, prelaunched)
+    finally:  # what no replica took, whatever ended serving (the supervisor ends what it took)
+        if prelaunched is not None:
+            await prelaunched.close_rest()
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        state = getattr(self.app.state, "mcpd", None)
-        sessions = getattr(state, "proxy_sessions", None)
-        if sessions is not None:
-            sessions.close_all_soon()
-        gateway = getattr(state, "gateway", None)
-        if gateway is not None:
-            gateway.links.close_all_soon()
-        super().handle_exit(sig, frame)
+
+async def _prelaunch(settings: Settings) -> Prelaunched | None:
+    """The stdio instances of the launch plan, spawned now; None when there is none to follow: not
+    supervising, a shared database (PostgreSQL: leases decide), no secret key yet (first start), or
+    a data dir it cannot read (`_prepare_data_dir` then says why)."""
+    database = settings.resolved_database_url
+    if not settings.supervise or not database.startswith("sqlite"):
+        return None
+    try:
+        if not (settings.data_dir / PLAN_FILE).exists():
+            return None
+        key = existing_secret_key(settings)
+        if key is None:
+            return None
+        return await Prelaunched.launch(
+            settings.data_dir, database, SecretCipher(key), grace_seconds=settings.stop_grace_seconds
+        )
+    except Exception:  # boundary: spawning ahead only saves time; the supervisor spawns anyway
+        logger.warning("could not spawn the launch plan ahead of startup", exc_info=True)
+        return None
 
 
 @cli.group()
@@ -148,6 +155,9 @@ def admin_reset(email: str, password_stdin: bool, **flags: Any) -> None:
 
 
 async def _reset(settings: Settings, email: str, password: str) -> str:
+    from mcpctl.mcpd.bootstrap import reset_admin
+    from mcpctl.storage.database import Database
+
     db = Database(settings.resolved_database_url)
     try:
         await db.migrate()

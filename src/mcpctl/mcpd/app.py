@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -17,10 +18,11 @@ import mcpctl
 from mcpctl.core.crypto import Passwords, SecretCipher
 from mcpctl.core.errors import McpctlError
 from mcpctl.mcpd import audit, datadir, errors, invalidation
-from mcpctl.mcpd.bootstrap import bootstrap_admin, load_secret_key
+from mcpctl.mcpd.bootstrap import bootstrap_admin
 from mcpctl.mcpd.hashing import HashingPool
 from mcpctl.mcpd.login_throttle import LoginThrottle
 from mcpctl.mcpd.middleware import AuthMiddleware, Metrics, RequestContextMiddleware
+from mcpctl.mcpd.secretkey import load_secret_key
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.metrics import InstanceCollector
@@ -32,6 +34,7 @@ from mcpctl.storage.database import Database
 
 if TYPE_CHECKING:
     from mcpctl.mcpd.gateway import Gateway
+    from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
 
 logger = logging.getLogger(__name__)
 
@@ -104,26 +107,35 @@ class _Mcpd(FastAPI):
             scope["route"] = self.project_route
             await self.project_endpoint(scope, receive, send)
             return
+        if scope["type"] != "lifespan":
+            _include_routes(self)
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, gateway_settings: GatewaySettings | None = None) -> FastAPI:
-    """Build an mcpd application. Nothing is opened until the lifespan starts, which also adds the
-    routes of the REST API (see _include_routes)."""
+def create_app(
+    settings: Settings,
+    gateway_settings: GatewaySettings | None = None,
+    prelaunched: Prelaunched | None = None,
+) -> FastAPI:
+    """Build an mcpd application. Nothing is opened until the lifespan starts; the routes of the
+    REST API are added by the first request that needs them (see _include_routes). `prelaunched`:
+    the stdio instances `mcpd` spawned ahead from the launch plan, for the supervisor to take
+    (supervisor/prelaunch.py)."""
     metrics = Metrics()
     gateway_config = gateway_settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        datadir.prepare(settings.data_dir, settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
+        db: Database | None = None
         collector: InstanceCollector | None = None
         stack = AsyncExitStack()
         try:
+            datadir.prepare(settings.data_dir, settings.resolved_database_url)
+            db = Database(settings.resolved_database_url)
             await db.migrate()
             datadir.secure_database_files(settings.resolved_database_url)
             cipher = SecretCipher(load_secret_key(settings))
-            supervisor = Supervisor(db, cipher, settings)
+            supervisor = Supervisor(db, cipher, settings, prelaunched)
             state = AppState(
                 settings=settings,
                 db=db,
@@ -160,7 +172,6 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
             await stack.enter_async_context(state.gateway.running())
             # other replicas hear this one's revocations and changes, and this one theirs (Redis)
             await stack.enter_async_context(invalidation.running(state, gateway_config))
-            _include_routes(app)
             logger.info("mcpd %s ready (database: %s)", mcpctl.__version__, db.dialect)
             with serving.settled():  # the collector and anyio's backend sniffing: serving.py
                 yield
@@ -170,12 +181,16 @@ def create_app(settings: Settings, gateway_settings: GatewaySettings | None = No
                 state_now.proxy_sessions.closing.set()
             await stack.aclose()  # the project endpoint's sessions end; queued audit events are written
             if state_now is not None and state_now.supervisor is not None:
-                await state_now.supervisor.stop()  # every child process group terminated and reaped
+                # every child process group terminated and reaped, those spawned ahead included
+                await state_now.supervisor.stop()
+            elif prelaunched is not None:
+                await prelaunched.close_rest()
             if collector is not None:
                 metrics.registry.unregister(collector)
             if state_now is not None:
                 state_now.hashing.close()
-            await db.dispose()
+            if db is not None:
+                await db.dispose()
 
     app = _Mcpd(
         title="mcpd",
@@ -248,14 +263,16 @@ def _gateway(
 
 
 def _include_routes(app: FastAPI) -> None:
-    """The REST API's and the other routers' routes, once. The lifespan adds them after it has
-    started the supervised servers and before anything is served: FastAPI building them is ~0.3 s
-    of CPU, which then overlaps the upstreams' own start instead of delaying it (cold start,
-    docs/performance.md)."""
+    """The REST API's and the other routers' routes, once, when the first request that is not the
+    project endpoint's arrives: FastAPI building them is ~0.3 s of CPU (more on a slow VM), which
+    would otherwise stand between a restarted mcpd and its first served tools/call (cold start,
+    docs/performance.md). That first REST request pays it instead; a synchronous step, so no
+    request sees half the routes.
+    """
     if getattr(app.state, "routes_included", False):
         return
     # Imported here too, not at the top (~0.1 s of import, mostly FastAPI building their routes'
-    # models, and the API's schemas), for the same overlap.
+    # models, and the API's schemas), for the same reason.
     from mcpctl.mcpd.kinds.handlers import HANDLERS
     from mcpctl.mcpd.routers import audit as audit_router
     from mcpctl.mcpd.routers import auth as auth_router
@@ -293,6 +310,8 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(link_router.router)
     app.include_router(ops.router)
     app.state.routes_included = True
+    if gc.get_freeze_count():  # serving froze the startup heap (serving.settled): the routes join it
+        gc.freeze()
 
 
 def _document_errors_as_400(app: FastAPI) -> None:

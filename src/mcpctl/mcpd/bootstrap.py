@@ -1,4 +1,4 @@
-"""First start: the secret key, and the first admin with group and RbacDefinition `admins`."""
+"""First start: the first admin with group and RbacDefinition `admins` (the secret key: secretkey.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core.crypto import Passwords, SecretCipher, generate_password
+from mcpctl.core.crypto import Passwords, generate_password
 from mcpctl.core.names import check_email
 from mcpctl.core.rbac import parse_binding
 from mcpctl.mcpd.files import write_private_file
@@ -28,17 +28,6 @@ ADMIN_BINDINGS = (
     "role:run,resource:*",
     "action:*",
 )
-
-
-def load_secret_key(settings: Settings) -> str:
-    """MCPD_SECRET_KEY, else `<dataDir>/secret.key`, generated (0600) on first start."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    path = settings.data_dir / "secret.key"
-    if not path.exists():
-        write_private_file(path, SecretCipher.generate_key() + "\n")
-        logger.info("generated the secret encryption key at %s (keep it with the database)", path)
-    return path.read_text().strip()
 
 
 def credentials_path(settings: Settings) -> Path:

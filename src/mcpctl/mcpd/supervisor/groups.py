@@ -104,6 +104,7 @@ class GroupLedger:
         self._boot_id = _boot_id()
         me = _read_proc(os.getpid())
         self._owner = _Owner(os.getpid(), me.start_ticks if me else 0, self._boot_id or "")
+        self._reaped = False
 
     def _save(self) -> None:
         body = {"owner": asdict(self._owner), "groups": [asdict(r) for r in self._records.values()]}
@@ -148,8 +149,12 @@ class GroupLedger:
         return proc is not None and proc.start_ticks == owner.start_ticks and owner.boot_id == self._boot_id
 
     def reap_leftovers(self) -> list[int]:
-        """Kill the recorded groups a previous mcpd of this data dir left running; their pgids."""
+        """Kill the recorded groups a previous mcpd of this data dir left running; their pgids. Once
+        per ledger: after that, the recorded groups are this mcpd's own (spawned ahead, prelaunch.py)."""
         killed: list[int] = []
+        if self._reaped:
+            return killed
+        self._reaped = True
         owner, records = self._load()
         if owner is not None and self._alive_elsewhere(owner):
             logger.warning(

@@ -126,7 +126,9 @@ class Replica:
         *,
         on_notification: Notify,
         on_change: Callable[[], None],
+        spawned: Link | None = None,
     ):
+        """`spawned`: the link of this replica's first start, already open (spawned ahead)."""
         self.config = config
         self.index = index
         self.name = f"{config.name}-{index}"
@@ -143,6 +145,7 @@ class Replica:
         self.reason: str | None = None
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self.stderr = LineRing()
+        self._spawned = spawned
         self.connection: Connection | None = None
         self._on_notification = on_notification
         self._on_change = on_change
@@ -239,6 +242,9 @@ class Replica:
                 await _wait_any((self._stop, self._restart), delay)  # a changed spec need not wait
                 delay = min(delay * 2, self.tuning.backoff_max_seconds)
         finally:
+            if self._spawned is not None:  # stopped before its first start took it
+                await self._spawned.close()
+                self._spawned = None
             self.launched.set()
             self.pid = None
             self._set("STOPPED")
@@ -329,6 +335,11 @@ class Replica:
         return task.result()
 
     async def _open(self, config: ServerConfig) -> Link:
+        if self._spawned is not None:
+            link, self._spawned = self._spawned, None
+            if isinstance(link, StdioLink):
+                self.stderr = link.stderr  # what it has said since it was spawned
+            return link
         if config.transport == "stdio":
             assert config.command is not None
             return await StdioLink.open(

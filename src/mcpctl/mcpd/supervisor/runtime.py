@@ -16,6 +16,7 @@ from typing import Any
 
 from mcpctl.mcpd.supervisor.connection import UpstreamGone
 from mcpctl.mcpd.supervisor.instance import Replica, ServerConfig, SupervisorTuning
+from mcpctl.mcpd.supervisor.links import Link
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ LIST_CHANGED = (
 
 
 class ServerRuntime:
-    def __init__(self, config: ServerConfig, tuning: SupervisorTuning):
+    def __init__(
+        self, config: ServerConfig, tuning: SupervisorTuning, spawned: dict[int, Link] | None = None
+    ):
+        """`spawned`: links already open for some replicas (by index; spawned ahead at mcpd's start)."""
         self.config = config
         self.tuning = tuning
+        self._spawned = dict(spawned or {})
         self.replicas: list[Replica] = []
         self.subscribers: set[Subscriber] = set()
         self._changed = asyncio.Event()
@@ -71,7 +76,12 @@ class ServerRuntime:
 
     def _new_replica(self, index: int) -> Replica:
         replica = Replica(
-            self.config, index, self.tuning, on_notification=self._broadcast, on_change=self._notify_change
+            self.config,
+            index,
+            self.tuning,
+            on_notification=self._broadcast,
+            on_change=self._notify_change,
+            spawned=self._spawned.pop(index, None),
         )
         replica.start()
         return replica

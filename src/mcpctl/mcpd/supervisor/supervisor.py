@@ -26,6 +26,7 @@ from mcpctl.mcpd.leases import Leases, default_replica_id
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica, ServerConfig, SupervisorTuning
+from mcpctl.mcpd.supervisor.prelaunch import PlanWriter, Prelaunched
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.storage import tables
 from mcpctl.storage.database import Database
@@ -38,7 +39,11 @@ ServerListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class Supervisor:
-    def __init__(self, db: Database, cipher: SecretCipher, settings: Settings):
+    def __init__(
+        self, db: Database, cipher: SecretCipher, settings: Settings, prelaunched: Prelaunched | None = None
+    ):
+        """`prelaunched`: the instances mcpd spawned ahead from the launch plan (prelaunch.py),
+        taken by the first reconcile where the database still says so."""
         self.db = db
         self.cipher = cipher
         self.settings = settings
@@ -47,8 +52,9 @@ class Supervisor:
             backoff_initial_seconds=settings.backoff_initial_seconds,
             backoff_max_seconds=settings.backoff_max_seconds,
             backoff_reset_seconds=settings.backoff_reset_seconds,
-            process_groups=GroupLedger(settings.data_dir),
+            process_groups=prelaunched.groups if prelaunched is not None else GroupLedger(settings.data_dir),
         )
+        self.prelaunched = prelaunched
         self.runtimes: dict[str, ServerRuntime] = {}
         # Who hears every server's notifications that belong to no request (the project endpoint).
         self.listeners: list[ServerListener] = []
@@ -67,17 +73,40 @@ class Supervisor:
                 on_change=self.poke,
                 on_lost=self.fence,
             )
+        # what runs, for the next mcpd to spawn ahead; not with leases (this replica's share is
+        # not known before they are held)
+        self._plan = PlanWriter(settings.data_dir, settings.resolved_database_url, cipher)
+        self._closing_prelaunched: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """End what a killed predecessor left running, then run what the database says."""
         if self.tuning.process_groups is not None:
-            self.tuning.process_groups.reap_leftovers()
+            self.tuning.process_groups.reap_leftovers()  # done already when spawned ahead
         if self.leases is not None:
+            self._plan.remove()
             await self.leases.start()
-        await self.reconcile()
+        try:
+            await self.reconcile()
+        finally:
+            # in the background: a leftover that ignores the end of its stdin would hold startup
+            # for the stop grace period
+            if self.prelaunched is not None:
+                prelaunched, self.prelaunched = self.prelaunched, None
+                self._closing_prelaunched = asyncio.create_task(
+                    prelaunched.close_rest(), name="close-prelaunched"
+                )
         self._task = asyncio.create_task(self._loop(), name="supervisor")
+
+    async def close_prelaunched(self) -> None:
+        """End the instances spawned ahead that the first reconcile did not take (also when it
+        never ran), and wait until they have ended."""
+        if self.prelaunched is not None:
+            prelaunched, self.prelaunched = self.prelaunched, None
+            await prelaunched.close_rest()
+        if self._closing_prelaunched is not None:
+            await self._closing_prelaunched
 
     async def launched(self, timeout: float) -> None:
         """Until every instance started so far has spawned its process (or connected, or failed
@@ -107,6 +136,7 @@ class Supervisor:
             runtimes = dict(self.runtimes)
             await asyncio.gather(*(rt.stop() for rt in runtimes.values()))
             self.runtimes = {}
+        await self.close_prelaunched()
         if self.leases is not None:
             await self.leases.release()  # only now: another replica may start them at once
         if runtimes:
@@ -157,11 +187,14 @@ class Supervisor:
                 if not self.holds(name):
                     continue  # another replica supervises it (or none may yet)
                 if current is None:
-                    runtime = self.runtimes[name] = ServerRuntime(config, self.tuning)
+                    spawned = self.prelaunched.take_all(config) if self.prelaunched is not None else {}
+                    runtime = self.runtimes[name] = ServerRuntime(config, self.tuning, spawned)
                     runtime.subscribers.add(self._relay_to_listeners(name))
                     runtime.start()
                 elif current.config != config:
                     await current.apply(config)
+            if self.leases is None:
+                self._plan.write(desired.values())
 
     def _relay_to_listeners(self, name: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
         """An upstream's notifications outside requests, handed to the listeners (the project
