@@ -121,11 +121,11 @@ def cold_starts(procs: Processes, endpoints: list[Endpoint]) -> dict[str, float]
         if (endpoint := by_name.get(name)) is not None:
             began = time.monotonic()
             procs.restart(endpoint.gateway[0][1])
-            found[name] = round(_first_echo(endpoint.target, began + COLD_SECONDS) - began, 2)
+            found[name] = round(first_echo(endpoint.target, began + COLD_SECONDS) - began, 2)
     return found
 
 
-def _first_echo(target: Target, deadline: float) -> float:
+def first_echo(target: Target, deadline: float) -> float:
     """When the target first answered echo correctly (SetupError at the deadline)."""
     while True:
         try:
