@@ -62,6 +62,11 @@ class Mcpd:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.launch()
+        self._wait_ready()
+
+    def launch(self) -> None:
+        """Start the process, without waiting until it is ready."""
         assert self.process is None, "mcpd is already running"
         env = {
             **_clean_env(),
@@ -79,7 +84,6 @@ class Mcpd:
             stdout=self._stderr,
             stderr=self._stderr,
         )
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         assert self.process is not None

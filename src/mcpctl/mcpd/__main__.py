@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,37 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    prelaunched = await _prelaunch(settings)
+    # SIGTERM before serving ends this task, so that what was spawned ahead is stopped too, not left
+    # to the next start (its groups' stragglers); once serving, it is uvicorn's graceful shutdown
+    # (`stop`: also a SIGTERM that came while uvicorn was not yet handling it).
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    terminated = asyncio.Event()
+    serving = False
+
+    def on_sigterm() -> None:
+        terminated.set()
+        if not serving:
+            main.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    prelaunched: Prelaunched | None = None
     try:
+        prelaunched = await _prelaunch(settings)
         _prepare_data_dir(settings)
         # after the spawn: the app and the server import what serving needs (~1 s of CPU)
         from mcpctl.mcpd.server import serve
 
-        await serve(settings, prelaunched)
+        serving = True
+        await serve(settings, prelaunched, stop=terminated)
+    except asyncio.CancelledError:
+        if not terminated.is_set():  # Ctrl-C: asyncio.Runner makes it KeyboardInterrupt
+            raise
+        main.uncancel()
+        logger.info("mcpd stopped (SIGTERM) while starting")
     finally:  # what no replica took, whatever ended serving (the supervisor ends what it took)
+        loop.remove_signal_handler(signal.SIGTERM)
         if prelaunched is not None:
             await prelaunched.close_rest()
 
@@ -103,9 +127,12 @@ async def _prelaunch(settings: Settings) -> Prelaunched | None:
     supervising, a shared database (PostgreSQL: leases decide), no secret key yet (first start), or
     a data dir it cannot read (`_prepare_data_dir` then says why)."""
     database = settings.resolved_database_url
-    if not settings.supervise or not database.startswith("sqlite"):
+    if not database.startswith("sqlite"):
         return None
     try:
+        if not settings.supervise:  # the API still changes servers: an old plan would go stale
+            (settings.data_dir / PLAN_FILE).unlink(missing_ok=True)
+            return None
         if not (settings.data_dir / PLAN_FILE).exists():
             return None
         key = existing_secret_key(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from types import FrameType
 from typing import Any
 
@@ -13,8 +15,11 @@ from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
 
 
-async def serve(settings: Settings, prelaunched: Prelaunched | None = None) -> None:
-    """Serve mcpd until it is told to stop (in the running event loop: uvloop, made by `mcpd`)."""
+async def serve(
+    settings: Settings, prelaunched: Prelaunched | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Serve mcpd until it is told to stop: a signal uvicorn handles, or `stop` set (a SIGTERM that
+    came before uvicorn handled signals). In the running event loop: uvloop, made by `mcpd`."""
     app = create_app(settings, prelaunched=prelaunched)
     config = uvicorn.Config(
         app,
@@ -33,7 +38,18 @@ async def serve(settings: Settings, prelaunched: Prelaunched | None = None) -> N
         ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,
     )
-    await _Server(config, app).serve()
+    server = _Server(config, app)
+    watcher = asyncio.create_task(_stop_when(stop, server)) if stop is not None else None
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.handle_exit(signal.SIGTERM, None)
 
 
 class _Server(uvicorn.Server):

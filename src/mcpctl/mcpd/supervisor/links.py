@@ -276,6 +276,11 @@ class StdioLink:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
+    def kill(self) -> None:
+        """SIGKILL the process group now, where a graceful `close` cannot be awaited."""
+        if self.process.returncode is None:
+            self._kill_group(signal.SIGKILL)
+
     async def close(self) -> None:
         """Terminate the whole process group and reap the child. Idempotent, and complete even when
         the caller is cancelled part-way (the process group is always SIGKILLed)."""

@@ -9,10 +9,12 @@ spawns every planned replica and hands the links over (`Prelaunched`). The super
 reconcile takes a link only for the replica whose launch, as the database now says, is exactly the
 planned one (same server and index; the same command, args, env and cwd, compared field by field,
 not trusted from the plan), and `close_rest` ends the others: the database stays the truth; a stale
-plan costs a process started and stopped. A plan written for another database is not followed.
+plan costs a process started and stopped. A plan written for another database is not followed, and
+a plan is followed once: it is removed when read (the first reconcile writes it again) and when mcpd
+starts without supervising (the API may change servers meanwhile).
 
-If mcpd is killed while it starts, what it spawned ahead dies with it (PR_SET_PDEATHSIG, links.py)
-and is in the ledger for the next mcpd to reap.
+SIGTERM while mcpd starts stops what was spawned ahead (`mcpd/__main__.py`); SIGKILL takes it along
+(PR_SET_PDEATHSIG, links.py), and its groups are in the ledger for the next mcpd to reap.
 
 Only without leases (SQLite, one mcpd per data dir): when replicas share PostgreSQL, which servers
 this mcpd runs is not known until it holds their leases, so no plan is written (and an old one is
@@ -165,7 +167,18 @@ class Prelaunched:
         groups = GroupLedger(data_dir)
         groups.reap_leftovers()
         ahead = cls(groups)
-        for server in read_plan(data_dir, database, cipher):
+        plan = read_plan(data_dir, database, cipher)
+        # followed once: the first reconcile writes what runs now (a stale plan is not followed twice)
+        PlanWriter(data_dir, database, cipher).remove()
+        try:
+            await ahead._spawn(plan, grace_seconds)
+        except BaseException:  # cancelled (SIGTERM, Ctrl-C) while spawning: nothing is left behind
+            await ahead.close_rest()
+            raise
+        return ahead
+
+    async def _spawn(self, plan: list[dict[str, Any]], grace_seconds: float) -> None:
+        for server in plan:
             launch = {key: server[key] for key in ("command", "args", "env", "cwd")}
             for index in range(server["replicas"]):
                 try:
@@ -176,7 +189,7 @@ class Prelaunched:
                         server["cwd"],
                         stderr=LineRing(),
                         grace_seconds=grace_seconds,
-                        groups=groups,
+                        groups=self.groups,
                     )
                 except SpawnError as exc:
                     logger.info("launch plan: %s-%d not spawned ahead: %s", server["name"], index, exc)
@@ -186,11 +199,10 @@ class Prelaunched:
                         "launch plan: %s-%d not spawned ahead", server["name"], index, exc_info=True
                     )
                     continue
-                ahead._links[(server["name"], index)] = (launch, link)
+                self._links[(server["name"], index)] = (launch, link)
                 logger.info(
                     "launch plan: %s-%d spawned ahead of startup: pid %s", server["name"], index, link.pid
                 )
-        return ahead
 
     def take_all(self, config: Launch) -> dict[int, Link]:
         """The links spawned for this server's replicas (by index) that run exactly what the config
@@ -212,4 +224,9 @@ class Prelaunched:
         self._links.clear()
         if rest:
             logger.info("stopping %d instance(s) spawned ahead that no replica took", len(rest))
-        await asyncio.gather(*(link.close() for link in rest))
+        try:
+            await asyncio.gather(*(link.close() for link in rest))
+        except BaseException:  # cancelled before every close ran: no group may outlive this
+            for link in rest:
+                link.kill()
+            raise
