@@ -58,17 +58,24 @@ class Processes:
     workdir: Path
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     launches: dict[int, tuple[str, list[str], dict[str, str]]] = field(default_factory=dict)  # by pid
+    started_at: dict[int, float] = field(default_factory=dict)  # by pid: time.monotonic() before the exec
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a child. Python children may cache their bytecode (a warm install, as pip leaves
+        one): PYTHONDONTWRITEBYTECODE, set in some development setups, is not passed on, or every
+        start of an editable install would compile its modules again (cold start)."""
         log = (self.workdir / f"{name}.log").open("ab")
+        child_env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
         try:
+            began = time.monotonic()
             process = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                argv, env=child_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         finally:
             log.close()
         self.children.append(process)
         self.launches[process.pid] = (name, argv, env)
+        self.started_at[process.pid] = began
         return process
 
     def wait_listening(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:

@@ -111,7 +111,7 @@ class Supervisor:
     async def launched(self, timeout: float) -> None:
         """Until every instance started so far has spawned its process (or connected, or failed
         to), `timeout` seconds at most. mcpd's startup waits here before its last, CPU-bound steps
-        (gc.collect before serving is ~0.1 s), so that they overlap the upstreams' own start."""
+        (the project endpoint's gateway, ~0.2 s), so that they overlap the upstreams' own start."""
         waits = [
             asyncio.ensure_future(replica.launched.wait())
             for runtime in self.runtimes.values()
