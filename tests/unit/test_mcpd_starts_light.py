@@ -1,5 +1,7 @@
-"""`mcpd` spawns the launch plan before it imports the web framework, the SDK and the database layer
-(supervisor/prelaunch.py, cold start): importing its entry point must not pull them in."""
+"""What mcpd imports before it serves decides its cold start (docs/performance.md "Cold start"):
+its entry point spawns the launch plan before it imports the web framework, the SDK and the
+database layer; and what serving the project endpoint needs leaves out the REST API's routers
+(FastAPI builds their routes on import) and httpx (it imports its command line: rich, pygments)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,23 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("fastapi", "starlette", "sqlalchemy", "mcp", "uvicorn", "httpx", "httpx2", "alembic")
 
-
-def test_the_entry_point_imports_none_of_the_heavy_parts() -> None:
+def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
     probe = (
-        "import json, sys; import mcpctl.mcpd.__main__; "
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))"
+        f"import json, sys; import {modules}; w = {watched!r}; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in w or m in w)))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
-    assert json.loads(done.stdout) == []
+    return list(json.loads(done.stdout))
+
+
+def test_the_entry_point_imports_none_of_the_heavy_parts() -> None:
+    heavy = ("fastapi", "starlette", "sqlalchemy", "mcp", "uvicorn", "httpx", "httpx2", "alembic")
+    assert _loaded_after("mcpctl.mcpd.__main__", heavy) == []
+
+
+def test_serving_the_project_endpoint_imports_no_rest_router_and_no_httpx() -> None:
+    watched = ("httpx", "rich", "mcpctl.mcpd.routers.mcp_proxy", "mcpctl.mcpd.routers.projects")
+    assert _loaded_after("mcpctl.mcpd.server, mcpctl.mcpd.gateway", watched) == []

@@ -27,10 +27,10 @@ from mcpctl.mcpd.auth import authenticate_mcptoken
 from mcpctl.mcpd.kinds.proxymodels import resolve_stages
 from mcpctl.mcpd.lastuse import record_token_use
 from mcpctl.mcpd.link import LinkHub, LinkLimits
-from mcpctl.mcpd.routers.mcp_proxy import filter_tools, tool_allowed
 from mcpctl.mcpd.supervisor.connection import UpstreamError
 from mcpctl.mcpd.supervisor.modern import ModernChannels, caller_version
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
+from mcpctl.mcpd.supervisor.tool_filter import filter_tools, tool_allowed
 from mcpctl.mcplocal.audit import AuditQueue
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, TokenGate, loopback_hosts, loopback_origins

@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 if TYPE_CHECKING:
     from mcpctl.mcplocal.settings import GatewaySettings
 
@@ -67,6 +65,8 @@ class _OpenAIClient:
             self.endpoint, self.base = trimmed + self._suffix, trimmed
         self.model = model
         self.timeout_seconds = timeout_seconds
+        import httpx  # here: only a project with a model pays its import (mcpd's cold start)
+
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout_seconds, follow_redirects=False)
         self._model_lock = asyncio.Lock()
@@ -77,6 +77,8 @@ class _OpenAIClient:
 
     async def _post(self, body: dict[str, Any]) -> Any:
         """The decoded JSON answer to one POST, within the deadline; _Failure otherwise."""
+        import httpx
+
         if time.monotonic() < self._paused_until:
             raise _Failure("paused after a failure", quiet=True)
         try:

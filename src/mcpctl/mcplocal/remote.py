@@ -19,10 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 from mcp.shared.exceptions import MCPError
 
 from mcpctl.core.namespacing import PrefixMode
@@ -44,6 +43,9 @@ from mcpctl.mcplocal.ports import (
     ServerEvent,
     UpstreamFailure,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +152,8 @@ class RemotePlane:
     views_per_token = True
 
     def __init__(self, mcpd_url: str):
+        import httpx  # here: an all-in-one mcpd makes a remote plane only for another replica
+
         self.url = mcpd_url.rstrip("/")
         self.http = httpx.AsyncClient(base_url=self.url, timeout=10.0)
         self.link = LinkClient(
@@ -208,6 +212,8 @@ class RemotePlane:
         return self._healthy
 
     async def _get(self, path: str, bearer: str | None) -> httpx.Response:
+        import httpx
+
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         try:
             response = await self.http.get(path, headers=headers)

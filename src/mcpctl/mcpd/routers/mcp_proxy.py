@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -43,6 +42,7 @@ from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.connection import UPSTREAM_UNAVAILABLE, UpstreamError
 from mcpctl.mcpd.supervisor.runtime import ServerRuntime
 from mcpctl.mcpd.supervisor.sessions import ProxySession, ProxySessions
+from mcpctl.mcpd.supervisor.tool_filter import filter_tools, tool_allowed
 from mcpctl.storage import tables
 
 router = APIRouter(tags=["mcp proxy"])
@@ -393,23 +393,6 @@ async def _initialize(
     return JSONResponse(
         {"jsonrpc": "2.0", "id": message_id, "result": upstream}, headers={"Mcp-Session-Id": session.id}
     )
-
-
-def tool_allowed(runtime: ServerRuntime, tool: str) -> bool:
-    allow, deny = runtime.config.tools_allow, runtime.config.tools_deny
-    if allow and not any(fnmatch.fnmatchcase(tool, pattern) for pattern in allow):
-        return False
-    return not any(fnmatch.fnmatchcase(tool, pattern) for pattern in deny)
-
-
-def filter_tools(runtime: ServerRuntime, answer: dict[str, Any]) -> dict[str, Any]:
-    result = answer.get("result")
-    if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-        return answer
-    if not runtime.config.tools_allow and not runtime.config.tools_deny:
-        return answer
-    tools = [t for t in result["tools"] if isinstance(t, dict) and tool_allowed(runtime, str(t.get("name")))]
-    return {**answer, "result": {**result, "tools": tools}}
 
 
 async def _forward(
