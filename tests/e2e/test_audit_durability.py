@@ -54,7 +54,13 @@ class Load:
     token: str
     answered: set[str] = field(default_factory=set)
     failed: int = 0
+    reasons: list[str] = field(default_factory=list)  # the first failures, for the assertion message
     stop: anyio.Event = field(default_factory=anyio.Event)
+
+    def fail(self, reason: str) -> None:
+        self.failed += 1
+        if len(self.reasons) < 5:
+            self.reasons.append(reason[:300])
 
     async def _session(self, http: httpx.AsyncClient) -> str | None:
         init = initialize(next(_ids))
@@ -98,9 +104,9 @@ class Load:
                     if answer.get("result", {}).get("content", [{}])[0].get("text") == request_id:
                         self.answered.add(request_id)
                     else:
-                        self.failed += 1
-                except (httpx.HTTPError, ValueError, AssertionError):
-                    self.failed += 1
+                        self.fail(f"HTTP {response.status_code}: {response.text}")
+                except (httpx.HTTPError, ValueError, AssertionError) as exc:
+                    self.fail(f"{type(exc).__name__}: {exc}")
                     session = None
                     await anyio.sleep(0.05)  # mcpd is down or restarting: do not spin
 
@@ -141,7 +147,7 @@ def test_under_load_every_acknowledged_call_has_exactly_one_audit_row(op: Cli, d
         f"{load.failed} failed, {len(found)} audit rows"
     )
     assert load.answered  # (how many depends on the machine; every one of them must be audited)
-    assert load.failed == 0
+    assert load.failed == 0, load.reasons
     assert found == load.answered  # every answered call once, and no row for a call not answered
 
 
