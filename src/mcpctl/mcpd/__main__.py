@@ -25,7 +25,7 @@ from mcpctl.core.errors import InvalidError
 from mcpctl.mcpd import logs
 from mcpctl.mcpd.secretkey import existing_secret_key
 from mcpctl.mcpd.settings import Settings
-from mcpctl.mcpd.supervisor.prelaunch import PLAN_FILE, Prelaunched
+from mcpctl.mcpd.supervisor.prelaunch import PLAN_FILE, Prelaunched, remove_plan
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ async def _prelaunch(settings: Settings) -> Prelaunched | None:
         return None
     try:
         if not settings.supervise:  # the API still changes servers: an old plan would go stale
-            (settings.data_dir / PLAN_FILE).unlink(missing_ok=True)
+            remove_plan(settings.data_dir)
             return None
         if not (settings.data_dir / PLAN_FILE).exists():
             return None

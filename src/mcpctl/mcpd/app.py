@@ -183,8 +183,6 @@ def create_app(
             if state_now is not None and state_now.supervisor is not None:
                 # every child process group terminated and reaped, those spawned ahead included
                 await state_now.supervisor.stop()
-            elif prelaunched is not None:
-                await prelaunched.close_rest()
             if collector is not None:
                 metrics.registry.unregister(collector)
             if state_now is not None:

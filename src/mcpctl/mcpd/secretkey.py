@@ -18,11 +18,12 @@ def load_secret_key(settings: Settings) -> str:
     found = existing_secret_key(settings)
     if found is not None:
         return found
-    write_private_file(settings.data_dir / KEY_FILE, SecretCipher.generate_key() + "\n")
+    key = SecretCipher.generate_key()
+    write_private_file(settings.data_dir / KEY_FILE, key + "\n")
     logger.info(
         "generated the secret encryption key at %s (keep it with the database)", settings.data_dir / KEY_FILE
     )
-    return (settings.data_dir / KEY_FILE).read_text().strip()
+    return key
 
 
 def existing_secret_key(settings: Settings) -> str | None:

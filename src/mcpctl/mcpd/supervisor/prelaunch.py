@@ -75,9 +75,20 @@ def _planned(config: Launch) -> bool:
     )
 
 
+_LAUNCH_FIELDS = ("command", "args", "env", "cwd")  # what a spawn runs: what a planned link is compared on
+
+
 def _launch(config: Launch) -> dict[str, Any]:
-    """What a spawn of this config runs: the fields a planned link is compared on."""
     return {"command": config.command, "args": list(config.args), "env": dict(config.env), "cwd": config.cwd}
+
+
+def remove_plan(data_dir: Path) -> None:
+    """No plan to follow at the next start (a warning when it cannot be removed)."""
+    path = data_dir / PLAN_FILE
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        logger.warning("could not remove the launch plan %s", path, exc_info=True)
 
 
 def plan_text(database: str, configs: Iterable[Launch]) -> str:
@@ -94,6 +105,7 @@ class PlanWriter:
     """Keeps `<dataDir>/launch-plan` equal to what the supervisor runs (rewritten on change only)."""
 
     def __init__(self, data_dir: Path, database: str, cipher: Cipher):
+        self.data_dir = data_dir
         self.path = data_dir / PLAN_FILE
         self.database = database
         self.cipher = cipher
@@ -113,10 +125,7 @@ class PlanWriter:
 
     def remove(self) -> None:
         self._written = None
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError:
-            logger.warning("could not remove the launch plan %s", self.path, exc_info=True)
+        remove_plan(self.data_dir)
 
 
 def read_plan(data_dir: Path, database: str, cipher: Cipher) -> list[dict[str, Any]]:
@@ -169,7 +178,7 @@ class Prelaunched:
         ahead = cls(groups)
         plan = read_plan(data_dir, database, cipher)
         # followed once: the first reconcile writes what runs now (a stale plan is not followed twice)
-        PlanWriter(data_dir, database, cipher).remove()
+        remove_plan(data_dir)
         try:
             await ahead._spawn(plan, grace_seconds)
         except BaseException:  # cancelled (SIGTERM, Ctrl-C) while spawning: nothing is left behind
@@ -179,7 +188,7 @@ class Prelaunched:
 
     async def _spawn(self, plan: list[dict[str, Any]], grace_seconds: float) -> None:
         for server in plan:
-            launch = {key: server[key] for key in ("command", "args", "env", "cwd")}
+            launch = {key: server[key] for key in _LAUNCH_FIELDS}
             for index in range(server["replicas"]):
                 try:
                     link = await StdioLink.open(
