@@ -27,7 +27,8 @@ from tests.processes import pid_alive
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mcp_fixture_server.py"
 
 pytestmark = pytest.mark.anyio
-LEASE = 2.0
+# renewals every 1.33 s, fenced 1 s before the end: one slow renewal on a loaded machine is no lapse
+LEASE = 4.0
 
 
 @pytest.fixture
