@@ -10,7 +10,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 # Two workers on two cores (--dist loadfile keeps a module on one worker). A third overlapped the e2e
 # modules' waits on real processes (a run at -n 2 kept 0.9 of the 2 cores busy), but it starved the
 # timing-bound tests: 3 of 5 clean-clone runs on 2026-12-01 failed one of them (a lease renewal
-# answered late, a load test's connection dropped); 11.5-13.5 min at -n 3.
+# answered late, a load test's connection dropped); 11.5-13.5 min at -n 3, 12.3 at -n 2.
 PYTEST_WORKERS ?= 2
 # Real upstream MCP servers for the tests (npm), e.g. node_modules/.bin/mcp-server-everything.
 NODE_STAMP := node_modules/.installed
