@@ -327,3 +327,49 @@ def test_refused_tokens_are_throttled_per_address(op: Cli) -> None:
         assert all(a["introspection"]["reason"] == "unknown" for a in refused)
 
     anyio.run(scenario)
+
+
+def test_frames_come_in_batches_only_to_a_link_that_chose_them(op: Cli) -> None:
+    """wire.SUBPROTOCOL: a link that offers it sends and gets several frames a message (one per line);
+    one that does not (an older mcplocal) gets one frame a message, as before. Calls with a token
+    not presented here fail at once, so their failures are ready together: one message."""
+    token, stranger = mint(op, "batched"), mint(op, "not-presented")
+    calls = 50
+
+    def frame(n: int, token: str) -> str:
+        arguments = {"name": "echo", "arguments": {"text": f"call {n}"}}
+        call = {"t": "call", "id": n, "token": sha(token), "server": "fx", "method": "tools/call"}
+        return json.dumps({**call, "params": arguments})
+
+    async def receive(socket: ClientConnection, batched: bool, first: int) -> tuple[dict[int, Any], int]:
+        """The answers or failures of calls first..first+calls-1, and how many messages held them."""
+        frames: dict[int, Any] = {}
+        messages = 0
+        with anyio.fail_after(30):
+            while len(frames) < calls:
+                message = str(await socket.recv())
+                messages += 1
+                for line in message.split("\n") if batched else [message]:
+                    got = json.loads(line)
+                    assert first <= got["id"] < first + calls, got
+                    frames[got["id"]] = got.get("reason") or got["message"]["result"]["content"][0]["text"]
+        return frames, messages
+
+    async def scenario() -> None:
+        async with peer(op, subprotocols=["mcpctl.link.v2"]) as link:
+            assert link.socket.subprotocol == "mcpctl.link.v2"
+            await link.auth(token)
+            await link.socket.send("\n".join(frame(n, stranger) for n in range(calls)))  # one message
+            refused, messages = await receive(link.socket, batched=True, first=0)
+            assert refused == dict.fromkeys(range(calls), "token") and messages == 1
+            await link.socket.send("\n".join(frame(n, token) for n in range(calls, 2 * calls)))
+            answered, _ = await receive(link.socket, batched=True, first=calls)
+            assert answered == {n: f"call {n}" for n in range(calls, 2 * calls)}
+        async with peer(op) as old:
+            assert old.socket.subprotocol is None
+            for n in range(calls):
+                await old.socket.send(frame(n, stranger))
+            refused, messages = await receive(old.socket, batched=False, first=0)
+            assert refused == dict.fromkeys(range(calls), "token") and messages == calls
+
+    anyio.run(scenario)

@@ -24,10 +24,17 @@ mcpd → mcplocal
 - `ended`   {t, token}: the token was revoked, deleted or expired: refuse it and end what it has open.
 
 Frames of a kind this side does not know are ignored (either end may be newer).
+
+Batches: mcplocal offers the WebSocket subprotocol `SUBPROTOCOL`; an mcpd that chooses it, and then
+both ends, may put several frames in one message, one per line (`batch`: what a sender has ready at
+once, up to `BATCH_BYTES`). Under concurrent calls that is one message, one write and one read for
+several frames instead of one each (docs/performance.md). A reader splits every message at its
+newlines (`frames`): a single frame holds none, so a peer that batches nothing reads the same.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 from typing import Any
 
@@ -71,6 +78,10 @@ ANSWER, FAILURE, NOTE, ASK, EVENT, CHANGED, ENDED = (
 TOKEN_NOT_AUTHENTICATED = "token"
 
 
+SUBPROTOCOL = "mcpctl.link.v2"
+BATCH_BYTES = 64 * 1024  # a batch of frames is no larger; a larger frame goes alone
+
+
 class BadFrame(ValueError):
     """A frame that is not a JSON object with a string `t`."""
 
@@ -88,3 +99,19 @@ def decode(text: str | bytes) -> dict[str, Any]:
     if not isinstance(frame, dict) or not isinstance(frame.get("t"), str):
         raise BadFrame("a frame is a JSON object with a string `t`")
     return frame
+
+
+def batch(outbox: collections.deque[str], batching: bool) -> str:
+    """The next message: the outbox's first frame, and when `batching` the frames after it that
+    fit in `BATCH_BYTES` with it, one per line. Taken from the outbox."""
+    lines = [outbox.popleft()]
+    size = len(lines[0])
+    while batching and outbox and size + 1 + len(outbox[0]) <= BATCH_BYTES:
+        size += 1 + len(outbox[0])
+        lines.append(outbox.popleft())
+    return "\n".join(lines)
+
+
+def frames(text: str) -> list[str]:
+    """The frames of a message, each still to be decoded."""
+    return text.split("\n") if "\n" in text else [text]

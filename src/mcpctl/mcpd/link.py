@@ -139,6 +139,7 @@ class _Link:
     # subscribed and still reaches the server; the token's counted subscriptions end with it
     subscribed: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     holders: set[str] = field(default_factory=set)  # its holders of counted subscriptions
+    batching: bool = False  # the link speaks wire.SUBPROTOCOL: frames go out in batches
     outbox: collections.deque[str] = field(default_factory=collections.deque)
     outbox_bytes: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,8 +188,10 @@ class _Link:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox and not self.closed:
-                text = self.outbox.popleft()
-                self.outbox_bytes -= len(text)
+                taken = len(self.outbox)
+                text = wire.batch(self.outbox, self.batching)
+                taken -= len(self.outbox)
+                self.outbox_bytes -= len(text) - (taken - 1)  # the frames, not the newlines between
                 try:
                     await self.socket.send_text(text)
                 except Exception:  # the socket is gone (the library's exception types vary)
@@ -409,10 +412,11 @@ class LinkHub:
 
     # ---- one link ------------------------------------------------------------------------------------
 
-    async def serve(self, socket: Socket, address: str | None) -> None:
-        """Read the link's frames until it closes; then cancel what it still has running."""
+    async def serve(self, socket: Socket, address: str | None, *, batching: bool = False) -> None:
+        """Read the link's frames until it closes; then cancel what it still has running.
+        `batching`: the link chose wire.SUBPROTOCOL (frames go out in batches)."""
         self._loop = asyncio.get_running_loop()
-        link = _Link(socket, address, self.limits, holds=self.holds)
+        link = _Link(socket, address, self.limits, holds=self.holds, batching=batching)
         self.links.add(link)
         writer = asyncio.create_task(link.write())
 
@@ -430,14 +434,15 @@ class LinkHub:
                 if not link.ever_authenticated and len(text) > wire.MAX_UNAUTHENTICATED_FRAME_BYTES:
                     await link.shut_now(TOO_BIG, "frames are small until a token is presented")
                     return
-                try:
-                    frame = wire.decode(text)
-                except wire.BadFrame as exc:
-                    link.bad_frames += 1
-                    if link.bad_frames == 1:  # once per link: a flood of junk is not a flood of logs
-                        logger.warning("data-plane link from %s sent a bad frame: %s", address, exc)
-                    continue
-                self._dispatch(link, frame)
+                for line in wire.frames(text):
+                    try:
+                        frame = wire.decode(line)
+                    except wire.BadFrame as exc:
+                        link.bad_frames += 1
+                        if link.bad_frames == 1:  # once per link: a flood of junk is not a flood of logs
+                            logger.warning("data-plane link from %s sent a bad frame: %s", address, exc)
+                        continue
+                    self._dispatch(link, frame)
         finally:
             deadline.cancel()
             if link.closing is not None:

@@ -12,6 +12,7 @@ owner is told (`on_changed`: what was cached may have changed meanwhile).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -67,21 +68,41 @@ class _Connection:
     authed: dict[str, float] = field(default_factory=dict)  # token sha → until when mcpd holds it
     calls: dict[int, _Call] = field(default_factory=dict)
     auths: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reader: asyncio.Task[None] | None = None
     gone: bool = False
+    outbox: collections.deque[str] = field(default_factory=collections.deque)
+    writer: asyncio.Task[None] | None = None
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.send_text(wire.encode(frame))
+    @property
+    def batching(self) -> bool:
+        return self.socket.subprotocol == wire.SUBPROTOCOL
 
-    async def send_text(self, text: str) -> None:
+    def post(self, frame: dict[str, Any]) -> None:
+        self.post_text(wire.encode(frame))
+
+    def post_text(self, text: str) -> None:
+        """Queue a frame; the writer, started for the frames queued in this turn of the event loop,
+        sends them together (one message when the link batches). A link that drops fails what was
+        waiting on it (the reader's end), so nothing here waits for the write."""
         if self.gone:
             raise LinkDown("the link to mcpd dropped")
-        async with self.lock:
-            try:
-                await self.socket.send(text)
-            except websockets.ConnectionClosed as exc:
-                raise LinkDown(f"the link to mcpd dropped: {exc}") from None
+        self.outbox.append(text)
+        if self.writer is None:
+            self.writer = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self.outbox and not self.gone:
+                await self.socket.send(wire.batch(self.outbox, self.batching))
+        except websockets.ConnectionClosed:
+            self.gone = True  # the reader sees the close too, and fails what waits on the link
+        except Exception:  # not expected: the link is closed, so that the reader fails the waiting
+            logger.exception("a frame could not be sent on the link to mcpd")
+            self.gone = True
+            with contextlib.suppress(Exception):
+                await self.socket.close()
+        finally:
+            self.writer = None
 
 
 class LinkClient:
@@ -125,6 +146,7 @@ class LinkClient:
                     ping_timeout=PING_SECONDS,
                     proxy=None,
                     user_agent_header=f"mcplocal/{mcpctl.__version__}",
+                    subprotocols=[websockets.Subprotocol(wire.SUBPROTOCOL)],
                 )
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 raise LinkDown(f"cannot open the link to mcpd at {self.url}: {type(exc).__name__}") from None
@@ -151,16 +173,17 @@ class LinkClient:
     async def _read(self, connection: _Connection) -> None:
         reason = "closed"
         try:
-            async for text in connection.socket:
-                try:
-                    frame = wire.decode(text)
-                except wire.BadFrame as exc:
-                    logger.warning("mcpd sent a bad frame on the link: %s", exc)
-                    continue
-                try:
-                    await self._dispatch(connection, frame)
-                except Exception:  # boundary: one frame must not end the link
-                    logger.exception("a frame from mcpd could not be handled")
+            async for message in connection.socket:
+                for text in wire.frames(message if isinstance(message, str) else message.decode()):
+                    try:
+                        frame = wire.decode(text)
+                    except wire.BadFrame as exc:
+                        logger.warning("mcpd sent a bad frame on the link: %s", exc)
+                        continue
+                    try:
+                        await self._dispatch(connection, frame)
+                    except Exception:  # boundary: one frame must not end the link
+                        logger.exception("a frame from mcpd could not be handled")
         except websockets.ConnectionClosed as exc:
             reason = str(exc)
         finally:
@@ -229,7 +252,7 @@ class LinkClient:
             except Exception as exc:  # boundary: the client failed; the upstream gets an error
                 answer = {"error": {"code": -32603, "message": f"the client could not answer: {exc}"}}
         with contextlib.suppress(LinkDown):
-            await connection.send({"t": wire.REPLY, "ask": key, "message": answer})
+            connection.post({"t": wire.REPLY, "ask": key, "message": answer})
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -246,7 +269,7 @@ class LinkClient:
         waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         connection.auths[key] = waiting
         try:
-            await connection.send({"t": wire.AUTH, "ask": key, "bearer": bearer})
+            connection.post({"t": wire.AUTH, "ask": key, "bearer": bearer})
             async with asyncio.timeout(AUTH_TIMEOUT):
                 frame = await waiting
         except TimeoutError:
@@ -312,16 +335,12 @@ class LinkClient:
             )
         connection.calls[call_id] = call
         try:
-            await connection.send_text(text)
+            connection.post_text(text)
             return await call.future
         except asyncio.CancelledError:
             if not connection.gone:
-                self._spawn(_send_quietly(connection, {"t": wire.CANCEL, "id": call_id}))
+                with contextlib.suppress(LinkDown):
+                    connection.post({"t": wire.CANCEL, "id": call_id})
             raise
         finally:
             connection.calls.pop(call_id, None)
-
-
-async def _send_quietly(connection: _Connection, frame: dict[str, Any]) -> None:
-    with contextlib.suppress(LinkDown):
-        await connection.send(frame)

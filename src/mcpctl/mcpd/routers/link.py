@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from mcpctl.core.link_protocol import LINK_PATH
+from mcpctl.core.link_protocol import LINK_PATH, SUBPROTOCOL
 from mcpctl.mcpd.state import AppState
 
 router = APIRouter(tags=["data-plane link"])
@@ -29,5 +29,6 @@ async def data_plane_link(websocket: WebSocket) -> None:
     if state.gateway is None or not state.gateway.links.admits(address):
         await websocket.close(TRY_AGAIN_LATER, "mcpd takes no more links now")
         return
-    await websocket.accept()
-    await state.gateway.links.serve(websocket, address)
+    batching = SUBPROTOCOL in websocket.scope.get("subprotocols", ())
+    await websocket.accept(subprotocol=SUBPROTOCOL if batching else None)
+    await state.gateway.links.serve(websocket, address, batching=batching)
