@@ -11,15 +11,20 @@ builds its SSE responses through `mcp.server.streamable_http.EventSourceResponse
 `ReplyOrStream` there (GET streams and replays still get sse-starlette's response).
 
 Only sessionless POSTs (the 2026-07-28 era, and a legacy `initialize`) get the JSON answer: a legacy
-session's POSTs keep the SDK's stream, whose headers go out as soon as the request is taken. Through a
-balancer, a replica that dies mid-call then breaks a started stream, and the SDK's client fails that
-one call; with a JSON answer nothing had started, the balancer closed the connection without a
-response, and the SDK's legacy client did not survive that (its session ended; found by the
-loopback cluster's killed-replica test).
+session's POSTs keep the SDK's stream, whose headers the SDK sends at once. Through a balancer, a
+replica that dies mid-call then breaks a started stream, and the SDK's client fails that one call;
+with nothing started the balancer closes the connection without a response, and the SDK's legacy
+client does not survive that (its session ends; found by the loopback cluster's killed-replica
+test). So a direct call's stream (`PostStream`) holds its headers only `HEAD_HOLD_SECONDS`: an answer
+ready by then goes out with them in one send (http_protocol.TurnWriter) instead of two, ~10 % of
+mcplocal's CPU per call (docs/performance.md "One write per answer"); a replica killed in those
+first 50 ms of a call ends its caller's session instead of failing the call, and a longer call's
+stream is open, as before, when a replica dies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import math
@@ -36,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 _SESSION_HEADER = "mcp-session-id"
 STREAM_AFTER_SECONDS = 1.0  # a slow reply gets its stream (headers, pings) as the SDK would send it
+HEAD_HOLD_SECONDS = 0.05  # a legacy session's direct call: its stream's head waits this long at most
 _HOP_HEADERS = {"content-type", "cache-control", "connection"}
 
 Event = dict[str, Any]
@@ -149,21 +155,49 @@ class PostStream:
             tuple(headers.items()), tuple((options or {}).items())
         )
         self._headers = [*raw_headers, *extra_headers]
+        self._started = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._starting: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
+        """The response's head (once)."""
+        if self._started:
+            return
+        self._started = True
+        if self._timer is not None:
+            self._timer.cancel()
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers})
+
+    def start_within(self, seconds: float) -> None:
+        """The head goes out with the first event or the end, so that an answer ready before
+        `seconds` is written with it (one send: http_protocol.TurnWriter); at `seconds` it goes
+        alone, and a slow call's stream is open as the SDK opens it."""
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(seconds, self._start_now)
+
+    def _start_now(self) -> None:
+        self._starting = asyncio.ensure_future(self.start())
+
+    def close(self) -> None:
+        """Nothing more goes out here (the call ended without `end`: its client went away)."""
+        self._started = True
+        if self._timer is not None:
+            self._timer.cancel()
 
     async def event(self, event: Event) -> None:
         """One event: `{"event": "message", "data": <JSON text>}` (and `id`), as the SDK makes them."""
+        await self.start()
         await _send_chunk(self._send, ensure_bytes(event, self._sep))
 
     async def ping(self) -> None:
+        await self.start()
         await _send_chunk(
             self._send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=self._sep).encode()
         )
 
     async def end(self, event: Event | None = None) -> None:
         """The end of the stream, with its last event if any (one body part)."""
+        await self.start()
         body = b"" if event is None else ensure_bytes(event, self._sep)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
