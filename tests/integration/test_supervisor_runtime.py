@@ -5,6 +5,8 @@ leaked a process or stopped supervising for good; none may now."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import signal
 import sys
@@ -175,3 +177,30 @@ async def test_after_a_call_is_abandoned_upstream_log_lines_are_not_given_to_the
         answer = await connection.request("tools/call", log, timeout=5, notify=notify)
         assert "result" in answer
         assert heard == [], "a log line while an abandoned call may still run is not attributed"
+
+
+async def test_stdio_instances_start_in_turns_and_each_one_s_init_time_counts_from_its_spawn() -> None:
+    """SupervisorTuning.starts: with one turn, three replicas of a server whose initialize takes
+    0.6 s start one after another (each spawned when the one before is initialized), and none runs
+    out of its 1.5 s initSeconds waiting, though all three together take longer than that."""
+    tuning = SupervisorTuning(
+        stop_grace_seconds=1.0, backoff_initial_seconds=0.2, starts=asyncio.Semaphore(1)
+    )
+    runtime = ServerRuntime(raw("slow-start", replicas=3, init_seconds=1.5), tuning)
+    runtime.start()
+    try:
+        await until("three RUNNING", lambda: sum(r.ready for r in runtime.replicas) == 3, timeout=20)
+        spans = sorted(
+            (
+                next(e.time for e in replica.events if e.type == "started"),
+                next(e.time for e in replica.events if e.type == "ready"),
+            )
+            for replica in runtime.replicas
+        )
+        assert all(replica.restarts == 0 for replica in runtime.replicas)
+        for (_, ready), (spawned, _) in itertools.pairwise(spans):
+            assert spawned >= ready, spans  # the next one was spawned once the one before was ready
+        assert (spans[-1][1] - spans[0][0]).total_seconds() > 1.5  # longer than one initSeconds
+    finally:
+        with anyio.fail_after(15):
+            await runtime.stop()

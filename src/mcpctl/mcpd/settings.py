@@ -207,6 +207,13 @@ class Settings(BaseSettings):
         le=600,
         description="Seconds between SIGTERM and SIGKILL when a stdio instance's process group is stopped.",
     )
+    max_concurrent_starts: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="stdio instances starting (spawned, not yet initialized) at once at most; the others "
+        "wait their turn, and their initSeconds count from their spawn. 0: twice the CPU count.",
+    )
     backoff_initial_seconds: float = Field(
         1.0, gt=0, le=3600, description="First restart delay of a crashed instance (doubles each time)."
     )

@@ -88,6 +88,10 @@ class SupervisorTuning:
     backoff_max_seconds: float = 60.0
     backoff_reset_seconds: float = 300.0
     process_groups: GroupLedger | None = None  # records stdio groups for the next mcpd (groups.py)
+    # stdio instances between spawn and initialize, at most (`max_concurrent_starts`): fifty servers
+    # spawned at once on two cores each took longer than their initSeconds and were killed, again
+    # and again (19 of 50 RUNNING after 300 s); in turns each starts at the speed of a free core
+    starts: asyncio.Semaphore | None = None
 
 
 @dataclass(frozen=True)
@@ -262,10 +266,17 @@ class Replica:
             self.event("failed", config.error)
             return 0.0
         try:
+            give_back = await self._turn_to_start(config)
+        except _Stopped:
+            self.launched.set()
+            return 0.0
+        try:
             link = await self._interruptible(self._open(config))
         except _Stopped:
+            give_back()
             return 0.0
         except SpawnError as exc:
+            give_back()
             self._set("FAILED", str(exc))
             self.event("failed", str(exc))
             return 0.0
@@ -291,6 +302,8 @@ class Replica:
                     self.event("failed", reason)
                 self._set("BACKOFF", reason)
                 return 0.0
+            finally:
+                give_back()
             self.connection = connection
             running_since = self.started_at = now()
             self._set("RUNNING", None)
@@ -316,6 +329,23 @@ class Replica:
                 self.event("exited", reason)
                 self._set(self.status if self.status in ("BACKOFF", "FAILED") else "BACKOFF", reason)
             self.pid = None
+
+    async def _turn_to_start(self, config: ServerConfig) -> Callable[[], None]:
+        """Wait for a turn to start, for a stdio instance not spawned ahead (`SupervisorTuning.starts`);
+        what gives the turn back, once, when it is initialized or failed to be."""
+        starts = self.tuning.starts
+        if starts is None or config.transport != "stdio" or self._spawned is not None:
+            return _no_turn
+        await self._interruptible(starts.acquire())
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                starts.release()
+
+        return give_back
 
     async def _interruptible(self, work: Coroutine[Any, Any, T]) -> T:
         """Await `work` unless the replica is stopped first. Either way nothing it started is left
@@ -435,6 +465,10 @@ class Replica:
             "spec": spec,
             "status": status,
         }
+
+
+def _no_turn() -> None:
+    pass
 
 
 async def _wait_any(events: tuple[asyncio.Event, ...], seconds: float) -> None:

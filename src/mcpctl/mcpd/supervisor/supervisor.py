@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,7 @@ class Supervisor:
             backoff_max_seconds=settings.backoff_max_seconds,
             backoff_reset_seconds=settings.backoff_reset_seconds,
             process_groups=prelaunched.groups if prelaunched is not None else GroupLedger(settings.data_dir),
+            starts=asyncio.Semaphore(settings.max_concurrent_starts or 2 * (os.cpu_count() or 1)),
         )
         self.prelaunched = prelaunched
         self.runtimes: dict[str, ServerRuntime] = {}
