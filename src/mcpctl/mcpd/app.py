@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ from mcpctl.mcpd.state import AppState
 from mcpctl.mcpd.supervisor.metrics import InstanceCollector
 from mcpctl.mcpd.supervisor.sessions import ProxySessions
 from mcpctl.mcpd.supervisor.supervisor import Supervisor
-from mcpctl.mcplocal import serving
+from mcpctl.mcplocal import front, serving
 from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.storage.database import Database
 
@@ -42,10 +41,6 @@ logger = logging.getLogger(__name__)
 # How long startup waits for the supervised servers' processes to be spawned before its last steps
 # (Supervisor.launched): a spawn takes milliseconds; an http upstream slow to connect is not awaited.
 _LAUNCH_WAIT_SECONDS = 0.25
-
-_PROJECT_MCP_PATH = "/projects/{project}/mcp"
-_PROJECT_MCP = re.compile(r"^/projects/([^/]+)/mcp$")  # Starlette's match of the template above
-_PROJECT_MCP_METHODS = ("GET", "POST", "DELETE")
 
 
 class _ProjectEndpoint:
@@ -96,15 +91,7 @@ class _Mcpd(FastAPI):
     project_route: Route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _PROJECT_MCP_METHODS
-            and not scope.get("root_path")
-            and (match := _PROJECT_MCP.match(scope["path"])) is not None
-        ):
-            scope["app"] = self
-            scope["path_params"] = {"project": match.group(1)}
-            scope["route"] = self.project_route
+        if front.dispatched(scope, self, self.project_route):
             await self.project_endpoint(scope, receive, send)
             return
         if scope["type"] != "lifespan":
@@ -203,7 +190,7 @@ def create_app(
     # First, so a project endpoint request is not matched against every API route before it (the
     # benchmark's profile had route matching at 12% of mcpd's main thread at c=8); no API path
     # starts with /projects.
-    app.project_route = Route(_PROJECT_MCP_PATH, _ProjectEndpoint(), methods=list(_PROJECT_MCP_METHODS))
+    app.project_route = front.project_route(_ProjectEndpoint())
     app.router.routes.insert(0, app.project_route)
     app.project_endpoint = RequestContextMiddleware(
         _ErrorShape(_ProjectEndpoint()), metrics=metrics, max_body_bytes=settings.max_body_bytes

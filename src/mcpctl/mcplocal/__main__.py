@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from mcpctl.core import invalidation
 from mcpctl.core.urlsecrets import redact_access_logs
-from mcpctl.mcplocal import serving
+from mcpctl.mcplocal import front, serving
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
 from mcpctl.mcplocal.http_protocol import TurnWritingHttpToolsProtocol
@@ -92,7 +92,7 @@ def data_plane(settings: GatewaySettings) -> tuple[RemotePlane, Router, TokenGat
     return plane, router, gate, bus
 
 
-def build_app(settings: GatewaySettings) -> Starlette:
+def build_app(settings: GatewaySettings) -> front.Front:
     """mcplocal serve's ASGI app (split data plane)."""
     plane, router, gate, bus = data_plane(settings)
     endpoint = Endpoint(
@@ -134,14 +134,9 @@ def build_app(settings: GatewaySettings) -> Starlette:
             await endpoint.close()
             await plane.close()
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/projects/{project}/mcp", mcp_app, methods=["GET", "POST", "DELETE"]),
-        ],
-        lifespan=lifespan,
-    )
+    route = front.project_route(mcp_app)
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz), route], lifespan=lifespan)
+    return front.Front(app, route)
 
 
 class StdioToken:
