@@ -5,8 +5,8 @@ else (another path or method, a root path, the lifespan) goes to the framework's
 The framework's middleware stack and router were a fifth of mcpd's CPU per call, and ~6 % of
 `mcplocal serve`'s samples under split-http at c=32 (Starlette's error and exception middleware
 each wrapping `send`, the router matching every route). mcpd's app (`mcpd/app.py`) and `mcplocal
-serve` both
-dispatch this way; the route stays registered in the framework, which serves it for the rest.
+serve` both dispatch this way; the route stays registered in the framework, which serves it for
+the rest.
 """
 
 from __future__ import annotations
