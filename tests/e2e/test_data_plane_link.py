@@ -373,3 +373,34 @@ def test_frames_come_in_batches_only_to_a_link_that_chose_them(op: Cli) -> None:
             assert refused == dict.fromkeys(range(calls), "token") and messages == calls
 
     anyio.run(scenario)
+
+
+def test_a_batch_is_bounded_and_junk_in_one_ends_the_link(op: Cli) -> None:
+    """Only mcplocal batches, within wire.BATCH_BYTES: a larger batch is closed with 1009, a batch
+    holding a bad line with 1008 (a decode per line of junk is not paid); on a link that did not
+    choose batches a message with newlines is one bad frame, which changes nothing, as before."""
+    token = mint(op, "bounded")
+    cancel = json.dumps({"t": "cancel", "id": 1})
+
+    async def closed_with(socket: ClientConnection) -> int:
+        with anyio.fail_after(10), pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await socket.recv()
+        assert closed.value.rcvd is not None
+        return closed.value.rcvd.code
+
+    async def scenario() -> None:
+        async with peer(op, subprotocols=["mcpctl.link.v2"]) as link:
+            await link.auth(token)
+            await link.socket.send("\n".join([cancel] * 4000))  # ~90 KB of valid frames
+            assert await closed_with(link.socket) == 1009
+        async with peer(op, subprotocols=["mcpctl.link.v2"]) as link:
+            await link.auth(token)
+            await link.socket.send(cancel + "\n\n" * 1000 + cancel)
+            assert await closed_with(link.socket) == 1008
+        async with peer(op) as old:
+            await old.socket.send(cancel + "\n" + cancel)
+            await old.auth(token)
+            assert (await old.call(sha(token), "fx", "tools/call", ECHO))["t"] == "answer"
+
+    anyio.run(scenario)

@@ -204,3 +204,35 @@ async def test_stdio_instances_start_in_turns_and_each_one_s_init_time_counts_fr
     finally:
         with anyio.fail_after(15):
             await runtime.stop()
+
+
+async def test_a_start_that_fails_unexpectedly_gives_its_turn_back() -> None:
+    """An environment variable name the OS refuses makes the spawn raise ValueError (not SpawnError):
+    the replica backs off and tries again, and every try's turn is given back, so another server
+    still starts with the only turn there is."""
+    tuning = SupervisorTuning(
+        stop_grace_seconds=1.0,
+        backoff_initial_seconds=0.05,
+        backoff_max_seconds=0.05,
+        starts=asyncio.Semaphore(1),
+    )
+    broken = ServerRuntime(raw("ok", name="broken", env={"BAD=NAME": "x"}), tuning)
+    broken.start()
+    try:
+        await until("several failed tries", lambda: broken.replicas[0].restarts >= 3 or _tries(broken) >= 3)
+        healthy = ServerRuntime(raw("ok", name="healthy"), tuning)
+        healthy.start()
+        try:
+            await until(
+                "the other server RUNNING", lambda: any(r.ready for r in healthy.replicas), timeout=10
+            )
+        finally:
+            with anyio.fail_after(15):
+                await healthy.stop()
+    finally:
+        with anyio.fail_after(15):
+            await broken.stop()
+
+
+def _tries(runtime: ServerRuntime) -> int:
+    return sum(1 for r in runtime.replicas for e in r.events if e.type in ("failed", "exited"))

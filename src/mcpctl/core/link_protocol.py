@@ -79,7 +79,9 @@ TOKEN_NOT_AUTHENTICATED = "token"
 
 
 SUBPROTOCOL = "mcpctl.link.v2"
-BATCH_BYTES = 64 * 1024  # a batch of frames is no larger; a larger frame goes alone
+# A batch of frames is no larger (a larger frame goes alone), so that one fits what mcpd takes
+# before a token is presented (mcplocal's first batch may be several callers' `auth` frames).
+BATCH_BYTES = MAX_UNAUTHENTICATED_FRAME_BYTES
 
 
 class BadFrame(ValueError):

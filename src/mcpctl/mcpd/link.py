@@ -434,15 +434,20 @@ class LinkHub:
                 if not link.ever_authenticated and len(text) > wire.MAX_UNAUTHENTICATED_FRAME_BYTES:
                     await link.shut_now(TOO_BIG, "frames are small until a token is presented")
                     return
+                if not link.batching or "\n" not in text:
+                    self._receive(link, text)
+                    continue
+                # a batch (wire.SUBPROTOCOL): bounded, and only mcplocal sends them, so junk in one
+                # ends the link instead of costing a decode per line
+                if len(text) > wire.BATCH_BYTES:
+                    await link.shut_now(TOO_BIG, "a batch of frames is larger than the link takes")
+                    return
                 for line in wire.frames(text):
-                    try:
-                        frame = wire.decode(line)
-                    except wire.BadFrame as exc:
-                        link.bad_frames += 1
-                        if link.bad_frames == 1:  # once per link: a flood of junk is not a flood of logs
-                            logger.warning("data-plane link from %s sent a bad frame: %s", address, exc)
-                        continue
-                    self._dispatch(link, frame)
+                    if link.closed:
+                        break
+                    if not self._receive(link, line):
+                        await link.shut_now(POLICY_VIOLATION, "a batch held a bad frame")
+                        return
         finally:
             deadline.cancel()
             if link.closing is not None:
@@ -459,6 +464,19 @@ class LinkHub:
             if self.holds is not None:
                 for holder in link.holders:
                     self.holds.release(holder)  # what only it held is unsubscribed upstream
+
+    def _receive(self, link: _Link, text: str) -> bool:
+        """Dispatch one frame; False (counted, logged once per link: a flood of junk is not a flood
+        of logs) when it is not one."""
+        try:
+            frame = wire.decode(text)
+        except wire.BadFrame as exc:
+            link.bad_frames += 1
+            if link.bad_frames == 1:
+                logger.warning("data-plane link from %s sent a bad frame: %s", link.address, exc)
+            return False
+        self._dispatch(link, frame)
+        return True
 
     def _dispatch(self, link: _Link, frame: dict[str, Any]) -> None:
         kind = frame["t"]

@@ -177,27 +177,39 @@ class PostStream:
 
     def _start_now(self) -> None:
         self._starting = asyncio.ensure_future(self.start())
+        self._starting.add_done_callback(_retrieve)
+
+    async def _started_fully(self) -> None:
+        """The head is out before any body part: the timer's start may still be in its send (an
+        audit spool's fsync, a paused transport)."""
+        if not self._started:
+            await self.start()
+        elif self._starting is not None and not self._starting.done():
+            await self._starting
 
     def close(self) -> None:
-        """Nothing more goes out here (the call ended without `end`: its client went away)."""
+        """Nothing more goes out here (the call ended without `end`: its client went away, or it
+        failed and the error answers)."""
         self._started = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
 
     async def event(self, event: Event) -> None:
         """One event: `{"event": "message", "data": <JSON text>}` (and `id`), as the SDK makes them."""
-        await self.start()
+        await self._started_fully()
         await _send_chunk(self._send, ensure_bytes(event, self._sep))
 
     async def ping(self) -> None:
-        await self.start()
+        await self._started_fully()
         await _send_chunk(
             self._send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=self._sep).encode()
         )
 
     async def end(self, event: Event | None = None) -> None:
         """The end of the stream, with its last event if any (one body part)."""
-        await self.start()
+        await self._started_fully()
         body = b"" if event is None else ensure_bytes(event, self._sep)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -209,6 +221,12 @@ def _framing(
     """sse-starlette's separator, response headers and ping interval for these headers."""
     framing = EventSourceResponse(_chain((), None), headers=dict(headers), **dict(options))
     return framing.sep, list(framing.raw_headers), framing.ping_interval or math.inf
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """A head that could not be sent: the connection is gone, which the call's own sends meet."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _send_chunk(send: Send, chunk: bytes) -> None:

@@ -280,6 +280,9 @@ class Replica:
             self._set("FAILED", str(exc))
             self.event("failed", str(exc))
             return 0.0
+        except BaseException:  # anything else (`_run` backs off and tries again): the turn is not kept
+            give_back()
+            raise
         finally:
             self.launched.set()
         self.pid = link.pid
