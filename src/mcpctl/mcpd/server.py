@@ -13,7 +13,6 @@ from mcpctl.core.link_protocol import MAX_INBOUND_FRAME_BYTES
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
-from mcpctl.mcplocal.http_protocol import TurnWritingHttpToolsProtocol
 
 
 async def serve(
@@ -32,9 +31,9 @@ async def serve(
         access_log=settings.log_level == "debug",
         server_header=False,
         timeout_graceful_shutdown=10,
-        # the HTTP parser in C, and one send per turn of the loop: the project endpoint's CPU per
-        # call (docs/mcplocal.md); the event loop (uvloop) is the caller's: `serve` runs in it
-        http=TurnWritingHttpToolsProtocol,
+        # the HTTP parser in C: the project endpoint's CPU per call (docs/mcplocal.md); the event
+        # loop (uvloop) is the caller's: `serve` runs in it
+        http="httptools",
         # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
         ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,

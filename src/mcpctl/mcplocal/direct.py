@@ -47,7 +47,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mcpctl.mcplocal.audience import LiveSession
 from mcpctl.mcplocal.endpoint import Endpoint
 from mcpctl.mcplocal.ports import Caller
-from mcpctl.mcplocal.replies import HEAD_HOLD_SECONDS, PostStream
+from mcpctl.mcplocal.replies import PostStream
 from mcpctl.mcplocal.sessions import FairSessionManager
 
 logger = logging.getLogger(__name__)
@@ -189,12 +189,9 @@ class DirectCalls:
         stream = PostStream(send, _SSE_HEADERS, extra_headers=[(_SESSION_HEADER, session_id.encode())])
         channel = _Channel(self, stream, session_id, call.id, live.capabilities)
         context = _Context(request, channel, call.id, live.protocol_version or "", call.params)
-        stream.start_within(HEAD_HOLD_SECONDS)
-        try:
-            with _in_flight(transport):
-                await self._stream(stream, receive, context, call, key)
-        finally:
-            stream.close()
+        await stream.start()
+        with _in_flight(transport):
+            await self._stream(stream, receive, context, call, key)
 
     async def _stream(
         self, stream: PostStream, receive: Receive, context: _Context, call: _Call, key: tuple[str, str]

@@ -11,20 +11,15 @@ builds its SSE responses through `mcp.server.streamable_http.EventSourceResponse
 `ReplyOrStream` there (GET streams and replays still get sse-starlette's response).
 
 Only sessionless POSTs (the 2026-07-28 era, and a legacy `initialize`) get the JSON answer: a legacy
-session's POSTs keep the SDK's stream, whose headers the SDK sends at once. Through a balancer, a
-replica that dies mid-call then breaks a started stream, and the SDK's client fails that one call;
-with nothing started the balancer closes the connection without a response, and the SDK's legacy
-client does not survive that (its session ends; found by the loopback cluster's killed-replica
-test). So a direct call's stream (`PostStream`) holds its headers only `HEAD_HOLD_SECONDS`: an answer
-ready by then goes out with them in one send (http_protocol.TurnWriter) instead of two, ~10 % of
-mcplocal's CPU per call (docs/performance.md "One write per answer"); a replica killed in those
-first 50 ms of a call ends its caller's session instead of failing the call, and a longer call's
-stream is open, as before, when a replica dies.
+session's POSTs keep the SDK's stream, whose headers go out as soon as the request is taken. Through a
+balancer, a replica that dies mid-call then breaks a started stream, and the SDK's client fails that
+one call; with a JSON answer nothing had started, the balancer closed the connection without a
+response, and the SDK's legacy client did not survive that (its session ended; found by the
+loopback cluster's killed-replica test).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
@@ -41,7 +36,6 @@ from starlette.types import Receive, Scope, Send
 
 _SESSION_HEADER = "mcp-session-id"
 STREAM_AFTER_SECONDS = 1.0  # a slow reply gets its stream (headers, pings) as the SDK would send it
-HEAD_HOLD_SECONDS = 0.05  # a legacy session's direct call: its stream's head waits this long at most
 _HOP_HEADERS = {"content-type", "cache-control", "connection"}
 
 Event = dict[str, Any]
@@ -155,61 +149,21 @@ class PostStream:
             tuple(headers.items()), tuple((options or {}).items())
         )
         self._headers = [*raw_headers, *extra_headers]
-        self._started = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._starting: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """The response's head (once)."""
-        if self._started:
-            return
-        self._started = True
-        if self._timer is not None:
-            self._timer.cancel()
         await self._send({"type": "http.response.start", "status": 200, "headers": self._headers})
-
-    def start_within(self, seconds: float) -> None:
-        """The head goes out with the first event or the end, so that an answer ready before
-        `seconds` is written with it (one send: http_protocol.TurnWriter); at `seconds` it goes
-        alone, and a slow call's stream is open as the SDK opens it."""
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(seconds, self._start_now)
-
-    def _start_now(self) -> None:
-        self._starting = asyncio.ensure_future(self.start())
-        self._starting.add_done_callback(_retrieve)
-
-    async def _started_fully(self) -> None:
-        """The head is out before any body part: the timer's start may still be in its send (an
-        audit spool's fsync, a paused transport)."""
-        if not self._started:
-            await self.start()
-        elif self._starting is not None and not self._starting.done():
-            await self._starting
-
-    def close(self) -> None:
-        """Nothing more goes out here (the call ended without `end`: its client went away, or it
-        failed and the error answers)."""
-        self._started = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
 
     async def event(self, event: Event) -> None:
         """One event: `{"event": "message", "data": <JSON text>}` (and `id`), as the SDK makes them."""
-        await self._started_fully()
         await _send_chunk(self._send, ensure_bytes(event, self._sep))
 
     async def ping(self) -> None:
-        await self._started_fully()
         await _send_chunk(
             self._send, ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=self._sep).encode()
         )
 
     async def end(self, event: Event | None = None) -> None:
         """The end of the stream, with its last event if any (one body part)."""
-        await self._started_fully()
         body = b"" if event is None else ensure_bytes(event, self._sep)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -221,12 +175,6 @@ def _framing(
     """sse-starlette's separator, response headers and ping interval for these headers."""
     framing = EventSourceResponse(_chain((), None), headers=dict(headers), **dict(options))
     return framing.sep, list(framing.raw_headers), framing.ping_interval or math.inf
-
-
-def _retrieve(task: asyncio.Future[None]) -> None:
-    """A head that could not be sent: the connection is gone, which the call's own sends meet."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _send_chunk(send: Send, chunk: bytes) -> None:
