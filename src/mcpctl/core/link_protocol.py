@@ -28,8 +28,9 @@ Frames of a kind this side does not know are ignored (either end may be newer).
 Batches: mcplocal offers the WebSocket subprotocol `SUBPROTOCOL`; an mcpd that chooses it, and then
 both ends, may put several frames in one message, one per line (`batch`: what a sender has ready at
 once, up to `BATCH_BYTES`). Under concurrent calls that is one message, one write and one read for
-several frames instead of one each (docs/performance.md). A reader splits every message at its
-newlines (`frames`): a single frame holds none, so a peer that batches nothing reads the same.
+several frames instead of one each (docs/performance.md). A reader splits a message at its newlines
+(`frames`): a single frame holds none, so a peer that batches nothing reads the same. mcpd splits
+only on a link that chose batches, and closes one whose batch is larger or holds a bad line.
 """
 
 from __future__ import annotations
@@ -116,4 +117,4 @@ def batch(outbox: collections.deque[str], batching: bool) -> str:
 
 def frames(text: str) -> list[str]:
     """The frames of a message, each still to be decoded."""
-    return text.split("\n") if "\n" in text else [text]
+    return text.split("\n")
