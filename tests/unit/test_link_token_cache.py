@@ -397,3 +397,38 @@ async def test_resource_updates_reach_only_a_token_that_subscribed_and_still_rea
             await until(lambda: not link.tokens[SHA].changed)  # mcpd checked it again, no call
             assert link.reaches("fy") and not link.reaches("fx")
         assert not await heard()
+
+
+async def _burst(peer: Peer, bearers: list[str]) -> list[dict[str, Any]]:
+    """Every bearer's auth frame sent at once; their replies."""
+    asks = [next(peer.ids) for _ in bearers]
+    for ask, bearer in zip(asks, bearers, strict=True):
+        await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": bearer}))
+    return [await peer.expect(t=wire.AUTHED, ask=ask) for ask in asks]
+
+
+async def test_a_burst_of_guesses_costs_no_more_lookups_than_the_refused_token_limit() -> None:
+    # regression: every frame of a burst passed the limit's check before any lookup was charged,
+    # so one burst bought as many database lookups as it had frames
+    plane = Plane(Introspection(False, "unknown"))
+    plane.delay = 0.02
+    async with linked(plane, refused_burst=10) as (_, [peer]):
+        replies = await _burst(peer, [tokens.generate() for _ in range(40)])
+    assert plane.checks == 10
+    assert sum("unavailable" in r for r in replies) == 30
+    assert all("too many refused tokens" in r["unavailable"] for r in replies if "unavailable" in r)
+
+
+@pytest.mark.parametrize("answer", [accepted({"fx"}), Introspection(False, "revoked")])
+async def test_a_burst_of_real_tokens_larger_than_the_limit_is_never_refused_for_its_size(
+    answer: Introspection,
+) -> None:
+    # valid tokens, and revoked ones (real tokens whose clients have not heard yet), are not guesses
+    plane = Plane(answer)
+    plane.delay = 0.01
+    # pending charges are at most lookups_per_address, which leaves room under the limit
+    async with linked(plane, refused_burst=5, lookups_per_address=2) as (hub, [peer]):
+        replies = await _burst(peer, [tokens.generate() for _ in range(30)])
+        assert len(hub.lookups) == 0  # the turns table holds only addresses with lookups under way
+    assert plane.checks == 30
+    assert [r["introspection"]["ok"] for r in replies] == [answer.ok] * 30

@@ -18,7 +18,8 @@ Capacity (DESIGN §12). Nothing mcpd sends on a link waits for its reader: frame
 own bounded outbox, written by its own task, and a link whose outbox overflows is closed — so a
 client that stops reading stalls only itself, never an upstream or another link. A link must present
 a valid token within `auth_deadline_seconds`, frames before that are small, links are capped in all
-and per address, and refused tokens are throttled per address.
+and per address, and refused tokens are throttled per address (charged before their lookup, a few
+lookups per address at a time).
 
 tools/call, resources/read and prompts/get are audited here, where the database is.
 """
@@ -41,6 +42,7 @@ from mcp_types import INTERNAL_ERROR
 from mcpctl.core import link_protocol as wire
 from mcpctl.core import tokens
 from mcpctl.core.throttle import FailureThrottle
+from mcpctl.core.turns import KeyedTurns
 from mcpctl.mcpd.auth import introspection
 from mcpctl.mcpd.call_audit import call_record, downstream_session, outcome_of
 from mcpctl.mcplocal.ports import (
@@ -85,6 +87,9 @@ class LinkLimits:
     max_tokens_per_link: int = 100_000
     refused_burst: int = 100  # refused tokens per address, refilled over the window
     refused_window_seconds: float = 60.0
+    # token lookups at once per address, the others wait their turn; each is charged to the refused
+    # limit until it proves real, so this must stay well under refused_burst
+    lookups_per_address: int = 8
     # mcpd's own re-check of held tokens after configuration changes (`LinkHub._recheck`)
     recheck_concurrency: int = 8  # token checks at once
     recheck_debounce_seconds: float = 0.1  # changes during a pass: one more pass, this long after
@@ -266,6 +271,8 @@ class LinkHub:
             window_seconds=self.limits.refused_window_seconds,
             max_keys=10_000,
         )
+        self.lookups = KeyedTurns(self.limits.lookups_per_address)
+        self._checks: set[asyncio.Task[None]] = set()  # token checks under way (held: not collected)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rechecking: asyncio.Task[None] | None = None
         self._recheck_again = False
@@ -495,46 +502,58 @@ class LinkHub:
                 future.set_result(message if isinstance(message, dict) else _malformed_reply())
         elif kind == wire.AUTH:
             task = asyncio.create_task(self._authenticate(link, frame))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
             task.add_done_callback(_retrieve)
 
     async def _authenticate(self, link: _Link, frame: dict[str, Any]) -> None:
         bearer = frame.get("bearer")
         reply: dict[str, Any] = {"t": wire.AUTHED, "ask": frame.get("ask")}
-        # well-formed tokens cost a database lookup: unknown ones (guesses) are throttled per address
-        refusal = self.refused.refusal(link.address or "")
         if not isinstance(bearer, str) or not tokens.is_well_formed(bearer):
             reply["introspection"] = {"ok": False, "reason": "malformed"}
-        elif refusal is not None:
-            reply["unavailable"] = (
-                f"too many refused tokens from this address; retry in {refusal.retry_after:.0f}s"
-            )
-        else:
-            try:
-                answer = await self._introspect(bearer)
-            except ControlPlaneUnavailable as exc:
-                reply["unavailable"] = str(exc)
+            link.post(reply)
+            return
+        address = link.address or ""
+        # A well-formed token costs a database lookup, so unknown ones (guesses) are throttled per
+        # address: each lookup is charged before it runs, so a burst cannot outrun the limit, and
+        # refunded unless it was a guess; a few lookups per address at a time, so that a burst of
+        # real tokens waits its turn rather than being refused on charges still pending.
+        async with self.lookups.turn(address):
+            refusal = self.refused.refusal(address)
+            if refusal is not None:
+                reply["unavailable"] = (
+                    f"too many refused tokens from this address; retry in {refusal.retry_after:.0f}s"
+                )
                 link.post(reply)
                 return
-            if (
-                answer.ok
-                and answer.principal is not None
-                and len(link.tokens) < self.limits.max_tokens_per_link
-            ):
-                sha = answer.principal.token_sha or tokens.token_sha(bearer)
-                # the bearer too: a call for a server another mcpd holds is forwarded with it
-                caller = Caller(answer.principal, bearer)
-                link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
-                link.ever_authenticated = True
-                reply["introspection"] = introspection(answer.principal, answer.expires_at)
-                reply["holdSeconds"] = self.limits.token_seconds
-            else:
-                if answer.ok or answer.reason in (None, "unknown"):
+            self.refused.charge(address)
+            guess = False
+            try:
+                answer = await self._introspect(bearer)
+                if (
+                    answer.ok
+                    and answer.principal is not None
+                    and len(link.tokens) < self.limits.max_tokens_per_link
+                ):
+                    sha = answer.principal.token_sha or tokens.token_sha(bearer)
+                    # the bearer too: a call for a server another mcpd holds is forwarded with it
+                    caller = Caller(answer.principal, bearer)
+                    link.tokens[sha] = _Held(caller, time.monotonic() + self.limits.token_seconds)
+                    link.ever_authenticated = True
+                    reply["introspection"] = introspection(answer.principal, answer.expires_at)
+                    reply["holdSeconds"] = self.limits.token_seconds
+                else:
                     # a guess (no such token) or a full link; a revoked or expired token is a real
                     # one whose clients have not heard yet, as every linked mcplocal sees after a
                     # revocation: it must not throttle that address's other tokens
-                    self.refused.charge(link.address or "")
-                reason = answer.reason if not answer.ok else "too many tokens on this link"
-                reply["introspection"] = {"ok": False, "reason": reason or "unknown"}
+                    guess = answer.ok or answer.reason in (None, "unknown")
+                    reason = answer.reason if not answer.ok else "too many tokens on this link"
+                    reply["introspection"] = {"ok": False, "reason": reason or "unknown"}
+            except ControlPlaneUnavailable as exc:
+                reply["unavailable"] = str(exc)
+            finally:
+                if not guess:
+                    self.refused.refund(address)
         link.post(reply)
 
     async def _introspect(self, bearer: str) -> Introspection:
