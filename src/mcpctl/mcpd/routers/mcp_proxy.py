@@ -577,6 +577,7 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
         runtime.subscribers.add(subscriber)
         # mcpd shutting down, or this session closed (its token revoked): the stream ends at once
         closing = asyncio.create_task(_first(sessions.closing.wait(), proxy_session.ended.wait()))
+        getter: asyncio.Task[dict[str, Any]] | None = None
         try:
             yield b": stream open\n\n"
             while sessions.get(session_id, name, _owner(principal)) is not None:
@@ -592,6 +593,9 @@ async def _get(request: Request, name: str, project: str | None) -> Response:
                     return
                 yield b": ping\n\n"
         finally:
+            # a client gone mid-wait leaves its getter waiting on a queue nobody holds any more
+            if getter is not None:
+                getter.cancel()
             closing.cancel()
             runtime.subscribers.discard(subscriber)
 
