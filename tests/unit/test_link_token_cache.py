@@ -399,24 +399,61 @@ async def test_resource_updates_reach_only_a_token_that_subscribed_and_still_rea
         assert not await heard()
 
 
-async def _burst(peer: Peer, bearers: list[str]) -> list[dict[str, Any]]:
-    """Every bearer's auth frame sent at once; their replies."""
-    asks = [next(peer.ids) for _ in bearers]
-    for ask, bearer in zip(asks, bearers, strict=True):
-        await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": bearer}))
-    return [await peer.expect(t=wire.AUTHED, ask=ask) for ask in asks]
+async def _bursts(peers: list[Peer], each: int) -> list[dict[str, Any]]:
+    """`each` auth frames of fresh tokens from every peer, all sent at once; their replies."""
+    sent = [(peer, next(peer.ids)) for peer in peers for _ in range(each)]
+    for peer, ask in sent:
+        await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": tokens.generate()}))
+    return [await peer.expect(t=wire.AUTHED, ask=ask) for peer, ask in sent]
 
 
 async def test_a_burst_of_guesses_costs_no_more_lookups_than_the_refused_token_limit() -> None:
     # regression: every frame of a burst passed the limit's check before any lookup was charged,
-    # so one burst bought as many database lookups as it had frames
+    # so one burst bought as many database lookups as it had frames — also spread over links
     plane = Plane(Introspection(False, "unknown"))
     plane.delay = 0.02
-    async with linked(plane, refused_burst=10) as (_, [peer]):
-        replies = await _burst(peer, [tokens.generate() for _ in range(40)])
+    async with linked(plane, links=4, refused_burst=10, lookups_per_address=4) as (_, peers):
+        replies = await _bursts(peers, 10)
     assert plane.checks == 10
     assert sum("unavailable" in r for r in replies) == 30
     assert all("too many refused tokens" in r["unavailable"] for r in replies if "unavailable" in r)
+
+
+async def test_a_link_that_closes_ends_its_checks_and_keeps_their_charges() -> None:
+    plane = Plane(Introspection(False, "unknown"))
+    plane.gate = asyncio.Event()  # every lookup hangs until the link is gone
+    async with linked(plane, links=2, refused_burst=10, lookups_per_address=4) as (hub, [gone, other]):
+        for _ in range(20):
+            frame = {"t": wire.AUTH, "ask": next(gone.ids), "bearer": tokens.generate()}
+            await gone.socket.inbox.put(json.dumps(frame))
+        await until(lambda: plane.checks == 4)
+        (link,) = [link for link in hub.links if link.socket is gone.socket]
+        link.shut(1008, "gone")
+        await until(lambda: not link.checks and not hub.lookups)  # the waiting ones too
+        plane.gate.set()
+        # hanging up does not buy the 4 guesses back: the same address has 6 left
+        replies = await _bursts([other], 10)
+    assert plane.checks == 4 + 6
+    assert sum("unavailable" in r for r in replies) == 4
+
+
+async def test_a_link_may_have_only_so_many_checks_waiting() -> None:
+    plane = Plane(accepted({"fx"}))
+    plane.gate = asyncio.Event()
+    async with linked(plane, max_checks_per_link=3) as (_, [peer]):
+        asks = [next(peer.ids) for _ in range(5)]
+        for ask in asks:
+            await peer.socket.inbox.put(json.dumps({"t": wire.AUTH, "ask": ask, "bearer": tokens.generate()}))
+        over = [await peer.expect(t=wire.AUTHED, ask=ask) for ask in asks[3:]]
+        assert [r["unavailable"] for r in over] == ["too many token checks in flight on this link"] * 2
+        plane.gate.set()
+        answered = [await peer.expect(t=wire.AUTHED, ask=ask) for ask in asks[:3]]
+    assert [r["introspection"]["ok"] for r in answered] == [True] * 3
+
+
+def test_lookups_at_once_stay_under_the_refused_token_limit() -> None:
+    with pytest.raises(ValueError, match="under refused_burst"):
+        LinkLimits(refused_burst=8, lookups_per_address=8)
 
 
 @pytest.mark.parametrize("answer", [accepted({"fx"}), Introspection(False, "revoked")])
@@ -428,7 +465,7 @@ async def test_a_burst_of_real_tokens_larger_than_the_limit_is_never_refused_for
     plane.delay = 0.01
     # pending charges are at most lookups_per_address, which leaves room under the limit
     async with linked(plane, refused_burst=5, lookups_per_address=2) as (hub, [peer]):
-        replies = await _burst(peer, [tokens.generate() for _ in range(30)])
+        replies = await _bursts([peer], 30)
         assert len(hub.lookups) == 0  # the turns table holds only addresses with lookups under way
     assert plane.checks == 30
     assert [r["introspection"]["ok"] for r in replies] == [answer.ok] * 30

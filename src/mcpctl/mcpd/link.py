@@ -88,8 +88,14 @@ class LinkLimits:
     refused_burst: int = 100  # refused tokens per address, refilled over the window
     refused_window_seconds: float = 60.0
     # token lookups at once per address, the others wait their turn; each is charged to the refused
-    # limit until it proves real, so this must stay well under refused_burst
-    lookups_per_address: int = 8
+    # limit until it proves real, so this stays well under refused_burst
+    lookups_per_address: int = 32
+    max_checks_per_link: int = 1024  # auth frames of a link waiting for their answer; more: unavailable
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lookups_per_address < self.refused_burst:
+            raise ValueError("lookups_per_address must be positive and under refused_burst")
+
     # mcpd's own re-check of held tokens after configuration changes (`LinkHub._recheck`)
     recheck_concurrency: int = 8  # token checks at once
     recheck_debounce_seconds: float = 0.1  # changes during a pass: one more pass, this long after
@@ -138,6 +144,7 @@ class _Link:
     limits: LinkLimits
     tokens: dict[str, _Held] = field(default_factory=dict)  # token sha → its authentication
     calls: dict[int, tuple[asyncio.Task[None], str]] = field(default_factory=dict)  # id → (task, sha)
+    checks: set[asyncio.Task[None]] = field(default_factory=set)  # its auth frames being answered
     asks: dict[int, asyncio.Future[Message]] = field(default_factory=dict)
     holds: Holds | None = None
     # token sha → the (server, uri) it subscribed on this link: `updated` goes only to a token that
@@ -178,9 +185,15 @@ class _Link:
         self.closed = True
         self.outbox.clear()
         self.wake.set()
+        self.cancel_work()
+        self.closing = asyncio.ensure_future(_close_quietly(self.socket, code, reason))
+
+    def cancel_work(self) -> None:
+        """Its calls and token checks end with it: nobody would hear their answers."""
         for task, _ in self.calls.values():
             task.cancel()
-        self.closing = asyncio.ensure_future(_close_quietly(self.socket, code, reason))
+        for check in self.checks:
+            check.cancel()
 
     async def shut_now(self, code: int, reason: str) -> None:
         self.shut(code, reason)
@@ -272,7 +285,6 @@ class LinkHub:
             max_keys=10_000,
         )
         self.lookups = KeyedTurns(self.limits.lookups_per_address)
-        self._checks: set[asyncio.Task[None]] = set()  # token checks under way (held: not collected)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rechecking: asyncio.Task[None] | None = None
         self._recheck_again = False
@@ -462,8 +474,7 @@ class LinkHub:
             link.closed = True
             link.wake.set()
             self.links.discard(link)
-            for task, _ in link.calls.values():
-                task.cancel()
+            link.cancel_work()
             for future in link.asks.values():
                 if not future.done():
                     future.set_result({"error": {"code": INTERNAL_ERROR, "message": "mcplocal went away"}})
@@ -501,9 +512,13 @@ class LinkHub:
             if future is not None and not future.done():
                 future.set_result(message if isinstance(message, dict) else _malformed_reply())
         elif kind == wire.AUTH:
+            if len(link.checks) >= self.limits.max_checks_per_link:
+                reply = {"t": wire.AUTHED, "ask": frame.get("ask")}
+                link.post({**reply, "unavailable": "too many token checks in flight on this link"})
+                return
             task = asyncio.create_task(self._authenticate(link, frame))
-            self._checks.add(task)
-            task.add_done_callback(self._checks.discard)
+            link.checks.add(task)
+            task.add_done_callback(link.checks.discard)
             task.add_done_callback(_retrieve)
 
     async def _authenticate(self, link: _Link, frame: dict[str, Any]) -> None:
@@ -516,8 +531,9 @@ class LinkHub:
         address = link.address or ""
         # A well-formed token costs a database lookup, so unknown ones (guesses) are throttled per
         # address: each lookup is charged before it runs, so a burst cannot outrun the limit, and
-        # refunded unless it was a guess; a few lookups per address at a time, so that a burst of
-        # real tokens waits its turn rather than being refused on charges still pending.
+        # refunded once it proves real (a lookup cut short by its link closing keeps its charge:
+        # hanging up must not buy guesses back); a few lookups per address at a time, so that a
+        # burst of real tokens waits its turn rather than being refused on charges still pending.
         async with self.lookups.turn(address):
             refusal = self.refused.refusal(address)
             if refusal is not None:
@@ -527,7 +543,7 @@ class LinkHub:
                 link.post(reply)
                 return
             self.refused.charge(address)
-            guess = False
+            guess = True
             try:
                 answer = await self._introspect(bearer)
                 if (
@@ -542,6 +558,7 @@ class LinkHub:
                     link.ever_authenticated = True
                     reply["introspection"] = introspection(answer.principal, answer.expires_at)
                     reply["holdSeconds"] = self.limits.token_seconds
+                    guess = False
                 else:
                     # a guess (no such token) or a full link; a revoked or expired token is a real
                     # one whose clients have not heard yet, as every linked mcplocal sees after a
@@ -550,6 +567,7 @@ class LinkHub:
                     reason = answer.reason if not answer.ok else "too many tokens on this link"
                     reply["introspection"] = {"ok": False, "reason": reason or "unknown"}
             except ControlPlaneUnavailable as exc:
+                guess = False
                 reply["unavailable"] = str(exc)
             finally:
                 if not guess:
