@@ -169,16 +169,12 @@ def test_under_load_every_acknowledged_call_has_exactly_one_audit_row(op: Cli, d
         f"{load.failed} failed, {len(found)} audit rows"
     )
     assert load.answered  # (how many depends on the machine; every one of them must be audited)
-    # Every failure is a connection that broke before its answer (rare: a CI run under the full
-    # suite's load saw 1 in 506 calls end in a reset, its cause not found — nothing in mcpd's log,
-    # not reproduced by starving the machine or stopping mcpd for 6 s); a wrong answer, an HTTP error
-    # or a timeout fails the test, and so does more than one dropped connection in 200 calls.
-    assert load.failed == load.drops <= max(1, len(load.answered) // 200), (
-        load.reasons,
-        _warnings(daemon.log()),
-    )
-    assert load.answered <= found  # every answered call has its row
-    assert found <= load.answered | load.dropped  # and no row is for a call that was never made
+    # No call fails, not even by a dropped connection: under the full suite's load mcpd's event loop
+    # was now and then held up for seconds, and uvicorn's keep-alive timer then closed connections
+    # whose next request had arrived meanwhile — a reset, a call lost (mcplocal/http_protocol.py,
+    # tests/integration/test_keep_alive.py).
+    assert load.failed == 0, (load.reasons, _warnings(daemon.log()))
+    assert found == load.answered  # every answered call has its row, and no row is for another
 
 
 def _warnings(log: str) -> list[str]:

@@ -13,6 +13,7 @@ from mcpctl.core.link_protocol import MAX_INBOUND_FRAME_BYTES
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
+from mcpctl.mcplocal.http_protocol import KEEP_ALIVE_SECONDS, HttpProtocol
 
 
 async def serve(
@@ -31,9 +32,11 @@ async def serve(
         access_log=settings.log_level == "debug",
         server_header=False,
         timeout_graceful_shutdown=10,
-        # the HTTP parser in C: the project endpoint's CPU per call (docs/mcplocal.md); the event
-        # loop (uvloop) is the caller's: `serve` runs in it
-        http="httptools",
+        # the HTTP parser in C: the project endpoint's CPU per call (docs/mcplocal.md), with
+        # keep-alive that never drops a request already here; the event loop (uvloop) is the
+        # caller's: `serve` runs in it
+        http=HttpProtocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
         ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,
