@@ -17,6 +17,11 @@ NODE_STAMP := node_modules/.installed
 # A real load balancer for the loopback-cluster e2e (tests/e2e/test_loopback_cluster.py): Debian's HAProxy.
 HAPROXY := /usr/sbin/haproxy
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# mcpctl's bytecode, as an installed wheel has it: the install is editable, so with
+# PYTHONDONTWRITEBYTECODE set (as on CI's machines) every start of mcpd, mcplocal and the CLI compiled
+# mcpctl's modules again (~0.04 s of a CLI call's 0.4 s; the suite starts the CLI ~1,200 times).
+# Up to date in ~0.2 s; a stale .pyc is never used (Python checks each against its source).
+COMPILE := $(BIN)/python -m compileall -q src
 
 .PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context newcomer
 
@@ -49,6 +54,7 @@ $(HAPROXY):
 ## after `make test` or `npm ci`) are on mcpd's PATH, so `mcpctl create server time --command
 ## mcp-server-time` works without activating the venv.
 run: $(RUN_STAMP)
+	$(COMPILE)
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
@@ -57,6 +63,7 @@ test: $(STAMP) $(NODE_STAMP) $(HAPROXY)
 	$(BIN)/ruff check src tests conformance bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(COMPILE)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: $(STAMP) $(NODE_STAMP)

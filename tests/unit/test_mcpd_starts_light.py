@@ -13,7 +13,8 @@ import sys
 def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
     probe = (
         f"import json, sys; import {modules}; w = {watched!r}; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in w or m in w)))"
+        "print(json.dumps(sorted(m for m, module in sys.modules.items() "
+        "if module is not None and (m.split('.')[0] in w or m in w))))"  # None: kept from loading
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
@@ -29,3 +30,8 @@ def test_the_entry_point_imports_none_of_the_heavy_parts() -> None:
 def test_serving_the_project_endpoint_imports_no_rest_router_and_no_httpx() -> None:
     watched = ("httpx", "rich", "mcpctl.mcpd.routers.mcp_proxy", "mcpctl.mcpd.routers.projects")
     assert _loaded_after("mcpctl.mcpd.server, mcpctl.mcpd.gateway", watched) == []
+
+
+def test_httpx_comes_without_its_command_line() -> None:
+    # httpx imports rich and pygments for its own CLI whenever they are installed (mcpctl/__init__.py)
+    assert _loaded_after("mcpctl.cli.main, mcpctl.mcplocal.remote, httpx", ("rich", "pygments")) == []
