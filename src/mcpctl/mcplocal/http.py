@@ -37,6 +37,7 @@ from mcpctl.core.session_shares import SessionLimits
 from mcpctl.core.tokens import PREFIX as TOKEN_PREFIX
 from mcpctl.core.tokens import looks_like_token
 from mcpctl.core.ttlcache import TtlCache
+from mcpctl.core.turns import KeyedTurns
 from mcpctl.core.urlsecrets import token_in_query
 from mcpctl.mcplocal import replies
 from mcpctl.mcplocal.direct import DirectCalls
@@ -44,7 +45,7 @@ from mcpctl.mcplocal.endpoint import CALLER_SCOPE_KEY, Endpoint
 from mcpctl.mcplocal.exchanges import Exchanges
 from mcpctl.mcplocal.ports import Caller, ControlPlane, ControlPlaneUnavailable, Introspection
 from mcpctl.mcplocal.session_store import SessionStore
-from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager, OneOpeningAtATime
+from mcpctl.mcplocal.sessions import ADMITTING, FairSessionManager
 from mcpctl.mcplocal.shared_sessions import SharedSessions
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,10 @@ class ProjectMcpApp:
         self.direct = DirectCalls(endpoint, self.sessions, security, max_body_bytes)
         self.exchanges = Exchanges(self.sessions, endpoint.router.forget)
         gate.on_token_ended(self.exchanges.end_token)
-        self.openings = OneOpeningAtATime()
+        # a token opens its sessions one at a time: its other `initialize` requests wait their turn
+        # (cheaply, off the event loop's work), so a token flooding `initialize` never has more than
+        # one session being built at once and other tokens' requests are not queued behind its flood
+        self.openings = KeyedTurns(1)
         self._users: dict[str, AuthenticatedUser] = {}
 
     def _user(self, sha: str) -> AuthenticatedUser:

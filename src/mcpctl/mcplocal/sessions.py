@@ -209,29 +209,3 @@ async def _terminate(transport: StreamableHTTPServerTransport) -> None:
             await transport.terminate()
     except Exception:  # the manager's task group must outlive one transport's trouble
         logger.exception("terminating an evicted session failed")
-
-
-class OneOpeningAtATime:
-    """A token opens its sessions one at a time: its other `initialize` requests wait their turn
-    (cheaply, off the event loop's work), so a token flooding `initialize` never has more than one
-    session being built at once and other tokens' requests are not queued behind its whole flood."""
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[anyio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, token_sha: str) -> AsyncIterator[None]:
-        lock, waiting = self._held.get(token_sha, (anyio.Lock(), 0))
-        self._held[token_sha] = (lock, waiting + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, waiting = self._held[token_sha]
-            if waiting == 1:
-                del self._held[token_sha]
-            else:
-                self._held[token_sha] = (lock, waiting - 1)
-
-    def __len__(self) -> int:
-        return len(self._held)
