@@ -13,7 +13,7 @@ from mcpctl.core.link_protocol import MAX_INBOUND_FRAME_BYTES
 from mcpctl.mcpd.app import create_app
 from mcpctl.mcpd.settings import Settings
 from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
-from mcpctl.mcplocal.http_protocol import KEEP_ALIVE_SECONDS, HttpProtocol
+from mcpctl.mcplocal.http_protocol import HttpProtocol
 
 
 async def serve(
@@ -36,7 +36,7 @@ async def serve(
         # keep-alive that never drops a request already here; the event loop (uvloop) is the
         # caller's: `serve` runs in it
         http=HttpProtocol,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         # the data-plane link (mcplocal): frames in are callers' requests; no compression (CPU per call)
         ws_max_size=MAX_INBOUND_FRAME_BYTES,
         ws_per_message_deflate=False,

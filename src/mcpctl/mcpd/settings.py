@@ -207,6 +207,13 @@ class Settings(BaseSettings):
         le=600,
         description="Seconds between SIGTERM and SIGKILL when a stdio instance's process group is stopped.",
     )
+    http_keep_alive_seconds: int = Field(
+        75,  # mcpd's and `mcplocal serve`'s alike (mcplocal/http_protocol.py)
+        ge=1,
+        le=3600,
+        description="How long an idle HTTP keep-alive connection is kept open; keep it above the idle "
+        "timeout of the proxies in front (ingress-nginx, AWS ALB: 60 s).",
+    )
     max_concurrent_starts: int = Field(
         0,
         ge=0,

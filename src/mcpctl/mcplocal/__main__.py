@@ -35,7 +35,7 @@ from mcpctl.core.urlsecrets import redact_access_logs
 from mcpctl.mcplocal import front, serving
 from mcpctl.mcplocal.endpoint import Ctx, Endpoint
 from mcpctl.mcplocal.http import ProjectMcpApp, Refused, TokenGate, loopback_hosts, loopback_origins
-from mcpctl.mcplocal.http_protocol import KEEP_ALIVE_SECONDS, HttpProtocol
+from mcpctl.mcplocal.http_protocol import HttpProtocol
 from mcpctl.mcplocal.input_rounds import InputRounds
 from mcpctl.mcplocal.invalidation import BusSettings, InvalidationBus
 from mcpctl.mcplocal.ports import Caller, ControlPlaneUnavailable
@@ -246,7 +246,7 @@ def serve(mcpd_url: str | None, host: str | None, port: int | None, log_level: s
         timeout_graceful_shutdown=5,
         loop="uvloop",  # the event loop and the HTTP parser in C: CPU per call (docs/mcplocal.md)
         http=HttpProtocol,  # with keep-alive that never drops a request already here
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
 
 

@@ -30,6 +30,13 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("MCPLOCAL_HTTP_PORT", "MCPLOCAL_PORT"),
         description="`mcplocal serve`: port to listen on (`MCPLOCAL_PORT` is an alias).",
     )
+    http_keep_alive_seconds: int = Field(
+        75,  # mcpd's and `mcplocal serve`'s alike (mcplocal/http_protocol.py)
+        ge=1,
+        le=3600,
+        description="`mcplocal serve`: how long an idle HTTP keep-alive connection is kept open; keep it "
+        "above the idle timeout of the proxies in front (ingress-nginx, AWS ALB: 60 s).",
+    )
     mcpd_url: str = Field(
         "http://127.0.0.1:3000",
         validation_alias=AliasChoices("MCPLOCAL_MCPD_URL", "MCPCTL_MCPD_URL"),
