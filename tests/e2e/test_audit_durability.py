@@ -81,7 +81,8 @@ class Load:
 
     async def client(self, deadline: float) -> None:
         session: str | None = None
-        async with httpx.AsyncClient(timeout=10) as http:
+        # 30 s: on a saturated machine an answer can take seconds (one run saw none for ~9 s)
+        async with httpx.AsyncClient(timeout=30) as http:
             for _ in range(MAX_CALLS):
                 if self.stop.is_set() or time.monotonic() > deadline:
                     return
