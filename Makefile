@@ -20,7 +20,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # mcpctl's bytecode, as an installed wheel has it: the install is editable, so with
 # PYTHONDONTWRITEBYTECODE set (as on CI's machines) every start of mcpd, mcplocal and the CLI compiled
 # mcpctl's modules again (~0.04 s of a CLI call's 0.4 s; the suite starts the CLI ~1,200 times).
-# Up to date in ~0.2 s; a stale .pyc is never used (Python checks each against its source).
+# Done at install (`make run` must be one command: tests/e2e/makerun.py) and again by `make test`;
+# up to date in ~0.2 s; a stale .pyc is never used (Python checks each against its source).
 COMPILE := $(BIN)/python -m compileall -q src
 
 .PHONY: run test test-unit test-integration test-e2e lint fmt clean conformance bench bench-context newcomer
@@ -29,6 +30,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(COMPILE)
 	rm -f $(VENV)/.installed-*
 	touch $@ $(RUN_STAMP)
 
@@ -37,6 +39,7 @@ $(RUN_STAMP): pyproject.toml
 	@echo "installing mcpctl and the example servers into $(VENV) (the first time only: about a minute)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[examples]'
+	$(COMPILE)
 	rm -f $(VENV)/.installed-run-*
 	touch $@
 
@@ -54,7 +57,6 @@ $(HAPROXY):
 ## after `make test` or `npm ci`) are on mcpd's PATH, so `mcpctl create server time --command
 ## mcp-server-time` works without activating the venv.
 run: $(RUN_STAMP)
-	$(COMPILE)
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/mcpd
 
 ## make test: static checks (ruff, mypy strict, import contracts) + the whole suite
