@@ -173,3 +173,38 @@ async def test_a_caller_held_to_no_roots_never_reads_another_callers_roots() -> 
     finally:
         for task in (*calls, reader):
             task.cancel()
+
+
+async def test_a_probe_in_flight_does_not_take_a_callers_log_lines_from_it() -> None:
+    """mcpd's own health probe is no caller's: with it and one caller in flight, the upstream's log
+    line is that caller's (it was dropped as ambiguous: a probe every second lost a caller's log
+    lines whenever they overlapped — seen as a conformance check losing 1 of 3). Another caller's
+    request in flight still makes it ambiguous."""
+    pipe = Pipe()
+    connection = Connection(pipe, label="shared")
+    reader = asyncio.create_task(connection.run())
+    a, b = Caller(), Caller()
+    line = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "A's"}}
+    tasks = [
+        asyncio.create_task(connection.request("tools/list", {}, timeout=30, own=True)),
+        asyncio.create_task(
+            connection.request("tools/call", {"name": "log"}, timeout=30, notify=a.notify, relay=a.relay)
+        ),
+    ]
+    try:
+        await settle()
+        await pipe.incoming.put(line)
+        await settle()
+        assert [m["params"]["data"] for m in a.heard] == ["A's"]
+        tasks.append(
+            asyncio.create_task(
+                connection.request("tools/call", {"name": "b"}, timeout=30, notify=b.notify, relay=b.relay)
+            )
+        )
+        await settle()
+        await pipe.incoming.put(line)
+        await settle()
+        assert len(a.heard) == 1 and b.heard == []  # two callers in flight: shown to neither
+    finally:
+        for task in (*tasks, reader):
+            task.cancel()

@@ -86,6 +86,7 @@ class _Pending:
     roots_known: bool = False  # its caller's roots were asked beforehand and given to the upstream
     asking: int = 0  # the upstream's questions of this request now waiting for the caller's client
     asking_since: float = 0.0
+    own: bool = False  # mcpd's own (a health probe, a roots ping): no caller's, shows no one anything
 
 
 class Connection:
@@ -216,8 +217,13 @@ class Connection:
         if any(could_ask or not askers for _, could_ask in self._abandoned.values()):
             return None
         now = time.monotonic()
+        # mcpd's own requests (probes) belong to no caller: a log line made while one ran is no other
+        # caller's, so it does not stop the one caller in flight from hearing its own (a probe every
+        # few seconds made a caller's log lines ambiguous, and lost, whenever the two overlapped)
         candidates = [
-            e for e in self._pending.values() if not askers or (e.relay is not None and not _parked(e, now))
+            e
+            for e in self._pending.values()
+            if not e.own and (not askers or (e.relay is not None and not _parked(e, now)))
         ]
         if len(candidates) != 1:
             return None
@@ -320,7 +326,7 @@ class Connection:
                     logger.info("%s does not re-read roots when told they changed", self.label)
                 else:
                     started = time.monotonic()
-                    await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS)
+                    await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS, own=True)
                     await asyncio.sleep(max(ROOTS_SETTLE_SECONDS, 10 * (time.monotonic() - started)))
             settled = True
         finally:
@@ -336,8 +342,10 @@ class Connection:
         timeout: float,
         notify: Notify | None = None,
         relay: Relay | None = None,
+        own: bool = False,
     ) -> dict[str, Any]:
-        """Send one request; return the upstream's response message (`result` or `error`).
+        """Send one request; return the upstream's response message (`result` or `error`). `own`:
+        mcpd's own request, which makes no caller's log lines ambiguous.
 
         Raises UpstreamGone if the link closes first, UpstreamTimeout after `timeout` seconds (the
         upstream is told with notifications/cancelled, as it is when the caller is cancelled)."""
@@ -346,7 +354,7 @@ class Connection:
         upstream_id = next(self._ids)
         loop = asyncio.get_running_loop()
         gated = relay is not None and self.roots.aware  # this caller's roots matter to the upstream
-        entry = _Pending(future=loop.create_future(), notify=notify, relay=relay)
+        entry = _Pending(future=loop.create_future(), notify=notify, relay=relay, own=own)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": upstream_id, "method": method}
         if params is not None:
             params = dict(params)

@@ -425,9 +425,11 @@ class Replica:
         try:
             if health.tool:
                 params = {"name": health.tool, "arguments": health.arguments}
-                answer = await connection.request("tools/call", params, timeout=health.timeout_seconds)
+                answer = await connection.request(
+                    "tools/call", params, timeout=health.timeout_seconds, own=True
+                )
             else:
-                answer = await connection.request("tools/list", {}, timeout=health.timeout_seconds)
+                answer = await connection.request("tools/list", {}, timeout=health.timeout_seconds, own=True)
         except UpstreamError as exc:
             return str(exc)
         if "error" in answer:
