@@ -13,6 +13,7 @@ import pytest
 
 from mcpctl.core import asks
 from mcpctl.mcpd.supervisor.connection import Connection
+from mcpctl.mcpd.supervisor.instance import HealthConfig, Replica
 
 pytestmark = pytest.mark.anyio
 
@@ -186,7 +187,7 @@ async def test_a_probe_in_flight_does_not_take_a_callers_log_lines_from_it() -> 
     a, b = Caller(), Caller()
     line = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "A's"}}
     tasks = [
-        asyncio.create_task(connection.request("tools/list", {}, timeout=30, own=True)),
+        asyncio.create_task(Replica.probe(connection, HealthConfig())),  # the probe, as it is sent
         asyncio.create_task(
             connection.request("tools/call", {"name": "log"}, timeout=30, notify=a.notify, relay=a.relay)
         ),

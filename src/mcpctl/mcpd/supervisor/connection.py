@@ -86,7 +86,7 @@ class _Pending:
     roots_known: bool = False  # its caller's roots were asked beforehand and given to the upstream
     asking: int = 0  # the upstream's questions of this request now waiting for the caller's client
     asking_since: float = 0.0
-    own: bool = False  # mcpd's own (a health probe, a roots ping): no caller's, shows no one anything
+    own: bool = False  # mcpd's own (a health probe): no caller's, asks no client (it has no relay)
 
 
 class Connection:
@@ -217,13 +217,14 @@ class Connection:
         if any(could_ask or not askers for _, could_ask in self._abandoned.values()):
             return None
         now = time.monotonic()
-        # mcpd's own requests (probes) belong to no caller: a log line made while one ran is no other
-        # caller's, so it does not stop the one caller in flight from hearing its own (a probe every
-        # few seconds made a caller's log lines ambiguous, and lost, whenever the two overlapped)
+        # For log lines, mcpd's own requests (probes) do not count: a line made while one ran is no
+        # other caller's, so the one caller in flight hears its own (a probe every second made a
+        # caller's log lines ambiguous, and lost, whenever the two overlapped). Questions go only to
+        # a request with a relay, which an own request never has.
         candidates = [
             e
             for e in self._pending.values()
-            if not e.own and (not askers or (e.relay is not None and not _parked(e, now)))
+            if ((e.relay is not None and not _parked(e, now)) if askers else not e.own)
         ]
         if len(candidates) != 1:
             return None
@@ -326,7 +327,7 @@ class Connection:
                     logger.info("%s does not re-read roots when told they changed", self.label)
                 else:
                     started = time.monotonic()
-                    await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS, own=True)
+                    await self.request("ping", None, timeout=ROOTS_REREAD_SECONDS)
                     await asyncio.sleep(max(ROOTS_SETTLE_SECONDS, 10 * (time.monotonic() - started)))
             settled = True
         finally:
@@ -345,10 +346,13 @@ class Connection:
         own: bool = False,
     ) -> dict[str, Any]:
         """Send one request; return the upstream's response message (`result` or `error`). `own`:
-        mcpd's own request, which makes no caller's log lines ambiguous.
+        mcpd's own request (a health probe), which makes no caller's log lines ambiguous: a log line
+        it causes may reach the one caller in flight (the operator's probe, no other caller's).
 
         Raises UpstreamGone if the link closes first, UpstreamTimeout after `timeout` seconds (the
         upstream is told with notifications/cancelled, as it is when the caller is cancelled)."""
+        if own and (notify is not None or relay is not None):
+            raise ValueError("mcpd's own request has no caller to notify or ask")
         if self._closed_reason is not None:
             raise UpstreamGone(f"{self.label} {self._closed_reason}")
         upstream_id = next(self._ids)
