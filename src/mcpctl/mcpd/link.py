@@ -91,16 +91,15 @@ class LinkLimits:
     # limit until it proves real, so this stays well under refused_burst
     lookups_per_address: int = 32
     max_checks_per_link: int = 1024  # auth frames of a link waiting for their answer; more: unavailable
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lookups_per_address < self.refused_burst:
-            raise ValueError("lookups_per_address must be positive and under refused_burst")
-
     # mcpd's own re-check of held tokens after configuration changes (`LinkHub._recheck`)
     recheck_concurrency: int = 8  # token checks at once
     recheck_debounce_seconds: float = 0.1  # changes during a pass: one more pass, this long after
     recheck_backoff_seconds: float = 1.0  # a pass that could not check every token: again after 1, 2, 4 … s
     recheck_backoff_max_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lookups_per_address < self.refused_burst:
+            raise ValueError("lookups_per_address must be positive and under refused_burst")
 
 
 class LinkPlane(ControlPlane, Protocol):
