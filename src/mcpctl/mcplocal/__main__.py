@@ -194,9 +194,10 @@ async def run_stdio(settings: GatewaySettings, project: str, path: Path | None, 
         bus.start(publish=False)
     try:
         async with stdio_server() as (read_stream, write_stream):
-            await endpoint.server.run(
-                read_stream, write_stream, endpoint.server.create_initialization_options()
-            )
+            with serving.settled():  # the collector and anyio's backend sniffing: serving.py
+                await endpoint.server.run(
+                    read_stream, write_stream, endpoint.server.create_initialization_options()
+                )
     finally:
         if bus is not None:
             await bus.close()
