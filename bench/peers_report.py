@@ -18,6 +18,7 @@ UPSTREAM = "upstream"  # the role of the fixture's own processes
 DIRECT = "direct"
 PEERS = ("mcp-proxy", "supergateway")
 MCPCTL = ("embedded-stdio", "embedded-http", "split-stdio", "split-http")
+UPSTREAM_ALONE = "fixture alone"  # cold start: the stdio upstream itself (not a target), measured with them
 TARGETS = (DIRECT, *PEERS, *MCPCTL)
 UNMEASURED = ("flat from 1 to 10,000 tokens and 1 to 50 servers",)  # without the scaling part
 LABELS = {
@@ -272,7 +273,11 @@ def render(
         lines += [*details(rows), ""]
     cold = config.get("coldStartSeconds") or {}
     if cold:
-        fronts = {"split-stdio": "mcplocal", "embedded-stdio": "mcpd"}
+        fronts = {
+            "split-stdio": "mcplocal",
+            "embedded-stdio": "mcpd",
+            UPSTREAM_ALONE: "the stdio upstream by itself: embedded-stdio's floor",
+        }
         starts = ", ".join(
             f"{t} {s:g} s" + (f" ({fronts[t]})" if t in fronts else "") for t, s in cold.items()
         )

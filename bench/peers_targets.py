@@ -5,16 +5,21 @@ processes by name, and the upstream fixture apart."""
 from __future__ import annotations
 
 import asyncio
+import json
+import selectors
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.suites import SetupError
-from tests.processes import descendants
+from tests.processes import clean_env, descendants
 
 from bench import peers_report as report
 from bench.load import CallFailed, Target
 from bench.procs import (
+    FIXTURE,
+    PYTHON,
     Processes,
     Served,
     start_direct,
@@ -122,7 +127,61 @@ def cold_starts(procs: Processes, endpoints: list[Endpoint]) -> dict[str, float]
     for name in COLD_TARGETS:
         if (endpoint := by_name.get(name)) is not None:
             found[name] = round(cold_start(procs, endpoint), 2)
+    if "embedded-stdio" in found:
+        found[report.UPSTREAM_ALONE] = round(upstream_cold_start(), 2)
     return found
+
+
+def upstream_cold_start(deadline_seconds: float = COLD_SECONDS) -> float:
+    """Seconds from exec to the fixture's answer to `tools/call echo` over stdio (`initialize`,
+    `notifications/initialized` and the call written at once), started as a supervisor starts it
+    (bytecode cached, like the targets). A gateway that spawns it on its own start cannot answer its
+    first call sooner: mcpd's cold start (embedded-stdio) is this plus the moment it spawns it."""
+    hello = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    }
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "x"}},
+        },
+    ]
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [PYTHON, str(FIXTURE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write("".join(json.dumps(line) + "\n" for line in lines).encode())
+        process.stdin.flush()
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while time.monotonic() - began < deadline_seconds:
+                if not selector.select(timeout=0.5):
+                    continue
+                line = process.stdout.readline()
+                if not line:
+                    break
+                answer = json.loads(line)
+                if answer.get("id") == 2:
+                    if answer.get("result", {}).get("content", [{}])[0].get("text") != "x":
+                        raise SetupError(f"the fixture answered echo wrongly: {line[:200]!r}")
+                    return time.monotonic() - began
+        raise SetupError("the fixture did not answer echo over stdio")
+    finally:
+        process.kill()
+        process.communicate()  # reaped, its pipes closed
 
 
 def cold_start(procs: Processes, endpoint: Endpoint) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from bench import peers_report as report
+from bench.peers_targets import upstream_cold_start
 from bench.upstream import read_count
 from bench.wrkload import MARK, SCRIPT, WrkFailed, parse
 
@@ -117,12 +118,17 @@ def test_targets_take_the_worst_concurrency_and_the_ratios_at_the_named_one() ->
 
 
 def test_cold_start_is_the_slowest_of_mcpctl_and_ignores_the_peers() -> None:
-    cold = {"split-stdio": 1.3, "embedded-stdio": 0.8, "mcp-proxy": 5.0}
+    cold = {"split-stdio": 1.3, "embedded-stdio": 0.8, "mcp-proxy": 5.0, report.UPSTREAM_ALONE: 9.0}
     found = {c["name"]: (c["value"], c["ok"]) for c in report.targets([], "wrk", cold)}
     assert found["mcpctl cold start to the first tools/call, worst of mcpd and mcplocal, s <= 1"] == (
         1.3,
         False,
     )
+
+
+def test_the_fixture_alone_answers_its_first_echo_over_stdio() -> None:
+    seconds = upstream_cold_start(deadline_seconds=30.0)
+    assert 0 < seconds < 30.0
 
 
 def test_summary_gives_req_s_ratios_to_direct_and_to_each_peer() -> None:
