@@ -1,7 +1,8 @@
 """What mcpd imports before it serves decides its cold start (docs/performance.md "Cold start"):
 its entry point spawns the launch plan before it imports the web framework, the SDK and the
-database layer; and what serving the project endpoint needs leaves out the REST API's routers
-(FastAPI builds their routes on import) and httpx (it imports its command line: rich, pygments)."""
+database layer; and what serving the project endpoint needs leaves out the REST API (FastAPI, its
+routers: FastAPI builds their routes on import) and httpx (it imports its command line: rich,
+pygments)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def test_the_entry_point_imports_none_of_the_heavy_parts() -> None:
     assert _loaded_after("mcpctl.mcpd.__main__", heavy) == []
 
 
-def test_serving_the_project_endpoint_imports_no_rest_router_and_no_httpx() -> None:
-    watched = ("httpx", "rich", "mcpctl.mcpd.routers.mcp_proxy", "mcpctl.mcpd.routers.projects")
+def test_serving_the_project_endpoint_imports_no_rest_api_and_no_httpx() -> None:
+    watched = ("fastapi", "httpx", "rich", "mcpctl.mcpd.routers.mcp_proxy", "mcpctl.mcpd.routers.projects")
     assert _loaded_after("mcpctl.mcpd.server, mcpctl.mcpd.gateway", watched) == []
 
 

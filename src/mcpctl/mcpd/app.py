@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import State
+from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Router
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 import mcpctl
 from mcpctl.core.crypto import Passwords, SecretCipher
@@ -32,6 +33,8 @@ from mcpctl.mcplocal.settings import GatewaySettings
 from mcpctl.storage.database import Database
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from mcpctl.mcpd.gateway import Gateway
     from mcpctl.mcpd.supervisor.prelaunch import Prelaunched
 
@@ -81,38 +84,56 @@ class _ErrorShape:
             await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
-class _Mcpd(FastAPI):
-    """FastAPI with the project endpoint dispatched ahead of its middleware stack and router (they
-    were a fifth of mcpd's CPU per call): the endpoint keeps what they gave it (request id, metrics,
-    body limit, NUL check, the error shape); any other path, method or a root path goes the usual
-    way (the route is registered there too)."""
+class Mcpd:
+    """mcpd's ASGI app: the project endpoint dispatched ahead of the web framework (front.py: its
+    middleware stack and router were a fifth of mcpd's CPU per call), the lifespan run here, and
+    everything else served by the REST API's FastAPI app, which the first request that is not the
+    project endpoint's builds (`api`): importing FastAPI and building the app and its routes is
+    ~0.4-0.6 s of CPU that would otherwise stand between a restarted mcpd and its first served
+    tools/call (cold start, docs/performance.md). The endpoint keeps what the framework gave it
+    (request id, metrics, body limit, NUL check, the error shape); a root path goes the usual way
+    (the route is registered in the API app too). Both share `state`."""
 
-    project_endpoint: ASGIApp
-    project_route: Route
+    def __init__(self, lifespan: Lifespan[Mcpd], project_endpoint: ASGIApp, api: Callable[[Mcpd], FastAPI]):
+        self.state = State()
+        self.router = Router(lifespan=lifespan)  # the ASGI lifespan protocol, as Starlette speaks it
+        self.project_route = front.project_route(_ProjectEndpoint())
+        self.project_endpoint = project_endpoint
+        self._build_api = api
+        self._api: FastAPI | None = None
+
+    def api(self) -> FastAPI:
+        """The REST API's app, built once (a synchronous step: no request sees half of it)."""
+        if self._api is None:
+            self._api = self._build_api(self)
+            if gc.get_freeze_count():  # serving froze the startup heap (serving.settled): it joins
+                gc.freeze()
+        return self._api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if front.dispatched(scope, self, self.project_route):
             await self.project_endpoint(scope, receive, send)
-            return
-        if scope["type"] != "lifespan":
-            _include_routes(self)
-        await super().__call__(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            scope["app"] = self
+            await self.router(scope, receive, send)
+        else:
+            await self.api()(scope, receive, send)
 
 
 def create_app(
     settings: Settings,
     gateway_settings: GatewaySettings | None = None,
     prelaunched: Prelaunched | None = None,
-) -> FastAPI:
-    """Build an mcpd application. Nothing is opened until the lifespan starts; the routes of the
-    REST API are added by the first request that needs them (see _include_routes). `prelaunched`:
+) -> Mcpd:
+    """Build an mcpd application. Nothing is opened until the lifespan starts; the REST API is
+    built by the first request that needs it (Mcpd.api, _rest_api). `prelaunched`:
     the stdio instances `mcpd` spawned ahead from the launch plan, for the supervisor to take
     (supervisor/prelaunch.py)."""
     metrics = Metrics()
     gateway_config = gateway_settings or GatewaySettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Mcpd) -> AsyncIterator[None]:
         db: Database | None = None
         collector: InstanceCollector | None = None
         stack = AsyncExitStack()
@@ -177,24 +198,43 @@ def create_app(
             if db is not None:
                 await db.dispose()
 
-    app = _Mcpd(
+    project_endpoint = RequestContextMiddleware(
+        _ErrorShape(_ProjectEndpoint()), metrics=metrics, max_body_bytes=settings.max_body_bytes
+    )
+    return Mcpd(lifespan, project_endpoint, lambda app: _rest_api(app, settings, metrics))
+
+
+def _rest_api(app: Mcpd, settings: Settings, metrics: Metrics) -> FastAPI:
+    """The REST API and the other routers (ops, the per-server proxy, the data-plane link), with
+    their middleware and error handlers, sharing `app`'s state. Imported here, not at the top:
+    FastAPI (~0.15 s of import), the routers and the API's schemas, and FastAPI building their
+    routes (~0.3 s) are not needed to serve the project endpoint."""
+    from fastapi import APIRouter, FastAPI
+
+    from mcpctl.mcpd.kinds.handlers import HANDLERS
+    from mcpctl.mcpd.routers import audit as audit_router
+    from mcpctl.mcpd.routers import auth as auth_router
+    from mcpctl.mcpd.routers import instances as instances_router
+    from mcpctl.mcpd.routers import link as link_router
+    from mcpctl.mcpd.routers import mcp_proxy, ops
+    from mcpctl.mcpd.routers import mcptokens as mcptokens_router
+    from mcpctl.mcpd.routers import projects as projects_router
+    from mcpctl.mcpd.routers import prompts as prompts_router
+    from mcpctl.mcpd.routers.resources import resource_router
+    from mcpctl.mcpd.schemas import ErrorOut
+
+    api = FastAPI(
         title="mcpd",
         version=mcpctl.__version__,
-        lifespan=lifespan,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
         description="mcpctl control plane API. See docs/api.md.",
     )
-
-    # First, so a project endpoint request is not matched against every API route before it (the
-    # benchmark's profile had route matching at 12% of mcpd's main thread at c=8); no API path
-    # starts with /projects.
-    app.project_route = front.project_route(_ProjectEndpoint())
-    app.router.routes.insert(0, app.project_route)
-    app.project_endpoint = RequestContextMiddleware(
-        _ErrorShape(_ProjectEndpoint()), metrics=metrics, max_body_bytes=settings.max_body_bytes
-    )
+    api.state = app.state
+    # First, so a project endpoint request with a root path is not matched against every API route
+    # before it; no API path starts with /projects.
+    api.router.routes.insert(0, app.project_route)
 
     async def on_forbidden(request: Request, error: McpctlError) -> None:
         state: AppState | None = getattr(request.app.state, "mcpd", None)
@@ -215,11 +255,36 @@ def create_app(
         except Exception:
             logger.exception("could not record an rbac_denied audit event")
 
-    errors.install(app, on_forbidden=on_forbidden)
-    _document_errors_as_400(app)
-    app.add_middleware(AuthMiddleware)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    return app
+    errors.install(api, on_forbidden=on_forbidden)
+    _document_errors_as_400(api)
+    api.add_middleware(AuthMiddleware)
+    api.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+
+    responses: dict[int | str, dict[str, object]] = {
+        status: {"model": ErrorOut, "description": text}
+        for status, text in (
+            (400, "Invalid request"),
+            (401, "Unauthenticated"),
+            (403, "Forbidden"),
+            (404, "Not found"),
+            (409, "Conflict"),
+            (413, "Payload too large"),
+        )
+    }
+    rest = APIRouter(prefix="/api/v1", responses=responses)
+    rest.include_router(auth_router.router)
+    rest.include_router(audit_router.router)
+    rest.include_router(mcptokens_router.router)
+    rest.include_router(projects_router.router)
+    rest.include_router(prompts_router.router)
+    rest.include_router(instances_router.router)
+    for handler in HANDLERS:
+        rest.include_router(resource_router(handler))
+    api.include_router(rest)
+    api.include_router(mcp_proxy.router)
+    api.include_router(link_router.router)
+    api.include_router(ops.router)
+    return api
 
 
 def _gateway(
@@ -245,58 +310,6 @@ def _gateway(
             max_outbox_bytes=settings.link_max_outbox_bytes,
         ),
     )
-
-
-def _include_routes(app: FastAPI) -> None:
-    """The REST API's and the other routers' routes, once, when the first request that is not the
-    project endpoint's arrives: FastAPI building them is ~0.3 s of CPU (more on a slow VM), which
-    would otherwise stand between a restarted mcpd and its first served tools/call (cold start,
-    docs/performance.md). That first REST request pays it instead; a synchronous step, so no
-    request sees half the routes.
-    """
-    if getattr(app.state, "routes_included", False):
-        return
-    # Imported here too, not at the top (~0.1 s of import, mostly FastAPI building their routes'
-    # models, and the API's schemas), for the same reason.
-    from mcpctl.mcpd.kinds.handlers import HANDLERS
-    from mcpctl.mcpd.routers import audit as audit_router
-    from mcpctl.mcpd.routers import auth as auth_router
-    from mcpctl.mcpd.routers import instances as instances_router
-    from mcpctl.mcpd.routers import link as link_router
-    from mcpctl.mcpd.routers import mcp_proxy, ops
-    from mcpctl.mcpd.routers import mcptokens as mcptokens_router
-    from mcpctl.mcpd.routers import projects as projects_router
-    from mcpctl.mcpd.routers import prompts as prompts_router
-    from mcpctl.mcpd.routers.resources import resource_router
-    from mcpctl.mcpd.schemas import ErrorOut
-
-    responses: dict[int | str, dict[str, object]] = {
-        status: {"model": ErrorOut, "description": text}
-        for status, text in (
-            (400, "Invalid request"),
-            (401, "Unauthenticated"),
-            (403, "Forbidden"),
-            (404, "Not found"),
-            (409, "Conflict"),
-            (413, "Payload too large"),
-        )
-    }
-    api = APIRouter(prefix="/api/v1", responses=responses)
-    api.include_router(auth_router.router)
-    api.include_router(audit_router.router)
-    api.include_router(mcptokens_router.router)
-    api.include_router(projects_router.router)
-    api.include_router(prompts_router.router)
-    api.include_router(instances_router.router)
-    for handler in HANDLERS:
-        api.include_router(resource_router(handler))
-    app.include_router(api)
-    app.include_router(mcp_proxy.router)
-    app.include_router(link_router.router)
-    app.include_router(ops.router)
-    app.state.routes_included = True
-    if gc.get_freeze_count():  # serving froze the startup heap (serving.settled): the routes join it
-        gc.freeze()
 
 
 def _document_errors_as_400(app: FastAPI) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mcpctl.core.errors import (
@@ -21,6 +20,10 @@ from mcpctl.core.errors import (
     TooManyRequestsError,
     status_for,
 )
+
+if TYPE_CHECKING:  # FastAPI loads with the REST API (app.py), not with the project endpoint's error shape
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def install(app: FastAPI, *, on_forbidden: Any) -> None:
     """Register the handlers; `on_forbidden(request, error)` records rbac_denied audit events."""
+    from fastapi.exceptions import RequestValidationError
 
     async def handle_ours(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, McpctlError)
