@@ -313,22 +313,6 @@ def test_a_revoked_token_presented_again_and_again_does_not_throttle_its_address
     assert all(a.get("introspection", {}).get("reason") == "revoked" for a in answers), answers[-1]
 
 
-def test_refused_tokens_are_throttled_per_address(op: Cli) -> None:
-    """Each well-formed token costs a database lookup: past 100 refusals from one address within a
-    minute, tokens from it are not checked for a while (last in this module: it uses up 127.0.0.1's
-    budget)."""
-
-    async def scenario() -> None:
-        async with peer(op) as guesser:
-            answers = [await guesser.socket_auth(tokens.generate()) for _ in range(120)]
-        refused = [a for a in answers if "introspection" in a]
-        throttled = [a for a in answers if "unavailable" in a]
-        assert len(refused) <= 101 and throttled, (len(refused), len(throttled))
-        assert all(a["introspection"]["reason"] == "unknown" for a in refused)
-
-    anyio.run(scenario)
-
-
 def test_frames_come_in_batches_only_to_a_link_that_chose_them(op: Cli) -> None:
     """wire.SUBPROTOCOL: a link that offers it sends and gets several frames a message (one per line);
     one that does not (an older mcplocal) gets one frame a message, as before. Calls with a token
@@ -402,5 +386,21 @@ def test_a_batch_is_bounded_and_junk_in_one_ends_the_link(op: Cli) -> None:
             await old.socket.send(cancel + "\n" + cancel)
             await old.auth(token)
             assert (await old.call(sha(token), "fx", "tools/call", ECHO))["t"] == "answer"
+
+    anyio.run(scenario)
+
+
+def test_refused_tokens_are_throttled_per_address(op: Cli) -> None:
+    """Each well-formed token costs a database lookup: past 100 refusals from one address within a
+    minute, tokens from it are not checked for a while (last in this module: it uses up 127.0.0.1's
+    budget)."""
+
+    async def scenario() -> None:
+        async with peer(op) as guesser:
+            answers = [await guesser.socket_auth(tokens.generate()) for _ in range(120)]
+        refused = [a for a in answers if "introspection" in a]
+        throttled = [a for a in answers if "unavailable" in a]
+        assert len(refused) <= 101 and throttled, (len(refused), len(throttled))
+        assert all(a["introspection"]["reason"] == "unknown" for a in refused)
 
     anyio.run(scenario)
