@@ -29,7 +29,15 @@ def test_the_entry_point_imports_none_of_the_heavy_parts() -> None:
 
 
 def test_serving_the_project_endpoint_imports_no_rest_api_and_no_httpx() -> None:
-    watched = ("fastapi", "httpx", "rich", "mcpctl.mcpd.routers.mcp_proxy", "mcpctl.mcpd.routers.projects")
+    watched = (
+        "fastapi",
+        "httpx",
+        "rich",
+        "yaml",  # read with a config file, written on the first start only
+        "mcpctl.mcpd.schemas",
+        "mcpctl.mcpd.routers.mcp_proxy",
+        "mcpctl.mcpd.routers.projects",
+    )
     assert _loaded_after("mcpctl.mcpd.server, mcpctl.mcpd.gateway", watched) == []
 
 

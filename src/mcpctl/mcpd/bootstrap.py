@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core.crypto import Passwords, generate_password
@@ -97,6 +96,8 @@ async def bootstrap_admin(db: Database, settings: Settings, passwords: Passwords
         await session.flush()
         await _make_admin(session, user, restore=False)
     if generated:
+        import yaml  # on the first start only (~15 ms of every later start otherwise)
+
         path = credentials_path(settings)
         write_private_file(
             path, yaml.safe_dump({"mcpdUrl": public_url, "email": email, "password": password})

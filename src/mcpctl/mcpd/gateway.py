@@ -20,11 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcpctl.core import tokens
+from mcpctl.core import proxymodels, tokens
 from mcpctl.core.namespacing import PrefixMode
 from mcpctl.core.proxymodels import UNRESOLVED, Stage
 from mcpctl.mcpd.auth import authenticate_mcptoken
-from mcpctl.mcpd.kinds.proxymodels import resolve_stages
 from mcpctl.mcpd.lastuse import record_token_use
 from mcpctl.mcpd.link import LinkHub, LinkLimits
 from mcpctl.mcpd.supervisor.connection import UpstreamError
@@ -59,6 +58,19 @@ from mcpctl.storage import tables
 from mcpctl.storage.database import Database
 
 logger = logging.getLogger(__name__)
+
+
+async def resolve_stages(session: AsyncSession, model: str) -> tuple[Stage, ...] | None:
+    """A model's stages: a built-in's, else the stored model's; None when it does not exist. (Here,
+    not with the ProxyModel kind's handler: that imports the REST API's schemas.)"""
+    if proxymodels.is_built_in(model):
+        return proxymodels.BUILT_INS[model]
+    row = (
+        await session.execute(sa.select(tables.ProxyModel).where(tables.ProxyModel.name == model))
+    ).scalar()
+    if row is None:
+        return None
+    return tuple(Stage(str(s["type"]), dict(s.get("config") or {})) for s in row.stages)
 
 
 async def project_view(session: AsyncSession, name: str) -> ProjectView | None:

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -331,6 +330,8 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         path = init_kwargs.get("config_file") or os.environ.get("MCPD_CONFIG_FILE")
         self._values: dict[str, Any] = {}
         if path:
+            import yaml  # only with a config file (~15 ms of mcpd's start otherwise)
+
             loaded = yaml.safe_load(Path(path).read_text()) or {}
             if not isinstance(loaded, dict):
                 raise ValueError(f"config file {path} must hold a mapping of settings")

@@ -32,18 +32,6 @@ async def projects_using(session: Any, model: str) -> list[str]:
     return list(result.scalars())
 
 
-async def resolve_stages(session: Any, model: str) -> tuple[proxymodels.Stage, ...] | None:
-    """A model's stages: a built-in's, else the stored model's; None when it does not exist."""
-    if proxymodels.is_built_in(model):
-        return proxymodels.BUILT_INS[model]
-    row = (
-        await session.execute(sa.select(tables.ProxyModel).where(tables.ProxyModel.name == model))
-    ).scalar()
-    if row is None:
-        return None
-    return tuple(proxymodels.Stage(str(s["type"]), dict(s.get("config") or {})) for s in row.stages)
-
-
 async def check_proxy_model(ctx: KindContext, model: str, *, kept: str | None) -> None:
     """A project's `proxyModel` must name a built-in or a stored model the writer may view (the one
     the project already has stays allowed): else 400 naming it and listing what exists."""
