@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from mcpctl.mcpd.app import create_app
+from mcpctl.mcpd.app import Mcpd, create_app
 from mcpctl.mcpd.settings import Settings
 
 ADMIN_EMAIL = "admin@example.com"
@@ -24,7 +23,7 @@ class Api:
     """An httpx client on the app, plus helpers to act as different users."""
 
     client: httpx.AsyncClient
-    app: FastAPI
+    app: Mcpd
     admin: dict[str, str]
 
     async def login(self, email: str, password: str) -> dict[str, str]:
@@ -72,7 +71,7 @@ def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def running(settings: Settings) -> AsyncIterator[tuple[Mcpd, httpx.AsyncClient]]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -92,7 +92,8 @@ class Mcpd:
     ~0.4-0.6 s of CPU that would otherwise stand between a restarted mcpd and its first served
     tools/call (cold start, docs/performance.md). The endpoint keeps what the framework gave it
     (request id, metrics, body limit, NUL check, the error shape); a root path goes the usual way
-    (the route is registered in the API app too). Both share `state`."""
+    (the route is registered in the API app too). Both share `state`. The API app gets no lifespan
+    events: a router's `on_startup` or lifespan would not run (there is none; startup is here)."""
 
     def __init__(self, lifespan: Lifespan[Mcpd], project_endpoint: ASGIApp, api: Callable[[Mcpd], FastAPI]):
         self.state = State()
@@ -140,7 +141,10 @@ def create_app(
         try:
             datadir.prepare(settings.data_dir, settings.resolved_database_url)
             db = Database(settings.resolved_database_url)
-            await db.migrate()
+            if await db.migrate():
+                # what Alembic left (~5,000 objects) was made with the collector off (programs.py):
+                # found now, on a first start or an upgrade only, not kept frozen for good
+                gc.collect()
             datadir.secure_database_files(settings.resolved_database_url)
             cipher = SecretCipher(load_secret_key(settings))
             supervisor = Supervisor(db, cipher, settings, prelaunched)

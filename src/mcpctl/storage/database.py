@@ -121,15 +121,17 @@ class Database:
         failed_at = self._out_of_space_at
         return failed_at is not None and time.monotonic() - failed_at < within_seconds
 
-    async def migrate(self) -> None:
-        """Apply every Alembic migration (the only schema source) up to head. A database already
-        at head is left alone without importing Alembic (a tenth of mcpd's import time)."""
+    async def migrate(self) -> bool:
+        """Apply every Alembic migration (the only schema source) up to head; whether any ran. A
+        database already at head is left alone without importing Alembic (a tenth of mcpd's import
+        time)."""
         async with self._read_engine.connect() as conn:
             if await conn.run_sync(_at_head):
-                return
+                return False
         async with self._write_engine.connect() as conn:
             await conn.run_sync(_upgrade)
             await conn.commit()
+        return True
 
     async def ping(self) -> None:
         async with self._read_engine.connect() as conn:
