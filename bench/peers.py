@@ -25,8 +25,9 @@ window: calls (answered 200 with the echoed text), errors, req/s, p50/p99, the C
 process of the target (bench/cpu.py RoleMeter: gateway processes and the upstream fixture apart), the
 connections the http upstream accepted (bench/upstream.py), and the share of the machine the other
 processes took. Last, the cold start of mcplocal, mcpd and the peers: each restarted on its warm data
-until its first correct echo. Then the scaling part, if chosen: one wrk window of `--seconds` per
-size at `--scaling-concurrency`. A measurement: the issue's targets print as MET / MISS, exit status 0.
+until its first correct echo, three times (the median), and the stdio fixture alone. Then the
+scaling part, if chosen: one wrk window of `--seconds` per size at `--scaling-concurrency`. A
+measurement: the issue's targets print as MET / MISS, exit status 0.
 """
 
 from __future__ import annotations
