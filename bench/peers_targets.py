@@ -123,10 +123,10 @@ COLD_PAUSE_SECONDS = 1.0  # before each restart: what the previous process start
 
 def cold_starts(procs: Processes, endpoints: list[Endpoint]) -> dict[str, float]:
     """Seconds from starting each target's front process again (mcplocal, mcpd, the peer; data and
-    install warm) to its first correct echo, the median of report.COLD_RESTARTS restarts; after the
-    measurements, since it restarts them. The
-    previous process's stop is not counted (it was, before 2026-12-01: mcpd's graceful shutdown
-    added ~0.6 s to its figure, the peers' quick exits little)."""
+    install warm) to its first correct echo, the median of report.COLD_RESTARTS restarts, and the
+    fixture's own start beside mcpd's; after the measurements, since it restarts them. The previous
+    process's stop is not counted (it was, before 2026-12-01: mcpd's graceful shutdown added ~0.6 s
+    to its figure, the peers' quick exits little)."""
     by_name = {e.name: e for e in endpoints}
     found = {}
     for name in COLD_TARGETS:
