@@ -16,7 +16,8 @@ from tests.processes import descendants
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _process_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
+    """The CPU seconds (user and system) process `pid` has used so far (0 when it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
@@ -50,8 +51,8 @@ class CpuMeter:
 
     def _sample(self) -> tuple[float, float, float]:
         return (
-            _process_seconds(self.me),
-            sum(_process_seconds(p) for p in self.server),
+            process_cpu_seconds(self.me),
+            sum(process_cpu_seconds(p) for p in self.server),
             _busy_seconds(),
         )
 
@@ -81,8 +82,9 @@ class RoleMeter:
         self.generator = self.other = self.wall = 0.0
 
     def _sample(self) -> tuple[float, float, dict[str, float]]:
-        own = _process_seconds(os.getpid()) + _children_seconds()
-        return own, _busy_seconds(), {r: sum(map(_process_seconds, pids)) for r, pids in self.roles.items()}
+        own = process_cpu_seconds(os.getpid()) + _children_seconds()
+        roles = {r: sum(map(process_cpu_seconds, pids)) for r, pids in self.roles.items()}
+        return own, _busy_seconds(), roles
 
     def __enter__(self) -> RoleMeter:
         self.roles = self.find_roles()
