@@ -14,13 +14,6 @@ with keep-alive that never drops a request that has already arrived.
   under the full test suite's load, and with mcpd paused by SIGSTOP; `tests/integration/
   test_keep_alive.py` holds the loop in an I/O callback). The timer now looks at the socket first
   (FIONREAD) and, when bytes are waiting, leaves the connection open for the read that follows.
-- **A request's head has `HEAD_TIMEOUT_SECONDS` to arrive whole** (30 s, counted from its first
-  byte), and a new connection that sends nothing is idle like a kept-alive one (closed after the
-  keep-alive time). uvicorn times neither: a client that connects and sends nothing, or sends a
-  head a byte at a time (slowloris), held its connection, and its descriptor, for good, and enough
-  of them stop the server from accepting. Closed without an answer, as the keep-alive timer closes
-  (a proxy in front sees a connection closed before any request was taken). A body is not timed
-  here: a request is handed to the app once its head is whole.
 """
 
 from __future__ import annotations
@@ -32,48 +25,8 @@ import termios
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEAD_TIMEOUT_SECONDS = 30.0  # nginx's client_header_timeout is 60 s; an MCP client sends its head at once
-
 
 class HttpProtocol(HttpToolsProtocol):
-    head_timeout_seconds = HEAD_TIMEOUT_SECONDS
-    _head_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        # idle until its first byte, as between two requests (data_received cancels it)
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._head_arrived()
-        super().connection_lost(exc)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head_arrived()
-        self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_late)
-
-    def on_headers_complete(self) -> None:
-        self._head_arrived()
-        super().on_headers_complete()
-
-    def _head_arrived(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_late(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
-            return
-        if not self.flow.read_paused and _unread_bytes(self.transport) > 0:
-            # the loop was held: the rest may be waiting unread; this turn reads it
-            self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_late)
-            return
-        self.transport.close()
-
     def timeout_keep_alive_handler(self) -> None:
         waiting = not self.transport.is_closing() and not self.flow.read_paused
         if waiting and _unread_bytes(self.transport) > 0:
