@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcpctl.core import tokens
@@ -47,6 +48,12 @@ def bearer_from_header(value: str | None) -> str | None:
 
 async def principal_for_user(session: AsyncSession, user: tables.User) -> Principal:
     """A user's principal: their groups and the union of bindings of every matching definition."""
+    groups, subjects = await _user_subjects(session, user)
+    return _user_principal(user, groups, subjects, await definitions_for(session, subjects))
+
+
+async def _user_subjects(session: AsyncSession, user: tables.User) -> tuple[list[str], set[str]]:
+    """The user's groups, and the RBAC subjects naming them (the user and each group)."""
     groups = (
         (
             await session.execute(
@@ -58,8 +65,16 @@ async def principal_for_user(session: AsyncSession, user: tables.User) -> Princi
         .scalars()
         .all()
     )
-    subjects = {f"User:{user.email}", *(f"Group:{g}" for g in groups)}
-    definitions = await definitions_for(session, subjects)
+    return list(groups), {f"User:{user.email}", *(f"Group:{g}" for g in groups)}
+
+
+def _user_principal(
+    user: tables.User,
+    groups: list[str],
+    subjects: set[str],
+    definitions: list[tuple[list[str], list[Binding]]],
+) -> Principal:
+    """`definitions` may name other subjects too: only those naming `subjects` count."""
     return Principal(
         kind="user",
         user_id=user.id,
@@ -82,11 +97,18 @@ async def definitions_naming(session: AsyncSession, subjects: Iterable[str]) -> 
 
 
 async def definitions_for(session: AsyncSession, subjects: set[str]) -> list[tuple[list[str], list[Binding]]]:
-    """(subjects, bindings) of every RbacDefinition naming one of `subjects`."""
-    return [
-        ([s.subject for s in d.subject_rows], [binding_from_dict(b) for b in d.role_bindings])
-        for d in await definitions_naming(session, subjects)
-    ]
+    """(the subjects of `subjects` it names, its bindings) of every RbacDefinition naming one of
+    `subjects`, in one statement (no definition objects: a principal needs only these). Enough for
+    `bindings_for` with any part of `subjects`."""
+    named: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+    subject, definition = tables.RbacSubject, tables.RbacDefinition
+    for definition_id, name, role_bindings in await session.execute(
+        sa.select(subject.definition_id, subject.subject, definition.role_bindings)
+        .join(definition, definition.id == subject.definition_id)
+        .where(subject.subject.in_(sorted(subjects)))
+    ):
+        named.setdefault(definition_id, ([], role_bindings))[0].append(name)
+    return [(names, [binding_from_dict(b) for b in found or []]) for names, found in named.values()]
 
 
 async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult:
@@ -94,14 +116,25 @@ async def authenticate_mcptoken(session: AsyncSession, token: str) -> AuthResult
     if not tokens.is_well_formed(token):
         return AuthResult(ANONYMOUS, "malformed")
     sha = tokens.token_sha(token)
-    row = (await session.execute(sa.select(tables.McpToken).where(tables.McpToken.token_sha == sha))).scalar()
-    if row is None:
+    found = (
+        await session.execute(
+            # the owner in the same statement; the project's name, not its server links (the reach
+            # reads the names alone): each statement is a few hops to SQLite's thread and back, a
+            # token's first use (and each use after its cached check expires) pays them all
+            sa.select(tables.McpToken, tables.User)
+            .outerjoin(tables.User, tables.User.email == tables.McpToken.owner)
+            .options(orm.joinedload(tables.McpToken.project).raiseload(tables.Project.server_links))
+            .where(tables.McpToken.token_sha == sha)
+        )
+    ).first()
+    if found is None:
         return AuthResult(ANONYMOUS, "unknown")
+    row, owner_row = found
     now = tables.utcnow()
     state = _status(row, now)
     if state != "active":
         return AuthResult(ANONYMOUS, state)
-    principal = await token_principal(session, row)
+    principal = await token_principal(session, row, owner_row)
     if principal is None:
         return AuthResult(ANONYMOUS, "revoked")
     touch = row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL
@@ -126,21 +159,26 @@ def _status(row: tables.McpToken, now: datetime) -> str:
     return tokens.status(revoked_at=row.revoked_at, expires_at=row.expires_at, now=now)
 
 
-async def token_principal(session: AsyncSession, row: tables.McpToken) -> Principal | None:
+async def token_principal(
+    session: AsyncSession, row: tables.McpToken, owner_row: tables.User | None
+) -> Principal | None:
     """An active token's principal: its REST bindings capped by its owner (now) and its parent, and
-    its MCP reach (DESIGN §4). None when its owner is disabled or gone, or a token above it is no
-    longer active (fail closed)."""
-    owner_row = (await session.execute(sa.select(tables.User).where(tables.User.email == row.owner))).scalar()
+    its MCP reach (DESIGN §4). None when its owner (`owner_row`, the user `row.owner` names) is
+    disabled or gone, or a token above it is no longer active (fail closed)."""
     chain = await _token_chain(session, row)
     if owner_row is None or owner_row.disabled or chain is None:
         # a disabled (or vanished) owner's tokens stop working with it; so do a vanished parent's
         return None
-    owner = await principal_for_user(session, owner_row)
+    groups, owner_subjects = await _user_subjects(session, owner_row)
+    chain_subjects = [f"McpToken:{link.token_sha}" for link in chain]
+    # one lookup for the owner's definitions and the chain's; each is picked out by its subjects
+    definitions = await definitions_for(session, owner_subjects.union(chain_subjects))
+    owner = _user_principal(owner_row, groups, owner_subjects, definitions)
     bindings: tuple[Binding, ...] = ()
-    for link in reversed(chain):  # from the first token down: each is capped by the one above it
+    for link, subject in zip(reversed(chain), reversed(chain_subjects), strict=True):
+        # from the first token down: each is capped by the one above it
         parent = Principal(kind="token", bindings=bindings)
-        subject = f"McpToken:{link.token_sha}"
-        granted = bindings_for({subject}, await definitions_for(session, {subject}))
+        granted = bindings_for({subject}, definitions)
         bindings = token_bindings(granted, [owner] if link is chain[-1] else [owner, parent])
     project_servers = (
         await session.execute(
@@ -190,7 +228,10 @@ async def reload_principal(session: AsyncSession, principal: Principal) -> Princ
         now = tables.utcnow()
         if row is None or _status(row, now) != "active":
             return ANONYMOUS
-        return await token_principal(session, row) or ANONYMOUS
+        owner_row = (
+            await session.execute(sa.select(tables.User).where(tables.User.email == row.owner))
+        ).scalar()
+        return await token_principal(session, row, owner_row) or ANONYMOUS
     return principal
 
 
