@@ -9,6 +9,7 @@ unread — the kernel then resets it — because the timer falls due and runs be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -33,11 +34,11 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class _Served:
-    def __init__(self, protocol: Any) -> None:
+    def __init__(self, protocol: Any, app: Any = _app, keep_alive: float = KEEP_ALIVE) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(_app, http=protocol, timeout_keep_alive=KEEP_ALIVE, log_config=None)
+        config = uvicorn.Config(app, http=protocol, timeout_keep_alive=keep_alive, log_config=None)
         self.server = uvicorn.Server(config)
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -74,17 +75,26 @@ class _Holder(asyncio.Protocol):
         time.sleep(self.seconds)
 
 
-@pytest.fixture
-def served() -> Iterator[_Served]:
-    served = _Served(HttpProtocol)
+@contextlib.contextmanager
+def serving(protocol: Any, app: Any = _app, keep_alive: float = KEEP_ALIVE) -> Iterator[_Served]:
+    """A real uvicorn on uvloop with `protocol`, serving `app` in a thread, stopped on the way out."""
+    served = _Served(protocol, app, keep_alive)
     served.thread.start()
     deadline = time.monotonic() + 10
     while not served.server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
-    yield served
-    served.server.should_exit = True
-    served.thread.join(timeout=10)
+    try:
+        yield served
+    finally:
+        served.server.should_exit = True
+        served.thread.join(timeout=10)
+
+
+@pytest.fixture
+def served() -> Iterator[_Served]:
+    with serving(HttpProtocol) as served:
+        yield served
 
 
 def _response(conn: socket.socket) -> bytes:

@@ -14,6 +14,18 @@ with keep-alive that never drops a request that has already arrived.
   under the full test suite's load, and with mcpd paused by SIGSTOP; `tests/integration/
   test_keep_alive.py` holds the loop in an I/O callback). The timer now looks at the socket first
   (FIONREAD) and, when bytes are waiting, leaves the connection open for the read that follows.
+- **A request has `REQUEST_SECONDS` to arrive whole, head and body** (60 s from its first byte, as
+  nginx's `client_header_timeout`), and a new connection that sends nothing is idle like a
+  kept-alive one (closed after the keep-alive time). uvicorn times neither: a client that connected
+  and sent nothing, or a request a byte at a time (slowloris), held its connection and descriptor
+  for good, and enough of them stop the server from accepting. The deadline is absolute (more
+  bytes do not extend it) and counts bytes that are not a request too (bare CRLFs, which the parser
+  skips), and the rest of a body a response did not wait for. What is late is the client's only:
+  when mcpd holds the rest unread (a pipelined request queued behind an answer, a body the app has
+  not taken yet) the deadline starts again; when an answer is under way, or the app has its whole
+  request, the late bytes are a pipelined request and the connection closes after that answer, not
+  in it. Otherwise the connection is closed without an answer, as the keep-alive timer closes it
+  (a slow body's app sees the client gone).
 """
 
 from __future__ import annotations
@@ -25,8 +37,83 @@ import termios
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+REQUEST_SECONDS = 60.0  # nginx's client_header_timeout and client_body_timeout are 60 s
+
 
 class HttpProtocol(HttpToolsProtocol):
+    request_seconds = REQUEST_SECONDS
+    _request_timer: asyncio.TimerHandle | None = None
+    _in_request = False  # a request's first byte was parsed, its last not yet
+    _request_ended = False  # a request ended in the bytes being parsed now
+    _upgraded = False  # handed to the WebSocket protocol: no longer this one's to time
+    _waited_for_unread = False  # the deadline was extended once for bytes the kernel held
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # idle until its first byte, as between two requests (data_received cancels it)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_request_timer()
+        self._unset_keepalive_if_required()  # uvicorn's own does so on a clean close only
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._request_ended = False
+        super().data_received(data)
+        if self._request_timer is not None or self._upgraded or self.transport.is_closing():
+            return
+        if self._in_request or not self._request_ended:
+            # part of a request, or bytes that are none (a bare CRLF): the deadline starts
+            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_request = True
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_request, self._request_ended = False, True
+        self._waited_for_unread = False
+        self._stop_request_timer()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._upgraded = True
+        self._stop_request_timer()
+        super().handle_websocket_upgrade()
+
+    def _stop_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _request_late(self) -> None:
+        self._request_timer = None
+        if self.transport.is_closing() or self._upgraded:
+            return
+        if self.flow.read_paused or self.pipeline:
+            # mcpd holds the rest unread (a request queued behind an answer, a body not taken yet)
+            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+            return
+        if not self._waited_for_unread and _unread_bytes(self.transport) > 0:
+            # the loop was held: the rest may be waiting unread; once, so a flood cannot keep it
+            self._waited_for_unread = True
+            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+            return
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and (cycle.response_started or not cycle.more_body)
+        ):
+            # an answer under way, or the app has its whole request: what is late is a pipelined
+            # request; the connection ends after that answer, not in it
+            cycle.keep_alive = False
+            return
+        self.transport.close()
+
     def timeout_keep_alive_handler(self) -> None:
         waiting = not self.transport.is_closing() and not self.flow.read_paused
         if waiting and _unread_bytes(self.transport) > 0:
