@@ -1,6 +1,6 @@
 """Slow clients (mcplocal/http_protocol.py): a request has a deadline to arrive whole, head and body,
-and a connection that sends nothing is idle — while an answer under way, a request the app is
-working on and a WebSocket are never cut by either.
+its head a size limit, and a connection that sends nothing is idle — while an answer under way, a
+request the app is working on and a WebSocket are never cut by either.
 
 A real uvicorn on uvloop with mcpctl's protocol (deadline 1 s here, keep-alive 2 s) and real
 sockets. Each hole is also shown open with uvicorn's own protocol: the connection is still there
@@ -18,7 +18,7 @@ import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.sync.client import connect as ws_connect
 
-from mcpctl.mcplocal.http_protocol import HttpProtocol
+from mcpctl.mcplocal.http_protocol import HEAD_BYTES, HttpProtocol
 from tests.integration.test_keep_alive import KEEP_ALIVE, _Served, serving
 
 DEADLINE = 1.0
@@ -144,6 +144,26 @@ def test_uvicorns_own_protocol_holds_a_slow_client(uvicorns_own: _Served, case: 
     with _connect(uvicorns_own) as conn:
         conn.sendall(first)
         assert _closed_after(conn, drip, bound=KEEP_ALIVE + DEADLINE + 2) >= KEEP_ALIVE + DEADLINE + 2
+
+
+def _head_of(size: int) -> bytes:
+    start = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+    return start + b"a" * (size - len(start)) + b"\r\nConnection: close\r\n\r\n"
+
+
+def test_a_head_over_64_kib_is_refused_and_one_under_is_answered(quick: _Served) -> None:
+    with _connect(quick) as conn:
+        conn.sendall(_head_of(HEAD_BYTES + 1024))
+        assert _read_all(conn).startswith(b"HTTP/1.1 431 ")
+    with _connect(quick) as conn:
+        conn.sendall(_head_of(HEAD_BYTES - 1024))
+        assert _read_all(conn).startswith(b"HTTP/1.1 200 ")
+
+
+def test_uvicorns_own_protocol_reads_a_head_of_any_size(uvicorns_own: _Served) -> None:
+    with _connect(uvicorns_own) as conn:
+        conn.sendall(_head_of(4 * 1024 * 1024))
+        assert _read_all(conn).startswith(b"HTTP/1.1 200 ")
 
 
 def test_a_request_in_two_parts_within_the_deadline_is_answered_and_kept_alive(quick: _Served) -> None:

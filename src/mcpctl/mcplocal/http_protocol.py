@@ -38,6 +38,12 @@ import termios
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 REQUEST_SECONDS = 60.0  # nginx's client_header_timeout and client_body_timeout are 60 s
+HEAD_BYTES = 64 * 1024  # a request's line and headers, at most (nginx: 4 buffers of 8 KiB)
+_HEAD_TOO_LARGE = "Request line and headers too large."
+_HEAD_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TOO_LARGE), _HEAD_TOO_LARGE.encode())
+)
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -47,6 +53,8 @@ class HttpProtocol(HttpToolsProtocol):
     _request_ended = False  # a request ended in the bytes being parsed now
     _upgraded = False  # handed to the WebSocket protocol: no longer this one's to time
     _waited_for_unread = False  # the deadline was extended once for bytes the kernel held
+    _head_bytes = 0  # of the request being parsed: its line and headers so far
+    _head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -72,6 +80,30 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_request = True
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        """httptools keeps no limit: a head of any size was read into memory within the deadline."""
+        self._head_bytes += size
+        if self._head_bytes > HEAD_BYTES:
+            self._head_too_large = True
+            raise ValueError(_HEAD_TOO_LARGE)  # the parser stops; uvicorn answers with send_400_response
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._head_too_large:
+            super().send_400_response(msg)
+            return
+        self.logger.warning(_HEAD_TOO_LARGE)
+        self.transport.write(_HEAD_TOO_LARGE_RESPONSE)
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
