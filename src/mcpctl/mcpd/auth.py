@@ -166,7 +166,7 @@ async def token_principal(
     its MCP reach (DESIGN §4). None when its owner (`owner_row`, the user `row.owner` names) is
     disabled or gone, or a token above it is no longer active (fail closed)."""
     chain = await _token_chain(session, row)
-    if owner_row is None or owner_row.disabled or chain is None:
+    if owner_row is None or owner_row.email != row.owner or owner_row.disabled or chain is None:
         # a disabled (or vanished) owner's tokens stop working with it; so do a vanished parent's
         return None
     groups, owner_subjects = await _user_subjects(session, owner_row)
@@ -209,7 +209,10 @@ async def _token_chain(session: AsyncSession, row: tables.McpToken) -> list[tabl
     while chain[-1].parent_id is not None:
         if len(chain) > 64:
             return None
-        parent = await session.get(tables.McpToken, chain[-1].parent_id)
+        # the token's own fields only: its project (and that project's servers) is not read
+        parent = await session.get(
+            tables.McpToken, chain[-1].parent_id, options=[orm.raiseload(tables.McpToken.project)]
+        )
         if parent is None or _status(parent, now) != "active":
             return None
         chain.append(parent)
