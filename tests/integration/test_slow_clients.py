@@ -9,6 +9,7 @@ well past both times."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.sync.client import connect as ws_connect
 
-from mcpctl.mcplocal.http_protocol import HEAD_BYTES, HttpProtocol
+from mcpctl.mcplocal.http_protocol import HEAD_BYTES, HEAD_FIELDS, HttpProtocol
 from tests.integration.test_keep_alive import KEEP_ALIVE, _Served, serving
 
 DEADLINE = 1.0
@@ -27,6 +28,7 @@ LONG = DEADLINE * 3  # an answer that takes longer than the deadline
 
 class _QuickProtocol(HttpProtocol):
     request_seconds = DEADLINE
+    send_seconds = DEADLINE * 2
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -52,6 +54,12 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/slow":  # the whole request is here; the answer takes LONG
         await asyncio.sleep(LONG)
         await _answer(send, b"slow")
+    elif path == "/big":  # more than the socket buffers hold
+        await _answer(send, b"x" * 4_000_000)
+    elif path == "/later":  # the body asked for after LONG (a 100 Continue comes then)
+        await asyncio.sleep(LONG)
+        body = (await receive()).get("body", b"")
+        await _answer(send, body)
     elif path == "/stream":  # the head at once, the body after LONG
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]})
         await send({"type": "http.response.body", "body": b"str", "more_body": True})
@@ -158,6 +166,64 @@ def test_a_head_over_64_kib_is_refused_and_one_under_is_answered(quick: _Served)
     with _connect(quick) as conn:
         conn.sendall(_head_of(HEAD_BYTES - 1024))
         assert _read_all(conn).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_header_that_never_ends_is_refused_before_it_ends(quick: _Served) -> None:
+    """httptools holds an unfinished header unseen by the callbacks that count the head."""
+    with _connect(quick) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            while sent < 8 * HEAD_BYTES:
+                conn.sendall(b"a" * 16384)
+                sent += 16384
+                time.sleep(0.01)
+        assert sent < 8 * HEAD_BYTES
+        with contextlib.suppress(ConnectionError):
+            assert _read_all(conn).startswith(b"HTTP/1.1 431 ")
+
+
+def test_too_many_headers_are_refused(quick: _Served) -> None:
+    with _connect(quick) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"a:\r\n" * (HEAD_FIELDS + 1) + b"\r\n")
+        assert _read_all(conn).startswith(b"HTTP/1.1 431 ")
+
+
+def test_an_oversized_pipelined_head_does_not_cut_the_answer_under_way(quick: _Served) -> None:
+    with _connect(quick) as conn:
+        conn.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + _head_of(HEAD_BYTES + 1024))
+        assert _read_all(conn).endswith(b"\r\n\r\nstream")  # whole, then closed, no 431 inside
+
+
+def test_a_client_that_takes_no_answers_is_let_go(quick: _Served) -> None:
+    conn = _connect(quick)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        conn.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 4)
+        time.sleep(0.5)
+        connections = quick.server.server_state.connections
+        assert len(connections) == 1
+        deadline = time.monotonic() + quick_send_bound()
+        while connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not connections, "the server still holds a client that reads nothing"
+    finally:
+        conn.close()
+
+
+def quick_send_bound() -> float:
+    return _QuickProtocol.send_seconds + KEEP_ALIVE + DEADLINE * 3 + 3
+
+
+def test_a_client_waiting_for_its_100_continue_is_not_late(quick: _Served) -> None:
+    with _connect(quick) as conn:
+        conn.sendall(
+            b"POST /later HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        conn.settimeout(LONG + 5)
+        assert conn.recv(4096).startswith(b"HTTP/1.1 100 ")
+        conn.sendall(b"hello")
+        assert conn.recv(4096).endswith(b"\r\n\r\nhello")
 
 
 def test_uvicorns_own_protocol_reads_a_head_of_any_size(uvicorns_own: _Served) -> None:
