@@ -78,9 +78,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_request_timer()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
+        self._stop_send_timer()
         self._unset_keepalive_if_required()  # uvicorn's own does so on a clean close only
         super().connection_lost(exc)
 
@@ -98,7 +96,7 @@ class HttpProtocol(HttpToolsProtocol):
                 return
         if self._request_timer is None and (self._in_request or not self._request_ended):
             # part of a request, or bytes that are none (a bare CRLF): the deadline starts
-            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+            self._start_request_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -164,6 +162,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._stop_send_timer()
+
+    def _stop_send_timer(self) -> None:
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
@@ -173,6 +174,9 @@ class HttpProtocol(HttpToolsProtocol):
         waits for good otherwise, and so does closing (it sends what is buffered first)."""
         self._send_timer = None
         self.transport.abort()
+
+    def _start_request_timer(self) -> None:
+        self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
 
     def _stop_request_timer(self) -> None:
         if self._request_timer is not None:
@@ -188,12 +192,12 @@ class HttpProtocol(HttpToolsProtocol):
         if self.flow.read_paused or self.pipeline or (answering and cycle.waiting_for_100_continue):
             # mcpd holds the rest unread (a request queued behind an answer, a body not taken yet, a
             # client waiting for its 100 Continue): not the client's delay
-            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+            self._start_request_timer()
             return
         if not self._waited_for_unread and _unread_bytes(self.transport) > 0:
             # the loop was held: the rest may be waiting unread; once, so a flood cannot keep it
             self._waited_for_unread = True
-            self._request_timer = self.loop.call_later(self.request_seconds, self._request_late)
+            self._start_request_timer()
             return
         if answering and (cycle.response_started or not cycle.more_body):
             # an answer under way, or the app has its whole request: what is late is a pipelined
