@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +75,9 @@ class RoleMeter:
     window, plus the load generator (this process and the children it waited for in the window,
     i.e. wrk) and everything else on the machine. A context manager; `seconds` etc. after."""
 
-    def __init__(self, find_roles: Callable[[], dict[str, list[int]]]):
+    def __init__(self, find_roles: Callable[[], dict[str, list[int]]], ignored: Sequence[int] = ()):
         self.find_roles = find_roles  # called on entry: the processes as they are then
+        self.ignored = ignored  # processes counted nowhere (bench/spinners.py)
         self.roles: dict[str, list[int]] = {}
         self.seconds: dict[str, float] = {}
         self.generator = self.other = self.wall = 0.0
@@ -84,7 +85,7 @@ class RoleMeter:
     def _sample(self) -> tuple[float, float, dict[str, float]]:
         own = process_cpu_seconds(os.getpid()) + _children_seconds()
         roles = {r: sum(map(process_cpu_seconds, pids)) for r, pids in self.roles.items()}
-        return own, _busy_seconds(), roles
+        return own, _busy_seconds() - sum(map(process_cpu_seconds, self.ignored)), roles
 
     def __enter__(self) -> RoleMeter:
         self.roles = self.find_roles()

@@ -3,7 +3,7 @@ in one run, with the same upstream, tool and payload (issue 16, docs/performance
 
     python -m bench.peers [--targets direct,mcp-proxy,...,scaling] [--concurrency 1,8,32] [--seconds 5]
                           [--generators wrk,wire] [--count 20000] [--scaling-concurrency 1]
-                          [--json] [--save FILE]
+                          [--idle-spinners] [--json] [--save FILE]
 
 Targets, all on 127.0.0.1 (bench/procs.py starts them):
     direct          the fixture (tests/fixtures/mcp_fixture_server.py) serving Streamable HTTP itself
@@ -28,6 +28,9 @@ processes took. Last, the cold start of mcplocal, mcpd and the peers: each resta
 until its first correct echo, three times (the median), and the stdio fixture alone. Then the
 scaling part, if chosen: one wrk window of `--seconds` per size at `--scaling-concurrency`. A
 measurement: the issue's targets print as MET / MISS, exit status 0.
+
+`--idle-spinners` (a diagnostic, not the issue's run) keeps every CPU from halting during the
+windows (bench/spinners.py): what halting costs each target is the difference to a run without.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,7 @@ from bench.cpu import RoleMeter
 from bench.load import run_level
 from bench.peers_targets import Endpoint, check, cold_starts, start
 from bench.procs import ROOT, Processes, SetupError, with_processes
+from bench.spinners import IdleSpinners
 from bench.upstream import read_count
 from bench.wrkload import SETTLE_SECONDS, WrkFailed, close, open_checked, run_wrk
 
@@ -73,6 +78,7 @@ class Options:
     generators: list[str]
     scaling: bool
     scaling_concurrency: int
+    idle_spinners: bool
     json: bool
     save: Path | None
     mcp_proxy: Path
@@ -92,6 +98,11 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--generators", default="wrk,wire", help="wrk and/or wire (default both)")
     parser.add_argument(
         "--scaling-concurrency", type=int, default=1, help="scaling part: wrk connections (default 1)"
+    )
+    parser.add_argument(
+        "--idle-spinners",
+        action="store_true",
+        help="diagnostic: keep every CPU from halting during the windows (bench/spinners.py)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--save", type=Path, help="also write the JSON report to this file")
@@ -116,6 +127,7 @@ def parse(argv: list[str] | None = None) -> Options:
         generators=generators,
         scaling=SCALING in targets,
         scaling_concurrency=args.scaling_concurrency,
+        idle_spinners=args.idle_spinners,
         json=args.json,
         save=args.save,
         mcp_proxy=_installed(args.bench_dir, "mcp-proxy-*/bin/mcp-proxy"),
@@ -131,9 +143,9 @@ def _installed(bench_dir: Path, pattern: str) -> Path:
 class _Window(contextlib.AbstractContextManager["_Window"]):
     """Around one measured window: the CPU of each role and the connections the upstream accepted."""
 
-    def __init__(self, endpoint: Endpoint, generator: str, concurrency: int):
+    def __init__(self, endpoint: Endpoint, generator: str, concurrency: int, ignored: Sequence[int] = ()):
         self.endpoint, self.generator, self.concurrency = endpoint, generator, concurrency
-        self.meter = RoleMeter(endpoint.roles)
+        self.meter = RoleMeter(endpoint.roles, ignored)
         self.accepted: int | None = None
 
     def __enter__(self) -> _Window:
@@ -168,7 +180,7 @@ class _Window(contextlib.AbstractContextManager["_Window"]):
         )
 
 
-def _measure_wrk(endpoint: Endpoint, concurrency: int, seconds: float) -> report.Row:
+def _measure_wrk(endpoint: Endpoint, concurrency: int, seconds: float, ignored: Sequence[int]) -> report.Row:
     session = asyncio.run(open_checked(endpoint.target))
     try:
         session_id = session.headers.get("Mcp-Session-Id", "")
@@ -177,15 +189,17 @@ def _measure_wrk(endpoint: Endpoint, concurrency: int, seconds: float) -> report
         # then a pause for what wrk's stop left behind (calls whose client left, their cancellations)
         run_wrk(endpoint.target, session_id, concurrency, WRK_WARMUP_SECONDS, contextlib.nullcontext())
         time.sleep(SETTLE_SECONDS)
-        window = _Window(endpoint, "wrk", concurrency)
+        window = _Window(endpoint, "wrk", concurrency, ignored)
         done = run_wrk(endpoint.target, session_id, concurrency, seconds, window)
     finally:
         asyncio.run(close(session))
     return window.row(done.good, done.errors, done.first_error, done.seconds, done.p50_ms, done.p99_ms)
 
 
-def _measure_wire(endpoint: Endpoint, concurrency: int, options: Options) -> report.Row:
-    window = _Window(endpoint, "wire", concurrency)
+def _measure_wire(
+    endpoint: Endpoint, concurrency: int, options: Options, ignored: Sequence[int]
+) -> report.Row:
+    window = _Window(endpoint, "wire", concurrency, ignored)
     level = anyio.run(
         lambda: run_level(
             endpoint.target,
@@ -208,16 +222,17 @@ def _measure_wire(endpoint: Endpoint, concurrency: int, options: Options) -> rep
     )
 
 
-def measure(endpoints: list[Endpoint], options: Options) -> list[report.Row]:
+def measure(endpoints: list[Endpoint], options: Options, ignored: Sequence[int] = ()) -> list[report.Row]:
+    """Every window; `ignored` are processes whose CPU counts nowhere (the idle spinners)."""
     rows = []
     for concurrency in options.concurrency:
         for endpoint in endpoints:
             for generator in options.generators:
                 try:
                     if generator == "wrk":
-                        row = _measure_wrk(endpoint, concurrency, options.seconds)
+                        row = _measure_wrk(endpoint, concurrency, options.seconds, ignored)
                     else:
-                        row = _measure_wire(endpoint, concurrency, options)
+                        row = _measure_wire(endpoint, concurrency, options, ignored)
                 except Exception as exc:  # a broken window is a result; the other targets still run
                     row = report.failed(endpoint.name, generator, concurrency, _first(exc))
                 rows.append(row)
@@ -256,6 +271,7 @@ def _config(options: Options, loadavg: tuple[float, float, float]) -> dict[str, 
         "concurrency": options.concurrency,
         "generators": options.generators,
         "tool": "echo",
+        "idleSpinners": options.idle_spinners,
     }
 
 
@@ -321,7 +337,8 @@ def _start_and_measure(
         asyncio.run(check(endpoint))
     up = time.monotonic()
     print(f"  {len(endpoints)} targets up and answering echo after {up - began:.0f} s", file=sys.stderr)
-    rows = measure(endpoints, options)
+    with IdleSpinners() if options.idle_spinners else contextlib.nullcontext() as spinners:
+        rows = measure(endpoints, options, spinners.pids if spinners else ())
     cold = cold_starts(procs, endpoints)
     points: list[scaling.Point] = []
     scaled = time.monotonic()

@@ -266,6 +266,11 @@ def render(
         ),
         f"mcp-proxy {config['mcp-proxy']}, supergateway {config['supergateway']}; tools/call echo, "
         f"{config['seconds']:g} s per window; gateway CPU = the target's processes but the upstream fixture",
+        *(
+            ["DIAGNOSTIC (--idle-spinners): no CPU halted during the windows; not the issue's run"]
+            if config.get("idleSpinners")
+            else []
+        ),
         "",
     ]
     if rows:
