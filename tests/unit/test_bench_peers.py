@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import pytest
 from bench import peers_report as report
+from bench.cpu import RoleMeter, process_cpu_seconds
 from bench.peers_targets import upstream_cold_start
+from bench.spinners import IdleSpinners
 from bench.upstream import read_count
 from bench.wrkload import MARK, SCRIPT, WrkFailed, parse
 
@@ -155,3 +159,18 @@ def test_the_json_report_is_strict_json_with_per_process_cpu() -> None:
     first = json.loads(text)["rows"][0]
     assert first["cpuMsPerCall"] == {"upstream": 1.25} and first["gatewayCpuMsPerCall"] is None
     assert json.loads(text)["rows"][-1]["firstError"] == "boom"
+
+
+def test_idle_spinners_run_at_idle_priority_count_nowhere_and_end_with_the_block() -> None:
+    with IdleSpinners(count=2) as spinners:
+        pids = spinners.pids
+        assert len(pids) == 2
+        for pid in pids:
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        meter = RoleMeter(lambda: {"role": []}, ignored=pids)
+        with meter:
+            time.sleep(0.5)  # the spinners take the CPUs nothing else wants
+        assert sum(process_cpu_seconds(p) for p in pids) > 0.2
+        assert meter.other < 0.2  # their CPU is not "other processes"
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists()  # killed and reaped
