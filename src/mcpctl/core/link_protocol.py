@@ -36,10 +36,9 @@ only on a link that chose batches, and closes one whose batch is larger or holds
 from __future__ import annotations
 
 import collections
-import json
 from typing import Any
 
-import pydantic_core
+from mcpctl.core import jsontext
 
 LINK_PATH = "/api/v1/link"
 # The most a frame from mcpd may hold (an upstream's answer can be large: a stdio line may be 16 MiB).
@@ -90,13 +89,13 @@ class BadFrame(ValueError):
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return jsontext.dumps_text(frame)
 
 
 def decode(text: str | bytes) -> dict[str, Any]:
     """One frame; BadFrame for anything else (the parser's nesting limit answers a deep bomb)."""
     try:
-        frame = pydantic_core.from_json(text)
+        frame = jsontext.loads(text)
     except ValueError as exc:
         raise BadFrame(f"not JSON: {exc}") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("t"), str):

@@ -3,7 +3,7 @@ adapters). Nothing here knows whether mcpd is in this process or across HTTP."""
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +90,13 @@ class ProjectView:
     prompts: tuple[ProjectPrompt, ...] = ()
 
 
+def _event_id() -> str:
+    """128 random bits in 32 hex digits (uuid4's form): unique across every process that audits
+    into one table, and a fifth of uuid4's cost (no system call per event: `random`'s generator is
+    seeded from the OS, and again in a forked child). An event's id is not a secret."""
+    return f"{random.getrandbits(128):032x}"
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     kind: str  # tool_call | resource_read | prompt_get
@@ -104,7 +111,7 @@ class AuditRecord:
     client_addr: str | None = None
     # Its identity and time from the moment it happened: a replay from the spool stores it once,
     # with its own time.
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = field(default_factory=_event_id)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

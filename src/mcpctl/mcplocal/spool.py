@@ -25,8 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pydantic_core
-
+from mcpctl.core import jsontext
 from mcpctl.core.policy import Principal
 from mcpctl.mcplocal.ports import AuditRecord
 
@@ -43,9 +42,8 @@ def _retrieve(task: asyncio.Future[None]) -> None:
 
 def encode(record: AuditRecord) -> bytes:
     """One spool line: the record's own fields and who did it (never a secret: the token's hash).
-    Written out field by field and encoded by pydantic-core (non-ASCII as UTF-8; `decode` reads
-    both): a quarter of the cost of `fields()` and `json.dumps`, on every call's way out. A string
-    UTF-8 cannot hold (a lone surrogate) is written as `json.dumps` escapes it."""
+    Written out field by field and encoded by core.jsontext (non-ASCII as UTF-8; `decode` reads
+    both): a quarter of the cost of `fields()` and `json.dumps`, on every call's way out."""
     principal = record.principal
     body: dict[str, Any] = {
         "kind": record.kind,
@@ -68,10 +66,7 @@ def encode(record: AuditRecord) -> bytes:
         "event_id": record.event_id,
         "time": record.time.isoformat(),
     }
-    try:
-        return pydantic_core.to_json(body) + b"\n"
-    except ValueError:
-        return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+    return jsontext.dumps(body) + b"\n"
 
 
 def decode(line: bytes) -> AuditRecord:

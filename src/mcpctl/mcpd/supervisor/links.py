@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mcpctl.core import jsontext
 from mcpctl.mcpd.supervisor.groups import GroupLedger
 from mcpctl.mcpd.supervisor.ring import LineRing
 
@@ -194,7 +194,7 @@ class StdioLink:
         stdin = self.process.stdin
         if self._closed.is_set() or stdin is None or stdin.is_closing():
             raise LinkClosed(self._reason or "process stdin is closed")
-        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        data = jsontext.dumps(message) + b"\n"
         async with self._write_lock:
             try:
                 stdin.write(data)
@@ -211,7 +211,7 @@ class StdioLink:
             if not text:
                 continue
             try:
-                message = json.loads(text)
+                message = jsontext.loads(text)
             except ValueError:
                 self.stderr.append("[mcpd] not JSON on stdout: " + text[:200].decode(errors="replace"))
                 continue

@@ -44,6 +44,7 @@ import urllib.parse
 from collections.abc import Coroutine
 from typing import Any
 
+from mcpctl.core import jsontext
 from mcpctl.mcpd.supervisor.http1 import HttpConnection, Pool, check_header
 from mcpctl.mcpd.supervisor.http1 import request_head as _head
 from mcpctl.mcpd.supervisor.links import MAX_LINE_BYTES, LinkClosed, Received, SpawnError
@@ -138,7 +139,7 @@ class StreamableHttpLink:
         if method == "initialize":
             self.protocol_version = None
             self._prefix = None
-        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        body = jsontext.dumps(message)
         exchange = _Post(
             self, message.get("id") if is_request else None, is_request, method == "initialize", body
         )
@@ -453,7 +454,7 @@ class _Post:
         if event.event != "message" or not event.data:
             return
         try:
-            message = json.loads(event.data)
+            message = jsontext.loads(event.data)
         except ValueError as exc:
             self._settle(PARSE_ERROR, f"Failed to parse SSE message: {exc}")
             return
@@ -478,7 +479,7 @@ class _Post:
         body = b"".join(self.chunks)
         if self.mode == "json":
             try:
-                parsed = json.loads(body)
+                parsed = jsontext.loads(body)
             except ValueError as exc:
                 self._settle(PARSE_ERROR, f"Failed to parse JSON response: {exc}")
                 return
@@ -579,7 +580,7 @@ class _Stream:
             if event.event != "message" or not event.data:
                 continue
             try:
-                message = json.loads(event.data)
+                message = jsontext.loads(event.data)
             except ValueError:
                 logger.warning("%s sent an event that is not JSON; ignored", self.link.display)
                 continue
