@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e import rawmcp
 from tests.e2e.conftest import Cli, Mcpd, login_admin, running_mcpd
-from tests.e2e.upstreams import FIXTURE, PYTHON, require_everything, run, wait_running
+from tests.e2e.upstreams import FIXTURE, PYTHON, require_everything, run, wait_for, wait_running
 
 pytestmark = pytest.mark.e2e
 IDLE_SECONDS = 3
@@ -225,6 +226,44 @@ def test_notifications_cancelled_ends_a_direct_call_and_the_session_goes_on(op: 
         assert '"result"' not in ended["body"] and '"error"' not in ended["body"]  # ended without an answer
         again = rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "still here"})
         assert "still here" in json.dumps(rawmcp.answer_of(again))
+
+
+def test_a_client_that_hangs_up_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd) -> None:
+    """The call hears its connection end (http_protocol's DISCONNECTED future, no task watching
+    `receive()`) and ends with its upstream call: its audit event is written within seconds, not
+    when the upstream's 20 s sleep would have ended."""
+    token = mint(op, "hangup")
+    with httpx.Client(timeout=30) as http:
+        session = warm_session(http, op, token)
+    call = {
+        "jsonrpc": "2.0",
+        "id": "hung-up",
+        "method": "tools/call",
+        "params": {"name": "fx__sleep", "arguments": {"seconds": 20}},
+    }
+    body = json.dumps(call).encode()
+    target = httpx.URL(url(op))
+    head = [f"POST {target.raw_path.decode()} HTTP/1.1", f"Host: {target.host}:{target.port}"]
+    head += [f"{k}: {v}" for k, v in rawmcp.headers(token, session).items()]
+    head += [f"Content-Length: {len(body)}", "", ""]
+    with socket.create_connection((target.host, target.port), timeout=10) as client:
+        client.sendall("\r\n".join(head).encode() + body)
+        deadline = time.monotonic() + 10
+        while "hung-up" not in direct_ids(daemon) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "hung-up" in direct_ids(daemon)
+    hung_up = time.monotonic()
+
+    def audited() -> dict[str, Any] | None:
+        items = op.json("get", "auditevents", "-p", "direct", "--token", "hangup")["items"]
+        slept = [e["spec"] for e in items if e["spec"]["target"] == "sleep"]
+        return slept[0] if slept else None
+
+    event = wait_for("the hung-up call's audit event", audited, timeout=10)
+    assert time.monotonic() - hung_up < 10 and event["durationMs"] < 10_000
+    with httpx.Client(timeout=30) as http:  # and the session goes on
+        again = rawmcp.legacy_call(http, url(op), token, session, "fx__echo", {"text": "after"})
+        assert "after" in json.dumps(rawmcp.answer_of(again))
 
 
 def test_a_session_that_ends_mid_call_ends_its_direct_call(op: Cli, daemon: Mcpd) -> None:
