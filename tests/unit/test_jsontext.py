@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mcpctl.core import jsontext
+from mcpctl.core.jsontext import MAX_DEPTH
 
 MESSAGES = [
     {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"t": "hé"}}},
@@ -45,3 +46,18 @@ def test_a_lone_surrogate_is_written_escaped_and_read_back() -> None:
 def test_what_is_not_json_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         jsontext.loads(text)
+
+
+@pytest.mark.parametrize("escape", ["", '"\\ud800",'])
+def test_nesting_past_the_limit_is_refused_with_or_without_a_surrogate_before_it(escape: str) -> None:
+    """A lone surrogate sends the text to json's parser: the depth limit holds there too."""
+    deep = MAX_DEPTH + 5
+    with pytest.raises(ValueError):
+        jsontext.loads("[" + escape + "[" * deep + "]" * deep + "]")
+    fine = MAX_DEPTH - 1
+    assert jsontext.loads("[" + escape + "[" * fine + "]" * fine + "]")
+
+
+def test_a_str_holding_a_lone_surrogate_and_bytes_with_a_bom_read_as_json_reads_them() -> None:
+    assert jsontext.loads('{"a":"x\ud800"}') == {"a": "x\ud800"}
+    assert jsontext.loads(b'\xef\xbb\xbf{"a":1}') == json.loads(b'\xef\xbb\xbf{"a":1}') == {"a": 1}

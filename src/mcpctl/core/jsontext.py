@@ -9,8 +9,8 @@ surrogate) is written escaped, as `json.dumps` writes it (pydantic-core refuses 
 WebSocket frame or a UTF-8 line could not carry it raw), and such an escape is read as
 `json.loads` reads it (pydantic-core refuses it). Everything else reads and writes the same:
 compact separators, non-ASCII as is, NaN and Infinity as `json` writes them, big integers whole.
-Nesting deeper than pydantic-core's limit (200 levels, as the SDK's own parser) is refused: a
-deep-nesting bomb costs nothing.
+Nesting deeper than `MAX_DEPTH` (pydantic-core's limit, 200 levels) is refused on either path: a
+deep-nesting bomb costs nothing. Bytes may start with a UTF-8 BOM, as `json.loads` allows.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ from typing import Any
 
 import pydantic_core
 
+MAX_DEPTH = 200  # arrays and objects within each other, at most (pydantic-core's own limit)
+_BOM = b"\xef\xbb\xbf"
+
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON of `value` (dicts, lists, strings, numbers, booleans, None)."""
     try:
         return pydantic_core.to_json(value)
     except ValueError:
-        return json.dumps(value, separators=(",", ":")).encode()
+        return _json_dumps(value).encode()
 
 
 def dumps_text(value: Any) -> str:
@@ -34,17 +37,46 @@ def dumps_text(value: Any) -> str:
     try:
         return pydantic_core.to_json(value).decode()
     except ValueError:
+        return _json_dumps(value)
+
+
+def _json_dumps(value: Any) -> str:
+    """json's text of what pydantic-core refused: non-ASCII escaped, so that UTF-8 can carry it."""
+    try:
         return json.dumps(value, separators=(",", ":"))
+    except RecursionError:
+        raise ValueError("a value nested too deeply to write as JSON") from None
 
 
 def loads(text: str | bytes) -> Any:
     """The value of one JSON text; ValueError (with its position) when it is not JSON."""
+    if isinstance(text, bytes) and text.startswith(_BOM):
+        text = text[len(_BOM) :]  # json reads bytes that start with one; pydantic-core does not
     try:
         return pydantic_core.from_json(text)
+    except TypeError:  # a str holding a lone surrogate itself (json reads it as it is)
+        pass
     except ValueError as exc:
         if "surrogate" not in str(exc) and "hex escape" not in str(exc):
             raise
     try:  # an escaped lone surrogate, which json reads into the str
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    if _deeper_than(value, MAX_DEPTH):  # the limit holds on this path too
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
