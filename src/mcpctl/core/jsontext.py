@@ -34,10 +34,7 @@ def dumps(value: Any) -> bytes:
 
 def dumps_text(value: Any) -> str:
     """`dumps` as a str (for a text WebSocket frame or an SSE event)."""
-    try:
-        return pydantic_core.to_json(value).decode()
-    except ValueError:
-        return _json_dumps(value)
+    return dumps(value).decode()
 
 
 def _json_dumps(value: Any) -> str:
