@@ -23,7 +23,8 @@ with keep-alive that never drops a request that has already arrived.
   (bare CRLFs, which the parser skips), and the rest of a body a response did not wait for. What
   is late is the client's only: when the server holds the rest unread (a pipelined request queued
   behind an answer, a body the app has not taken yet, a client waiting for its 100 Continue) the
-  deadline starts again; when an answer is under way, or the app has its whole request, the late
+  deadline starts again, and once more when the hold has ended (the 100 Continue may have gone out
+  just before the check); when an answer is under way, or the app has its whole request, the late
   bytes are a pipelined request and the connection closes after that answer, not in it.
 - **A head is at most `HEAD_BYTES` (64 KiB) and `HEAD_FIELDS` (200) headers**, over either a
   `431` (after the answer under way, if any): httptools keeps no limit, and holds a header that
@@ -70,6 +71,7 @@ class HttpProtocol(HttpToolsProtocol):
     _request_ended = False  # a request ended in the bytes being parsed now
     _upgraded = False  # handed to the WebSocket protocol: no longer this one's to time
     _waited_for_unread = False  # the deadline was extended once for bytes the kernel held
+    _held_by_server = False  # the deadline was last extended because mcpd held the rest unread
     _requests_begun = 0
     _in_head = False  # a request's first byte was parsed, the end of its head not yet
     _head_bytes = 0  # of the request being parsed: its line and headers so far (at least)
@@ -160,7 +162,7 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_request, self._request_ended = False, True
-        self._waited_for_unread = False
+        self._waited_for_unread = self._held_by_server = False
         self._stop_request_timer()
 
     def handle_websocket_upgrade(self) -> None:
@@ -205,6 +207,13 @@ class HttpProtocol(HttpToolsProtocol):
         if self.flow.read_paused or self.pipeline or (answering and cycle.waiting_for_100_continue):
             # mcpd holds the rest unread (a request queued behind an answer, a body not taken yet, a
             # client waiting for its 100 Continue): not the client's delay
+            self._held_by_server = True
+            self._start_request_timer()
+            return
+        if self._held_by_server:
+            # the hold ended since the last check (the 100 Continue went out a moment ago, say): the
+            # client has a whole deadline from now, not what was left of this one
+            self._held_by_server = False
             self._start_request_timer()
             return
         if not self._waited_for_unread and _unread_bytes(self.transport) > 0:
